@@ -1,0 +1,107 @@
+"""rerank-runner batch commands: list, status, results, cancel.
+
+    python batch.py list
+    python batch.py status BATCH [--watch] [--json]
+    python batch.py results BATCH [--output FILE] [--errors FILE]
+    python batch.py cancel BATCH
+
+They work against $REDIS_URL (or --redis-url); without one, against the embedded
+Redis that a local `python enqueue.py` run left in --state-dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import orjson
+
+from jobs.batches import UnknownBatchError, batch_status, cancel, export, export_to_files, list_batches
+from jobs.connection import DEFAULT_STATE_DIR, connect
+from jobs.progress import wait_for_batch
+from jobs.settings import RunnerSettings
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python batch.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--redis-url", help="default: $REDIS_URL, else the embedded Redis in --state-dir")
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="batch names in this Redis")
+    status = commands.add_parser("status", help="counts, rate and ETA")
+    status.add_argument("batch")
+    status.add_argument("--watch", action="store_true", help="progress bar until the batch finishes")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    results = commands.add_parser("results", help="export results (JSONL, dataset order)")
+    results.add_argument("batch")
+    results.add_argument("--output", type=Path, help="default: results/BATCH.jsonl")
+    results.add_argument(
+        "--errors", type=Path, help="failed and unfinished lines (default: results/BATCH.errors.jsonl)"
+    )
+    cancel_cmd = commands.add_parser("cancel", help="drop queued lines; finished results are kept")
+    cancel_cmd.add_argument("batch")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
+    async with connect(settings.redis_url, args.state_dir) as conn:
+        redis = conn.redis
+        if args.command == "list":
+            for name in await list_batches(redis):
+                print(name)
+            return 0
+        if args.command == "status":
+            status = await (
+                wait_for_batch(redis, args.batch) if args.watch else batch_status(redis, args.batch)
+            )
+            if args.json:
+                print(orjson.dumps(status.to_json()).decode())
+            else:
+                rate = f"{status.rate:.1f} lines/s" if status.rate else "n/a"
+                state = "cancelled" if status.cancelled else ("finished" if status.finished else "running")
+                print(
+                    f"batch {status.batch}: {state}\n"
+                    f"  total {status.total}  succeeded {status.succeeded}  failed {status.failed}  "
+                    f"pending {status.pending}\n  rate {rate}  eta {_duration(status.eta_seconds)}"
+                )
+            return 0
+        if args.command == "results":
+            out = args.output or Path("results") / f"{args.batch}.jsonl"
+            err = args.errors or Path("results") / f"{args.batch}.errors.jsonl"
+            results, errors = export_to_files(out, err)
+            with results, errors:
+                counts = await export(redis, args.batch, results, errors)
+            print(
+                f"{counts.succeeded} results -> {out}\n"
+                f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}"
+            )
+            return 0
+        removed = await cancel(redis, args.batch)
+        print(f"batch {args.batch} cancelled: {removed} queued lines removed; finished results kept")
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = RunnerSettings(**({"redis_url": args.redis_url} if args.redis_url else {}))
+    try:
+        return asyncio.run(run(args, settings))
+    except UnknownBatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

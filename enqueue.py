@@ -1,0 +1,241 @@
+"""rerank-runner: re-rank every line of a JSONL dataset through a rerank model.
+
+    python enqueue.py dataset.jsonl
+
+validates the whole file first (every bad line is reported with its line number
+and field; nothing is enqueued unless --skip-invalid), then enqueues one job per
+line into Redis.  Job ids are BATCH:LINE-ID, so running the same command again
+only adds lines that are neither queued nor done (a resume).
+
+Without REDIS_URL / --redis-url it runs everything on this machine: it starts a
+Redis server (state in --state-dir), runs workers in-process until the batch is
+done, writes the results file and stops what it started.  With a Redis URL it
+enqueues and prints the commands to start workers, follow progress and export
+results; --wait follows the batch and exports when it finishes.
+
+The default model is local/bm25, a key-free lexical reranker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+from arq.worker import Worker
+
+from jobs.batches import BatchStatus, export, export_to_files
+from jobs.connection import DEFAULT_STATE_DIR, Connection, connect, open_pool, redacted
+from jobs.dataset import DatasetLine, LineError
+from jobs.progress import wait_for_batch
+from jobs.queue import EnqueueCounts, enqueue_lines, register_batch
+from jobs.settings import RunnerSettings
+from jobs.validation import ModelCheck, checked_lines, validate_file
+from worker import worker_options
+
+BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+ERRORS_SHOWN = 100
+
+
+def default_batch_name(path: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem).strip("-.") or "batch"
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+    return f"{stem[:80]}-{digest}"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python enqueue.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("dataset", type=Path, help="JSONL file: one query, its id and its documents per line")
+    parser.add_argument(
+        "--model", help="model for lines without one (default: $RR_DEFAULT_MODEL or local/bm25)"
+    )
+    parser.add_argument(
+        "--batch", help="batch name (default: file name + hash of its path, stable across runs)"
+    )
+    parser.add_argument("--redis-url", help="Redis to enqueue into (default: $REDIS_URL; none: run locally)")
+    parser.add_argument("--wait", action="store_true", help="with a Redis URL: follow the batch, then export")
+    parser.add_argument("--output", type=Path, help="results JSONL (default: results/BATCH.jsonl)")
+    parser.add_argument(
+        "--errors", type=Path, help="failed lines JSONL (default: results/BATCH.errors.jsonl)"
+    )
+    parser.add_argument(
+        "--rejects", type=Path, help="invalid lines JSONL (default: results/BATCH.rejects.jsonl)"
+    )
+    parser.add_argument(
+        "--skip-invalid", action="store_true", help="enqueue the valid lines even if some are bad"
+    )
+    parser.add_argument("--check", action="store_true", help="validate the file and stop")
+    parser.add_argument(
+        "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="embedded Redis data (local mode)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+@dataclass
+class Paths:
+    results: Path
+    errors: Path
+    rejects: Path
+
+
+class RejectLog:
+    """Prints the first bad lines and writes all of them to the rejects file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.shown = 0
+        self.handle: BinaryIO | None = None
+
+    def __call__(self, error: LineError) -> None:
+        for message in error.describe():
+            if self.shown < ERRORS_SHOWN:
+                print(message, file=sys.stderr)
+            self.shown += 1
+        if self.handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = self.path.open("wb")
+        self.handle.write(orjson.dumps(error.to_json()) + b"\n")
+
+    def close(self) -> None:
+        if self.handle:
+            self.handle.close()
+        if self.shown > ERRORS_SHOWN:
+            print(f"... {self.shown - ERRORS_SHOWN} more problems not shown", file=sys.stderr)
+
+
+def valid_lines(path: Path, skip: set[int]) -> Iterator[DatasetLine]:
+    for parsed in checked_lines(path, ModelCheck()):
+        if isinstance(parsed, DatasetLine) and parsed.line_no not in skip:
+            yield parsed
+
+
+async def run_local_workers(
+    conn: Connection, settings: RunnerSettings, batch: str, show: bool
+) -> BatchStatus:
+    worker = Worker(
+        **worker_options(settings),
+        redis_pool=await open_pool(conn.url),
+        handle_signals=False,
+    )
+    task = asyncio.create_task(worker.async_run())
+    try:
+        return await wait_for_batch(conn.redis, batch, show=show)
+    finally:
+        await worker.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def print_next_steps(batch: str, conn: Connection, paths: Paths) -> None:
+    env = f"REDIS_URL={redacted(conn.url)} "
+    print(f"batch {batch}")
+    print("next:")
+    print(f"  start workers:    {env}python worker.py")
+    print(f"  follow progress:  {env}python batch.py status {batch} --watch")
+    print(f"  export results:   {env}python batch.py results {batch} --output {paths.results}")
+
+
+async def enqueue_and_follow(args: argparse.Namespace, settings: RunnerSettings, batch: str, paths: Paths,
+                             skip: set[int], model: str) -> int:  # fmt: skip
+    async with connect(settings.redis_url, args.state_dir) as conn:
+        await register_batch(conn.redis, batch, str(args.dataset.resolve()), model, settings.result_ttl_ms)
+        started = time.monotonic()
+        counts: EnqueueCounts = await enqueue_lines(
+            conn.redis,
+            batch,
+            valid_lines(args.dataset, skip),
+            default_model=model,
+            job_expiry_ms=settings.job_expiry_ms,
+            result_ttl_ms=settings.result_ttl_ms,
+        )
+        elapsed = time.monotonic() - started
+        print(
+            f"enqueued {counts.added} new lines in {elapsed:.1f}s; skipped {counts.skipped} "
+            f"({counts.already_queued} already queued, {counts.already_done} already done)"
+        )
+        show = not args.no_progress
+        if conn.embedded:
+            print(f"batch {batch}: running locally (Redis state in {args.state_dir}/)")
+            status = await run_local_workers(conn, settings, batch, show)
+        elif args.wait:
+            print_next_steps(batch, conn, paths)
+            status = await wait_for_batch(conn.redis, batch, show=show)
+        else:
+            print_next_steps(batch, conn, paths)
+            return 0
+        results, errors = export_to_files(paths.results, paths.errors)
+        with results, errors:
+            exported = await export(conn.redis, batch, results, errors)
+        rate = f", {status.rate:.1f} lines/s" if status.rate else ""
+        print(
+            f"done: {exported.succeeded} succeeded, {exported.failed} failed, "
+            f"{exported.unfinished} unfinished{rate}\n"
+            f"results: {paths.results}\nerrors:  {paths.errors}"
+        )
+        return 0 if exported.unfinished == 0 else 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if args.redis_url:
+        overrides["redis_url"] = args.redis_url
+    if args.model:
+        overrides["default_model"] = args.model
+    settings = RunnerSettings(**overrides)
+    if not args.dataset.is_file():
+        print(f"error: {args.dataset}: no such file", file=sys.stderr)
+        return 2
+    batch = args.batch or default_batch_name(args.dataset)
+    if not BATCH_NAME.match(batch):
+        print(f"error: batch name {batch!r}: use letters, digits, '.', '_' or '-'", file=sys.stderr)
+        return 2
+    if problem := ModelCheck().problem(settings.default_model):
+        print(f"error: --model: {problem}", file=sys.stderr)
+        return 2
+    out = Path("results")
+    paths = Paths(
+        results=args.output or out / f"{batch}.jsonl",
+        errors=args.errors or out / f"{batch}.errors.jsonl",
+        rejects=args.rejects or out / f"{batch}.rejects.jsonl",
+    )
+    rejects = RejectLog(paths.rejects)
+    try:
+        report = validate_file(args.dataset, rejects)
+    finally:
+        rejects.close()
+    print(f"checked {report.lines} lines: {report.valid} valid, {report.invalid_lines} invalid")
+    if not report.ok:
+        print(f"all problems written to {paths.rejects}", file=sys.stderr)
+        if not args.skip_invalid:
+            print("nothing enqueued; fix the lines above or pass --skip-invalid", file=sys.stderr)
+            return 1
+    if args.check:
+        return 0 if report.ok else 1
+    if report.valid == 0:
+        print("error: no valid lines to enqueue", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(
+            enqueue_and_follow(args, settings, batch, paths, report.duplicate_lines, settings.default_model)
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

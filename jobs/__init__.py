@@ -1,0 +1,1 @@
+"""Datasets, queueing, result records and batch bookkeeping in Redis."""

@@ -1,0 +1,197 @@
+"""Batch bookkeeping: status, export of results, cancellation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+from redis.asyncio import Redis
+
+from jobs import keys
+
+EXPORT_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    batch: str
+    total: int
+    succeeded: int
+    failed: int
+    cancelled: bool
+    created_at: float | None
+    started_at: float | None
+    updated_at: float | None
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed
+
+    @property
+    def pending(self) -> int:
+        return max(self.total - self.done, 0)
+
+    @property
+    def finished(self) -> bool:
+        return self.total > 0 and self.pending == 0
+
+    @property
+    def rate(self) -> float | None:
+        """Lines per second since the first result (to the last, once finished)."""
+        if self.started_at is None or self.done == 0:
+            return None
+        end = self.updated_at if self.finished and self.updated_at else time.time()
+        elapsed = end - self.started_at
+        return self.done / elapsed if elapsed > 0 else None
+
+    @property
+    def eta_seconds(self) -> float | None:
+        rate = self.rate
+        if self.finished:
+            return 0.0
+        return self.pending / rate if rate else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch,
+            "total": self.total,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "pending": self.pending,
+            "cancelled": self.cancelled,
+            "finished": self.finished,
+            "rate_per_s": round(self.rate, 2) if self.rate else None,
+            "eta_s": round(self.eta_seconds, 1) if self.eta_seconds is not None else None,
+        }
+
+
+class UnknownBatchError(LookupError):
+    pass
+
+
+def _float(value: bytes | None) -> float | None:
+    return float(value) if value else None
+
+
+async def batch_status(redis: Redis, batch: str) -> BatchStatus:
+    fields = await redis.hgetall(keys.batch(batch))  # type: ignore[misc]
+    if not fields:
+        raise UnknownBatchError(f"no batch named {batch!r} in this Redis")
+    count = {k.decode(): v for k, v in fields.items()}
+    return BatchStatus(
+        batch=batch,
+        total=int(count.get("total", 0)),
+        succeeded=int(count.get("succeeded", 0)),
+        failed=int(count.get("failed", 0)),
+        cancelled=bool(count.get("cancelled")),
+        created_at=_float(count.get("created_at")),
+        started_at=_float(count.get("started_at")),
+        updated_at=_float(count.get("updated_at")),
+    )
+
+
+async def list_batches(redis: Redis) -> list[str]:
+    return [b.decode() for b in await redis.zrange(keys.BATCHES, 0, -1)]
+
+
+async def _line_chunks(redis: Redis, batch: str) -> AsyncIterator[list[tuple[Any, int, str]]]:
+    """(line id, line number, job id) in dataset order, a chunk at a time."""
+    start = 0
+    while True:
+        members = await redis.zrange(
+            keys.batch_lines(batch), start, start + EXPORT_CHUNK - 1, withscores=True
+        )
+        if not members:
+            return
+        chunk = []
+        for raw_id, line_no in members:
+            line_id = orjson.loads(raw_id)
+            chunk.append((line_id, int(line_no), keys.job_id(batch, str(line_id))))
+        yield chunk
+        start += EXPORT_CHUNK
+
+
+@dataclass
+class ExportCounts:
+    succeeded: int = 0
+    failed: int = 0
+    unfinished: int = 0
+
+
+def _unfinished_reason(cancelled: bool, queued: bool, running: bool) -> tuple[str, str]:
+    if running:
+        return "running", "the line is being re-ranked right now"
+    if queued:
+        if cancelled:
+            return "cancelled", "the batch was cancelled before this line ran"
+        return "queued", "the line is waiting for a worker"
+    if cancelled:
+        return "cancelled", "the batch was cancelled before this line ran"
+    return "lost", "no job and no result (expired, or out of tries); run enqueue again to re-queue it"
+
+
+async def export(redis: Redis, batch: str, results: BinaryIO, errors: BinaryIO) -> ExportCounts:
+    """Write every line of the batch, in dataset order, to exactly one of the two files."""
+    status = await batch_status(redis, batch)
+    counts = ExportCounts()
+    async for chunk in _line_chunks(redis, batch):
+        async with redis.pipeline(transaction=False) as pipe:
+            for _, _, job in chunk:
+                pipe.hmget(keys.result(job), ["status", "record"])
+                pipe.exists(keys.arq_job(job))
+                pipe.exists(keys.arq_in_progress(job))
+            replies = await pipe.execute()
+        for i, (line_id, line_no, _) in enumerate(chunk):
+            (state, record), queued, running = replies[3 * i], replies[3 * i + 1], replies[3 * i + 2]
+            if state == b"succeeded":
+                counts.succeeded += 1
+                results.write(record + b"\n")
+            elif state == b"failed":
+                counts.failed += 1
+                errors.write(record + b"\n")
+            else:
+                counts.unfinished += 1
+                code, message = _unfinished_reason(status.cancelled, bool(queued), bool(running))
+                entry = {"id": line_id, "line": line_no, "error": {"code": code, "message": message}}
+                errors.write(orjson.dumps(entry) + b"\n")
+    return counts
+
+
+def export_to_files(results_path: Path, errors_path: Path) -> tuple[BinaryIO, BinaryIO]:
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    errors_path.parent.mkdir(parents=True, exist_ok=True)
+    return results_path.open("wb"), errors_path.open("wb")
+
+
+CANCEL_LUA = """
+local queue, job_prefix, progress_prefix, result_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local removed = 0
+for i = 5, #ARGV do
+  local jid = ARGV[i]
+  if redis.call('EXISTS', result_prefix .. jid, progress_prefix .. jid) == 0 then
+    removed = removed + redis.call('ZREM', queue, jid)
+    redis.call('DEL', job_prefix .. jid)
+  end
+end
+return removed
+"""
+
+
+async def cancel(redis: Redis, batch: str) -> int:
+    """Take the batch's queued lines off the queue; running and finished ones are kept.
+
+    Returns how many queued lines were removed.  Re-running enqueue for the batch
+    resumes it.
+    """
+    await batch_status(redis, batch)
+    await redis.hset(keys.batch(batch), "cancelled", "1")  # type: ignore[misc]
+    script = redis.register_script(CANCEL_LUA)
+    removed = 0
+    async for chunk in _line_chunks(redis, batch):
+        args = [keys.QUEUE, keys.ARQ_JOB_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX, keys.RESULT_PREFIX]
+        removed += int(await script(keys=[keys.QUEUE], args=[*args, *(job for _, _, job in chunk)]))
+    return removed

@@ -1,0 +1,50 @@
+"""Every Redis key rerank-runner reads or writes, in one place.
+
+arq's own keys (job payloads, in-progress markers, retry counters) keep arq's
+prefixes; ours start with ``rr:``.  A job id is ``{batch}:{line id}``; batch names
+cannot contain ``:`` so the split is unambiguous.
+"""
+
+from __future__ import annotations
+
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
+
+QUEUE = "rr:queue"
+"""arq queue (sorted set of job ids by run-at time in ms)."""
+JOB_FUNCTION = "rerank_line"
+BATCHES = "rr:batches"
+"""Sorted set: batch name -> creation time (unix seconds)."""
+
+ARQ_JOB_PREFIX = job_key_prefix
+ARQ_IN_PROGRESS_PREFIX = in_progress_key_prefix
+ARQ_RETRY_PREFIX = retry_key_prefix
+RESULT_PREFIX = "rr:result:"
+
+
+def job_id(batch: str, line_key: str) -> str:
+    return f"{batch}:{line_key}"
+
+
+def arq_job(job: str) -> str:
+    """arq's payload key for a queued job (deleted by arq once the job finishes)."""
+    return ARQ_JOB_PREFIX + job
+
+
+def arq_in_progress(job: str) -> str:
+    return ARQ_IN_PROGRESS_PREFIX + job
+
+
+def result(job: str) -> str:
+    """Hash ``{status, record}``: status is ``succeeded`` or ``failed``, record is JSON."""
+    return RESULT_PREFIX + job
+
+
+def batch(name: str) -> str:
+    """Hash of the batch's counters (total, succeeded, failed) and facts
+    (created_at, source, default_model, cancelled, started_at, updated_at)."""
+    return f"rr:batch:{name}"
+
+
+def batch_lines(name: str) -> str:
+    """Sorted set: JSON-encoded line id -> line number in the dataset."""
+    return f"rr:batch:{name}:lines"

@@ -1,0 +1,98 @@
+"""Result records: one per line, written once, counted once.
+
+A job may run twice (arq is at-least-once).  The write is a Lua script that sets
+the record and moves the batch counters in one atomic step: a line that already
+succeeded is never overwritten or counted again; a failure may later be replaced
+by a success (the counters move from failed to succeeded).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from jobs import keys
+from providers.types import RerankResponse
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+
+WRITE_LUA = """
+local result_key, batch_key = KEYS[1], KEYS[2]
+local status, record, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local previous = redis.call('HGET', result_key, 'status')
+if previous == 'succeeded' then
+  return 0
+end
+redis.call('HSET', result_key, 'status', status, 'record', record)
+local now = redis.call('TIME')
+local stamp = now[1] .. '.' .. string.format('%06d', now[2])
+redis.call('HSETNX', batch_key, 'started_at', stamp)
+redis.call('HSET', batch_key, 'updated_at', stamp)
+if ttl > 0 then
+  redis.call('PEXPIRE', result_key, ttl)
+  redis.call('PEXPIRE', batch_key, ttl)
+end
+if previous == status then
+  return 0
+end
+if previous then
+  redis.call('HINCRBY', batch_key, previous, -1)
+end
+redis.call('HINCRBY', batch_key, status, 1)
+return 1
+"""
+
+
+def _base(line: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = {"id": line["id"], "line": line["line"], "model": line["model"]}
+    if "metadata" in line:
+        record["metadata"] = line["metadata"]
+    return record
+
+
+def success_record(line: dict[str, Any], response: RerankResponse, latency_s: float) -> dict[str, Any]:
+    documents = line["documents"]
+    ranked = []
+    for result in response.results:
+        item: dict[str, Any] = {"index": result.index, "relevance_score": result.relevance_score}
+        document = documents[result.index]
+        if isinstance(document, dict) and "id" in document:
+            item["document_id"] = document["id"]
+        if line.get("return_documents"):
+            item["document"] = document
+        ranked.append(item)
+    record = _base(line)
+    record.update(
+        results=ranked,
+        usage=response.usage,
+        response_id=response.response_id,
+        request_id=response.request_id,
+        attempts=response.attempts,
+        latency_ms=round(latency_s * 1000, 1),
+        finished_at=round(time.time(), 3),
+    )
+    return record
+
+
+def failure_record(line: dict[str, Any], error: dict[str, Any], latency_s: float) -> dict[str, Any]:
+    record = _base(line)
+    record.update(error=error, latency_ms=round(latency_s * 1000, 1), finished_at=round(time.time(), 3))
+    return record
+
+
+class RecordWriter:
+    def __init__(self, redis: Redis, ttl_ms: int) -> None:
+        self._script = redis.register_script(WRITE_LUA)
+        self._ttl_ms = ttl_ms
+
+    async def write(self, batch: str, job_id: str, status: str, record: dict[str, Any]) -> bool:
+        """True when this write changed the line's outcome (and the counters)."""
+        changed = await self._script(
+            keys=[keys.result(job_id), keys.batch(batch)],
+            args=[status, orjson.dumps(record), self._ttl_ms],
+        )
+        return bool(changed)

@@ -1,0 +1,67 @@
+"""Runner configuration, read once at the edge (environment + CLI) into typed objects."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from providers.deployment import Credentials
+from providers.registry import credentials_from
+
+DEFAULT_MODEL = "local/bm25"
+DEADLINE_MARGIN_SECONDS = 5.0
+
+
+class RunnerSettings(BaseSettings):
+    """Tuning shared by ``enqueue.py``, ``worker.py`` and ``batch.py`` (``RR_*`` variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="RR_", extra="ignore", populate_by_name=True)
+
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "RR_REDIS_URL"))
+    default_model: str = DEFAULT_MODEL
+    job_timeout: float = Field(300.0, gt=DEADLINE_MARGIN_SECONDS)
+    """arq's hard limit per job; a killed worker's job re-runs this long (+10 s) later."""
+    job_expiry_hours: float = Field(7 * 24.0, gt=0)
+    """A queued job not started within this time is dropped by arq (reported as lost)."""
+    result_ttl_days: float = Field(30.0, ge=0)
+    """How long result records and batch bookkeeping live; 0 keeps them forever."""
+    max_jobs: int = Field(16, ge=1)
+    """Concurrent lines per worker process."""
+    max_tries: int = Field(10, ge=1)
+    """arq runs of one job (kills and shutdowns count); provider retries are separate."""
+    shutdown_grace: int = Field(30, ge=0)
+    """Seconds a worker lets in-flight lines finish after SIGTERM before handing them back."""
+    http_timeout: float = Field(60.0, gt=0)
+    retry_attempts: int = Field(4, ge=1)
+    retry_max_seconds: float = Field(90.0, gt=0)
+
+    @model_validator(mode="after")
+    def _retries_fit_in_job(self) -> RunnerSettings:
+        if self.retry_max_seconds + self.http_timeout > self.line_deadline:
+            raise ValueError(
+                f"RR_RETRY_MAX_SECONDS + RR_HTTP_TIMEOUT ({self.retry_max_seconds:g} + "
+                f"{self.http_timeout:g}) must fit inside RR_JOB_TIMEOUT minus "
+                f"{DEADLINE_MARGIN_SECONDS:g}s ({self.line_deadline:g})"
+            )
+        return self
+
+    @property
+    def line_deadline(self) -> float:
+        """A line's own time budget: it records a failure itself before arq kills it."""
+        return self.job_timeout - DEADLINE_MARGIN_SECONDS
+
+    @property
+    def job_expiry_ms(self) -> int:
+        return int(self.job_expiry_hours * 3_600_000)
+
+    @property
+    def result_ttl_ms(self) -> int:
+        return int(self.result_ttl_days * 86_400_000)
+
+
+def provider_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Credentials]:
+    """Keys and base URLs for every provider, from the environment (or a given mapping)."""
+    return credentials_from(os.environ if environ is None else environ)

@@ -1,0 +1,113 @@
+"""Whole-file validation before anything is enqueued.
+
+Memory stays flat as the file grows except for duplicate detection, which keeps
+8 bytes per line (a 64-bit hash of each id) and 8 per invalid line; lines whose
+hashes collide are confirmed by exact comparison in a second, targeted pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from jobs.dataset import DatasetLine, FieldError, LineError, line_key, parse_line, read_lines
+from providers.errors import ConfigurationError
+from providers.registry import deployment_for
+
+
+def id_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+
+
+class ModelCheck:
+    """Whether a model name resolves to a known provider; answers cached per name."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str | None] = {}
+
+    def problem(self, model: str) -> str | None:
+        if model not in self._seen:
+            try:
+                deployment_for(model, {})
+                self._seen[model] = None
+            except ConfigurationError as exc:
+                self._seen[model] = exc.message
+        return self._seen[model]
+
+
+@dataclass
+class ValidationReport:
+    lines: int = 0
+    invalid_lines: int = 0
+    duplicate_lines: set[int] = field(default_factory=set)
+    """Line numbers of second and later occurrences of an id (the first is kept)."""
+
+    @property
+    def valid(self) -> int:
+        return self.lines - self.invalid_lines
+
+    @property
+    def ok(self) -> bool:
+        return self.invalid_lines == 0
+
+
+def checked_lines(path: Path, models: ModelCheck) -> Iterator[DatasetLine | LineError]:
+    """Every non-blank line, parsed and checked (model names included), without duplicates."""
+    for line_no, raw in read_lines(path):
+        yield parse_line(line_no, raw, models.problem)
+
+
+def _raw_key(raw: bytes) -> str | None:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return line_key(obj.get("id")) if isinstance(obj, dict) else None
+
+
+def _duplicate_errors(path: Path, colliding: set[int]) -> Iterator[LineError]:
+    first_seen: dict[str, int] = {}
+    for line_no, raw in read_lines(path):
+        key = _raw_key(raw)
+        if key is None or id_hash(key) not in colliding:
+            continue
+        first = first_seen.setdefault(key, line_no)
+        if first != line_no:
+            reason = f"duplicate id {key!r} (first on line {first})"
+            yield LineError(line_no, (FieldError("id", reason),), raw)
+
+
+def validate_file(path: Path, on_error: Callable[[LineError], None]) -> ValidationReport:
+    report = ValidationReport()
+    hashes = array("Q")
+    invalid = array("Q")  # ascending line numbers
+    models = ModelCheck()
+    for line_no, raw in read_lines(path):
+        report.lines += 1
+        parsed = parse_line(line_no, raw, models.problem)
+        if isinstance(parsed, LineError):
+            invalid.append(line_no)
+            on_error(parsed)
+            key = _raw_key(raw)
+        else:
+            key = parsed.key
+        if key is not None:
+            hashes.append(id_hash(key))
+    ordered = np.sort(np.frombuffer(hashes, dtype=np.uint64))
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if repeated.size:
+        for error in _duplicate_errors(path, {int(h) for h in np.unique(repeated)}):
+            report.duplicate_lines.add(error.line_no)
+            on_error(error)
+    already_invalid = sum(
+        1 for n in report.duplicate_lines if (i := bisect_left(invalid, n)) < len(invalid) and invalid[i] == n
+    )
+    report.invalid_lines = len(invalid) + len(report.duplicate_lines) - already_invalid
+    return report

@@ -1,0 +1,62 @@
+"""The arq job: re-rank one dataset line and record its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from jobs import keys
+from jobs.records import FAILED, SUCCEEDED, RecordWriter, failure_record, success_record
+from providers.errors import DeadlineExceededError, RerankError
+from providers.reranker import Reranker
+from providers.types import RerankRequest
+
+log = logging.getLogger("rerank_runner.worker")
+
+
+@dataclass
+class WorkerState:
+    """What every job in a worker process shares, built once at start-up."""
+
+    reranker: Reranker
+    writer: RecordWriter
+    line_deadline: float
+
+
+def request_from(line: dict[str, Any]) -> RerankRequest:
+    return RerankRequest(
+        query=line["query"],
+        documents=line["documents"],
+        top_n=line.get("top_n"),
+        rank_fields=line.get("rank_fields"),
+        return_documents=bool(line.get("return_documents", False)),
+        max_chunks_per_doc=line.get("max_chunks_per_doc"),
+        max_tokens_per_doc=line.get("max_tokens_per_doc"),
+    )
+
+
+async def rerank_line(ctx: dict[str, Any], line: dict[str, Any]) -> None:
+    state: WorkerState = ctx["state"]
+    batch = line["batch"]
+    if await ctx["redis"].hget(keys.batch(batch), "cancelled"):
+        return
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(state.line_deadline):
+            response = await state.reranker.rerank(line["model"], request_from(line))
+        status, record = SUCCEEDED, success_record(line, response, time.monotonic() - started)
+    except TimeoutError:
+        deadline = DeadlineExceededError(f"line did not finish within {state.line_deadline:g}s")
+        status, record = FAILED, failure_record(line, deadline.to_record(), time.monotonic() - started)
+    except RerankError as exc:
+        log.warning("line %s of %s failed: %s", line["id"], batch, exc)
+        status, record = FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
+    except Exception as exc:  # a bug must still leave a record, never a silently lost line
+        log.exception("line %s of %s crashed", line["id"], batch)
+        error = {"code": "internal", "message": repr(exc), "retryable": False}
+        status, record = FAILED, failure_record(line, error, time.monotonic() - started)
+    record["job_try"] = ctx.get("job_try", 1)
+    await state.writer.write(batch, keys.job_id(batch, str(line["id"])), status, record)

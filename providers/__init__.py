@@ -1,0 +1,1 @@
+"""Rerank provider adapters behind one shared request path."""

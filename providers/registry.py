@@ -1,0 +1,55 @@
+"""The provider table: model prefix -> adapter.  Adding a provider is one row here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import SecretStr
+
+from providers import cohere, local
+from providers.adapter import HttpAdapter
+from providers.deployment import Credentials, Deployment, split_model_name
+from providers.errors import ConfigurationError
+
+LOCAL_PROVIDER = "local"
+HTTP_ADAPTERS: dict[str, HttpAdapter] = {adapter.provider: adapter for adapter in (cohere.ADAPTER,)}
+KNOWN_PROVIDERS = (LOCAL_PROVIDER, *sorted(HTTP_ADAPTERS))
+
+
+def deployment_for(model: str, credentials: Mapping[str, Credentials]) -> Deployment:
+    """Resolve a ``provider/model`` name; raises ConfigurationError naming what is wrong."""
+    try:
+        provider, wire_model = split_model_name(model)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    if provider == LOCAL_PROVIDER:
+        local.check_model(wire_model)
+    elif provider not in HTTP_ADAPTERS:
+        raise ConfigurationError(
+            f"unknown provider {provider!r} in model {model!r}; known: {', '.join(KNOWN_PROVIDERS)}"
+        )
+    return Deployment(
+        model=model,
+        provider=provider,
+        wire_model=wire_model,
+        credentials=credentials.get(provider, Credentials()),
+    )
+
+
+def credentials_from(environ: Mapping[str, str]) -> dict[str, Credentials]:
+    """Each HTTP provider's key and base from a mapping of variables (first name set wins).
+
+    The caller passes the mapping; this module never reads the process environment.
+    """
+
+    def first(names: tuple[str, ...]) -> str | None:
+        return next((environ[n] for n in names if environ.get(n)), None)
+
+    found: dict[str, Credentials] = {}
+    for name, adapter in HTTP_ADAPTERS.items():
+        key = first(adapter.key_env)
+        found[name] = Credentials(
+            api_key=SecretStr(key) if key else None,
+            api_base=first(adapter.base_env),
+        )
+    return found

@@ -1,0 +1,63 @@
+"""The bounded retry policy every provider call goes through.
+
+Only errors typed as retryable are retried; the wait is exponential backoff with
+full jitter unless the provider said how long to wait (``Retry-After`` wins).
+Sleep is injectable so tests run instantly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from providers.errors import RerankError
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RerankError) and exc.retryable
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    max_total_seconds: float = 60.0
+    initial_wait: float = 0.5
+    max_wait: float = 20.0
+    sleep: Sleep = field(default=asyncio.sleep, compare=False)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, int | float) and retry_after >= 0:
+            return float(min(retry_after, self.max_total_seconds))
+        jitter = wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)
+        return float(jitter(state))
+
+    async def call(self, attempt: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """Run ``attempt`` until it succeeds or the policy gives up; returns (result, attempts)."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_total_seconds),
+            wait=self._wait,
+            retry=retry_if_exception(_is_retryable),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        async for try_ in retrying:
+            with try_:
+                result = await attempt()
+                return result, try_.retry_state.attempt_number
+        raise AssertionError("unreachable: tenacity re-raises the last error")

@@ -1,0 +1,47 @@
+"""The unified, Cohere-shaped rerank request and response every adapter speaks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Document = str | dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RerankRequest:
+    query: str
+    documents: list[Document]
+    top_n: int | None = None
+    rank_fields: list[str] | None = None
+    return_documents: bool = False
+    max_chunks_per_doc: int | None = None
+    max_tokens_per_doc: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RankedDocument:
+    index: int
+    relevance_score: float
+
+
+@dataclass(frozen=True, slots=True)
+class RerankResponse:
+    """What a provider answered, already sorted by score and cut to ``top_n``.
+
+    ``usage`` is the provider's own accounting (``billed_units``, ``tokens``) or
+    ``None`` when it reported none; nothing is estimated.
+    """
+
+    results: list[RankedDocument]
+    response_id: str | None = None
+    request_id: str | None = None
+    usage: dict[str, Any] | None = None
+    attempts: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sort_and_cut(results: list[RankedDocument], top_n: int | None) -> list[RankedDocument]:
+    """Highest score first (ties keep input order), at most ``top_n``."""
+    ordered = sorted(results, key=lambda r: (-r.relevance_score, r.index))
+    return ordered if top_n is None else ordered[:top_n]
