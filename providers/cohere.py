@@ -8,6 +8,7 @@ rendered to text for v2 using ``rank_fields``.  Scores are probabilities in [0, 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,11 +34,15 @@ def rerank_url(base: str) -> tuple[str, int]:
 def parse_results(body: dict[str, Any], request: RerankRequest) -> list[RankedDocument]:
     """``results[{index, relevance_score}]``, checked against the request's documents."""
     results = []
+    seen: set[int] = set()
     for item in body["results"]:
-        index = int(item["index"])
-        if not 0 <= index < len(request.documents):
-            raise ValueError(f"result index {index} is outside the {len(request.documents)} documents")
-        results.append(RankedDocument(index=index, relevance_score=float(item["relevance_score"])))
+        index, score = int(item["index"]), float(item["relevance_score"])
+        if not 0 <= index < len(request.documents) or index in seen:
+            raise ValueError(f"result index {index} is repeated or outside the {len(request.documents)} documents")
+        if math.isnan(score):
+            raise ValueError(f"result {index} has a NaN score")
+        seen.add(index)
+        results.append(RankedDocument(index=index, relevance_score=score))
     return results
 
 

@@ -137,7 +137,7 @@ class HttpTransport:
         (response, body), attempts = await self.retry.call(attempt)
         try:
             parsed = adapter.parse_response(body, request)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise BadResponseError(
                 f"unexpected response shape: {exc!r}",
                 provider=adapter.provider,
@@ -158,10 +158,14 @@ class HttpTransport:
     ) -> tuple[httpx.Response, Any]:
         try:
             response = await self.client.request(method, url, headers=headers, content=content)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise ConfigurationError(f"bad base URL {url!r}: {exc}", provider=provider) from exc
         except httpx.TimeoutException as exc:
             raise ProviderTimeoutError(f"request timed out: {exc!r}", provider=provider) from exc
         except httpx.TransportError as exc:
             raise ProviderConnectionError(f"could not reach {url}: {exc!r}", provider=provider) from exc
+        except httpx.DecodingError as exc:
+            raise BadResponseError(f"undecodable response body: {exc}", provider=provider) from exc
         if response.status_code >= 400:
             raise error_for_response(provider, response)
         try:

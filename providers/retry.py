@@ -17,7 +17,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
     wait_random_exponential,
 )
 
@@ -50,7 +50,7 @@ class RetryPolicy:
     async def call(self, attempt: Callable[[], Awaitable[T]]) -> tuple[T, int]:
         """Run ``attempt`` until it succeeds or the policy gives up; returns (result, attempts)."""
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_total_seconds),
+            stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_total_seconds),
             wait=self._wait,
             retry=retry_if_exception(_is_retryable),
             sleep=self.sleep,

@@ -1,0 +1,45 @@
+"""Result records against a real Redis: written once, counted once."""
+
+from __future__ import annotations
+
+from arq import ArqRedis
+
+from jobs import keys
+from jobs.batches import batch_status
+from jobs.queue import register_batch
+from jobs.records import FAILED, SUCCEEDED, RecordWriter
+
+
+async def counts(redis: ArqRedis) -> tuple[int, int]:
+    status = await batch_status(redis, "b")
+    return status.succeeded, status.failed
+
+
+async def test_duplicate_success_is_counted_once(redis: ArqRedis) -> None:
+    await register_batch(redis, "b", "src", "local/bm25", 0)
+    writer = RecordWriter(redis, ttl_ms=0)
+    assert await writer.write("b", "b:1", SUCCEEDED, {"id": "1", "n": 1})
+    assert not await writer.write("b", "b:1", SUCCEEDED, {"id": "1", "n": 2})
+    assert not await writer.write("b", "b:1", FAILED, {"id": "1", "error": {}})
+    assert await counts(redis) == (1, 0)
+    assert await redis.hget(keys.result("b:1"), "record") == b'{"id":"1","n":1}'  # type: ignore[misc]
+
+
+async def test_failure_replaced_by_success_moves_the_counters(redis: ArqRedis) -> None:
+    await register_batch(redis, "b", "src", "local/bm25", 0)
+    writer = RecordWriter(redis, ttl_ms=0)
+    assert await writer.write("b", "b:2", FAILED, {"id": "2", "error": {"code": "server_error"}})
+    assert not await writer.write("b", "b:2", FAILED, {"id": "2", "error": {"code": "timeout"}})
+    assert await counts(redis) == (0, 1)
+    assert await writer.write("b", "b:2", SUCCEEDED, {"id": "2"})
+    assert await counts(redis) == (1, 0)
+
+
+async def test_ttl_applies_to_records_and_batch(redis: ArqRedis) -> None:
+    await register_batch(redis, "b", "src", "local/bm25", 0)
+    writer = RecordWriter(redis, ttl_ms=60_000)
+    await writer.write("b", "b:3", SUCCEEDED, {"id": "3"})
+    assert 0 < await redis.pttl(keys.result("b:3")) <= 60_000
+    assert 0 < await redis.pttl(keys.batch("b")) <= 60_000
+    status = await batch_status(redis, "b")
+    assert status.started_at is not None and status.updated_at is not None
