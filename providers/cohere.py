@@ -38,7 +38,9 @@ def parse_results(body: dict[str, Any], request: RerankRequest) -> list[RankedDo
     for item in body["results"]:
         index, score = int(item["index"]), float(item["relevance_score"])
         if not 0 <= index < len(request.documents) or index in seen:
-            raise ValueError(f"result index {index} is repeated or outside the {len(request.documents)} documents")
+            raise ValueError(
+                f"result index {index} is repeated or outside the {len(request.documents)} documents"
+            )
         if math.isnan(score):
             raise ValueError(f"result {index} has a NaN score")
         seen.add(index)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,7 @@ Document = str | dict[str, Any]
 @dataclass(frozen=True, slots=True)
 class RerankRequest:
     query: str
-    documents: list[Document]
+    documents: Sequence[Document]
     top_n: int | None = None
     rank_fields: list[str] | None = None
     return_documents: bool = False

@@ -13,10 +13,33 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-WORDS = (
-    "solar wind river mountain coffee python redis ranking query search index vector lexical "
-    "volcano marathon engine battery network cloud garden music planet ocean forest city"
-).split()
+WORDS = [
+    "solar",
+    "wind",
+    "river",
+    "mountain",
+    "coffee",
+    "python",
+    "redis",
+    "ranking",
+    "query",
+    "search",
+    "index",
+    "vector",
+    "lexical",
+    "volcano",
+    "marathon",
+    "engine",
+    "battery",
+    "network",
+    "cloud",
+    "garden",
+    "music",
+    "planet",
+    "ocean",
+    "forest",
+    "city",
+]
 
 
 def write_dataset(path: Path, lines: Iterable[Mapping[str, Any]]) -> Path:

@@ -52,7 +52,10 @@ def test_every_optional_field_is_carried() -> None:
     ("obj", "expected"),
     [
         ({"query": "q", "documents": ["a"]}, [("id", "is required")]),
-        ({"id": True, "query": "q", "documents": ["a"]}, [("id", "must be a string or an integer, got boolean")]),
+        (
+            {"id": True, "query": "q", "documents": ["a"]},
+            [("id", "must be a string or an integer, got boolean")],
+        ),
         ({"id": " ", "query": "q", "documents": ["a"]}, [("id", "must not be empty")]),
         ({"id": "a", "query": "  ", "documents": ["a"]}, [("query", "must be a non-empty string")]),
         ({"id": "a", "query": "q", "documents": []}, [("documents", "must not be empty")]),
@@ -65,7 +68,10 @@ def test_every_optional_field_is_carried() -> None:
                 ("documents[3]", "has no fields to rank besides id"),
             ],
         ),
-        ({"id": "a", "query": "q", "documents": ["a"], "top_n": 0}, [("top_n", "must be a positive integer, got 0")]),
+        (
+            {"id": "a", "query": "q", "documents": ["a"], "top_n": 0},
+            [("top_n", "must be a positive integer, got 0")],
+        ),
         (
             {"id": "a", "query": "q", "documents": ["a"], "top_n": "3"},
             [("top_n", "must be a positive integer, got string")],

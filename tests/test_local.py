@@ -27,7 +27,10 @@ async def test_ranks_lexically_relevant_documents_first() -> None:
 
 
 async def test_top_n_and_rank_fields() -> None:
-    documents = [{"id": "a", "title": "coffee", "body": "volcano"}, {"id": "b", "title": "volcano", "body": "x"}]
+    documents = [
+        {"id": "a", "title": "coffee", "body": "volcano"},
+        {"id": "b", "title": "volcano", "body": "x"},
+    ]
     by_title = await local.rerank(
         "bm25", RerankRequest(query="volcano", documents=list(documents), rank_fields=["title"], top_n=1)
     )
@@ -46,12 +49,16 @@ async def test_max_tokens_truncates_and_chunks_max_pool() -> None:
     assert {r.index: r.relevance_score for r in truncated.results}[0] == 0.0
     chunked = await local.rerank(
         "bm25",
-        RerankRequest(query="volcano", documents=[long_doc, short_doc], max_tokens_per_doc=10, max_chunks_per_doc=6),
+        RerankRequest(
+            query="volcano", documents=[long_doc, short_doc], max_tokens_per_doc=10, max_chunks_per_doc=6
+        ),
     )
     assert {r.index: r.relevance_score for r in chunked.results}[0] > 0.0
     too_few_chunks = await local.rerank(
         "bm25",
-        RerankRequest(query="volcano", documents=[long_doc, short_doc], max_tokens_per_doc=10, max_chunks_per_doc=2),
+        RerankRequest(
+            query="volcano", documents=[long_doc, short_doc], max_tokens_per_doc=10, max_chunks_per_doc=2
+        ),
     )
     assert {r.index: r.relevance_score for r in too_few_chunks.results}[0] == 0.0
 

@@ -25,7 +25,12 @@ from worker import worker_options
 async def enqueue(redis: ArqRedis, path: Path, batch: str = "b") -> tuple[int, int, int]:
     await register_batch(redis, batch, str(path), "local/bm25", 0)
     counts = await enqueue_lines(
-        redis, batch, valid_lines(path, set()), default_model="local/bm25", job_expiry_ms=60_000, result_ttl_ms=0
+        redis,
+        batch,
+        valid_lines(path, set()),
+        default_model="local/bm25",
+        job_expiry_ms=60_000,
+        result_ttl_ms=0,
     )
     return counts.added, counts.already_queued, counts.already_done
 
@@ -46,7 +51,10 @@ async def run_burst(redis_url: str) -> Worker:
 async def exported(redis: ArqRedis, batch: str = "b") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     results, errors = io.BytesIO(), io.BytesIO()
     await export(redis, batch, results, errors)
-    parse = lambda buf: [orjson.loads(x) for x in buf.getvalue().splitlines()]  # noqa: E731
+
+    def parse(buffer: io.BytesIO) -> list[dict[str, Any]]:
+        return [orjson.loads(line) for line in buffer.getvalue().splitlines()]
+
     return parse(results), parse(errors)
 
 
