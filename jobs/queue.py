@@ -8,10 +8,10 @@ so running the same enqueue again adds nothing (a resume).
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 import orjson
@@ -23,26 +23,39 @@ from jobs.dataset import DatasetLine
 from jobs.serializer import serialize
 
 CHUNK_LINES = 500
+CHUNK_BYTES = 4 * 1024 * 1024
+"""A chunk closes at whichever limit comes first, so long lines cannot blow up memory."""
 
 ENQUEUE_LUA = """
 local queue, batch_key, lines_key = KEYS[1], KEYS[2], KEYS[3]
 local ttl, score = ARGV[1], ARGV[2]
 local job_prefix, progress_prefix, result_prefix = ARGV[3], ARGV[4], ARGV[5]
-local added, queued, done = 0, 0, 0
+local members = {}
 for i = 6, #ARGV, 4 do
-  local jid, member, line_no, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  if redis.call('ZADD', lines_key, 'NX', line_no, member) == 1 then
-    redis.call('HINCRBY', batch_key, 'total', 1)
-  end
-  if redis.call('EXISTS', result_prefix .. jid) == 1 then
-    done = done + 1
-  elseif redis.call('EXISTS', job_prefix .. jid, progress_prefix .. jid) > 0 then
-    queued = queued + 1
-  else
+  members[#members + 1] = ARGV[i + 2]
+  members[#members + 1] = ARGV[i + 1]
+end
+local new_lines = redis.call('ZADD', lines_key, 'NX', unpack(members))
+if new_lines > 0 then
+  redis.call('HINCRBY', batch_key, 'total', new_lines)
+end
+local added, queued, done, entries = 0, 0, 0, {}
+for i = 6, #ARGV, 4 do
+  local jid, payload = ARGV[i], ARGV[i + 3]
+  local result_key = result_prefix .. jid
+  if redis.call('EXISTS', result_key, job_prefix .. jid, progress_prefix .. jid) == 0 then
     redis.call('SET', job_prefix .. jid, payload, 'PX', ttl)
-    redis.call('ZADD', queue, score, jid)
+    entries[#entries + 1] = score
+    entries[#entries + 1] = jid
     added = added + 1
+  elseif redis.call('EXISTS', result_key) == 1 then
+    done = done + 1
+  else
+    queued = queued + 1
   end
+end
+if added > 0 then
+  redis.call('ZADD', queue, unpack(entries))
 end
 return {added, queued, done}
 """
@@ -85,12 +98,6 @@ def member(line_id: str | int) -> str:
     return orjson.dumps(line_id).decode()
 
 
-def _chunks(lines: Iterable[DatasetLine], size: int) -> Iterator[list[DatasetLine]]:
-    iterator = iter(lines)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 async def register_batch(redis: Redis, batch: str, source: str, default_model: str, ttl_ms: int) -> None:
     now = time.time()
     async with redis.pipeline(transaction=True) as pipe:
@@ -116,25 +123,46 @@ async def enqueue_lines(
     script = redis.register_script(ENQUEUE_LUA)
     counts = EnqueueCounts()
     script_keys = [keys.QUEUE, keys.batch(batch), keys.batch_lines(batch)]
-    for chunk in _chunks(lines, CHUNK_LINES):
-        enqueue_ms = int(time.time() * 1000)
-        args: list[Any] = [
-            job_expiry_ms,
-            enqueue_ms,
-            keys.ARQ_JOB_PREFIX,
-            keys.ARQ_IN_PROGRESS_PREFIX,
-            keys.RESULT_PREFIX,
-        ]
-        for line in chunk:
-            payload = job_payload(batch, line, line.model or default_model)
-            job = serialize_job(keys.JOB_FUNCTION, (payload,), {}, None, enqueue_ms, serializer=serialize)
-            args += [keys.job_id(batch, line.key), member(line.id), line.line_no, job]
-        added, queued, done = await script(keys=script_keys, args=args)
+    in_flight: asyncio.Task[list[int]] | None = None
+
+    async def settle(task: asyncio.Task[list[int]]) -> None:
+        added, queued, done = await task
         counts.added += added
         counts.already_queued += queued
         counts.already_done += done
         if on_chunk:
             on_chunk(counts)
+
+    def fresh_args() -> list[Any]:
+        return [
+            job_expiry_ms,
+            int(time.time() * 1000),
+            keys.ARQ_JOB_PREFIX,
+            keys.ARQ_IN_PROGRESS_PREFIX,
+            keys.RESULT_PREFIX,
+        ]
+
+    async def flush(args: list[Any]) -> None:
+        nonlocal in_flight
+        if in_flight:
+            await settle(in_flight)
+        # Redis runs this chunk while the next one is read and built.
+        in_flight = asyncio.ensure_future(script(keys=script_keys, args=args))
+        await asyncio.sleep(0)
+
+    args, chunk_lines, chunk_bytes = fresh_args(), 0, 0
+    for line in lines:
+        payload = job_payload(batch, line, line.model or default_model)
+        job = serialize_job(keys.JOB_FUNCTION, (payload,), {}, None, args[1], serializer=serialize)
+        args += [keys.job_id(batch, line.key), member(line.id), line.line_no, job]
+        chunk_lines, chunk_bytes = chunk_lines + 1, chunk_bytes + len(job)
+        if chunk_lines >= CHUNK_LINES or chunk_bytes >= CHUNK_BYTES:
+            await flush(args)
+            args, chunk_lines, chunk_bytes = fresh_args(), 0, 0
+    if chunk_lines:
+        await flush(args)
+    if in_flight:
+        await settle(in_flight)
     if result_ttl_ms:
         await redis.pexpire(keys.batch_lines(batch), result_ttl_ms)
     return counts

@@ -100,10 +100,11 @@ def validate_file(path: Path, on_error: Callable[[LineError], None]) -> Validati
             key = parsed.key
         if key is not None:
             hashes.append(id_hash(key))
-    ordered = np.sort(np.frombuffer(hashes, dtype=np.uint64))
-    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    ordered = np.frombuffer(hashes, dtype=np.uint64)
+    ordered.sort()  # in place: the array's own buffer, no copy
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     if repeated.size:
-        for error in _duplicate_errors(path, {int(h) for h in np.unique(repeated)}):
+        for error in _duplicate_errors(path, {int(h) for h in repeated}):
             report.duplicate_lines.add(error.line_no)
             on_error(error)
     already_invalid = sum(

@@ -10,9 +10,6 @@ document's best window.
 
 from __future__ import annotations
 
-import bm25s
-from bm25s.tokenization import Tokenizer
-
 from providers.errors import ConfigurationError
 from providers.render import document_text
 from providers.types import RankedDocument, RerankRequest, RerankResponse, sort_and_cut
@@ -39,6 +36,10 @@ def _windows(tokens: list[int], request: RerankRequest) -> list[list[int]]:
 
 
 def rank(request: RerankRequest) -> list[RankedDocument]:
+    # Imported here: every command resolves model names through this module, only workers rank.
+    import bm25s
+    from bm25s.tokenization import Tokenizer
+
     tokenizer = Tokenizer(stopwords="en")
     texts = [document_text(d, request.rank_fields) for d in request.documents]
     doc_tokens = tokenizer.tokenize(texts, return_as="ids", show_progress=False)
