@@ -138,7 +138,7 @@ def _check_documents(value: Any) -> list[FieldError]:
         return [FieldError("documents", "must not be empty")]
     if len(value) > MAX_DOCUMENTS:
         return [FieldError("documents", f"has {len(value)} items; at most {MAX_DOCUMENTS} per line")]
-    if all(isinstance(d, str) for d in value):
+    if set(map(type, value)) == {str}:  # the common case, checked at C speed
         return []
     return [e for i, d in enumerate(value) if (e := _check_document(i, d))]
 

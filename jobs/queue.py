@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
 import orjson
 from arq.jobs import serialize_job
 from redis.asyncio import Redis
@@ -30,18 +31,19 @@ ENQUEUE_LUA = """
 local queue, batch_key, lines_key = KEYS[1], KEYS[2], KEYS[3]
 local ttl, score = ARGV[1], ARGV[2]
 local job_prefix, progress_prefix, result_prefix = ARGV[3], ARGV[4], ARGV[5]
+local lines = cmsgpack.unpack(ARGV[6])
 local members = {}
-for i = 6, #ARGV, 4 do
-  members[#members + 1] = ARGV[i + 2]
-  members[#members + 1] = ARGV[i + 1]
+for i = 1, #lines, 4 do
+  members[#members + 1] = lines[i + 2]
+  members[#members + 1] = lines[i + 1]
 end
 local new_lines = redis.call('ZADD', lines_key, 'NX', unpack(members))
 if new_lines > 0 then
   redis.call('HINCRBY', batch_key, 'total', new_lines)
 end
 local added, queued, done, entries = 0, 0, 0, {}
-for i = 6, #ARGV, 4 do
-  local jid, payload = ARGV[i], ARGV[i + 3]
+for i = 1, #lines, 4 do
+  local jid, payload = lines[i], lines[i + 3]
   local result_key = result_prefix .. jid
   if redis.call('EXISTS', result_key, job_prefix .. jid, progress_prefix .. jid) == 0 then
     redis.call('SET', job_prefix .. jid, payload, 'PX', ttl)
@@ -133,34 +135,29 @@ async def enqueue_lines(
         if on_chunk:
             on_chunk(counts)
 
-    def fresh_args() -> list[Any]:
-        return [
-            job_expiry_ms,
-            int(time.time() * 1000),
-            keys.ARQ_JOB_PREFIX,
-            keys.ARQ_IN_PROGRESS_PREFIX,
-            keys.RESULT_PREFIX,
-        ]
-
-    async def flush(args: list[Any]) -> None:
+    async def flush(enqueue_ms: int, entries: list[Any]) -> None:
         nonlocal in_flight
         if in_flight:
             await settle(in_flight)
+        prefixes = [keys.ARQ_JOB_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX, keys.RESULT_PREFIX]
+        # One packed argument per chunk: redis-py's per-argument encoding would cost more
+        # than the script itself.
+        args = [job_expiry_ms, enqueue_ms, *prefixes, msgpack.packb(entries, use_bin_type=False)]
         # Redis runs this chunk while the next one is read and built.
         in_flight = asyncio.ensure_future(script(keys=script_keys, args=args))
         await asyncio.sleep(0)
 
-    args, chunk_lines, chunk_bytes = fresh_args(), 0, 0
+    enqueue_ms, entries, chunk_bytes = int(time.time() * 1000), [], 0
     for line in lines:
         payload = job_payload(batch, line, line.model or default_model)
-        job = serialize_job(keys.JOB_FUNCTION, (payload,), {}, None, args[1], serializer=serialize)
-        args += [keys.job_id(batch, line.key), member(line.id), line.line_no, job]
-        chunk_lines, chunk_bytes = chunk_lines + 1, chunk_bytes + len(job)
-        if chunk_lines >= CHUNK_LINES or chunk_bytes >= CHUNK_BYTES:
-            await flush(args)
-            args, chunk_lines, chunk_bytes = fresh_args(), 0, 0
-    if chunk_lines:
-        await flush(args)
+        job = serialize_job(keys.JOB_FUNCTION, (payload,), {}, None, enqueue_ms, serializer=serialize)
+        entries += [keys.job_id(batch, line.key), member(line.id), line.line_no, job]
+        chunk_bytes += len(job)
+        if len(entries) >= 4 * CHUNK_LINES or chunk_bytes >= CHUNK_BYTES:
+            await flush(enqueue_ms, entries)
+            enqueue_ms, entries, chunk_bytes = int(time.time() * 1000), [], 0
+    if entries:
+        await flush(enqueue_ms, entries)
     if in_flight:
         await settle(in_flight)
     if result_ttl_ms:

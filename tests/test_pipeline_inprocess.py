@@ -76,6 +76,7 @@ async def test_batch_runs_to_one_record_per_line_in_dataset_order(
     lines[5]["documents"] = [{"id": f"d{i}", "text": d} for i, d in enumerate(lines[5]["documents"])]
     lines[5]["return_documents"] = True
     lines[9]["metadata"] = {"qrel": [1, 0]}
+    lines[7]["id"] = "q-é-日本:7"  # non-ASCII and a colon survive keys, Lua and export
     lines[11]["model"] = "cohere/rerank-v3.5"  # no key configured: fails with a record, never lost
     path = write_dataset(tmp_path / "d.jsonl", lines)
     await enqueue(redis, path)
