@@ -37,8 +37,9 @@ from jobs.connection import DEFAULT_STATE_DIR, Connection, connect, open_pool, r
 from jobs.dataset import DatasetLine, LineError
 from jobs.progress import wait_for_batch
 from jobs.queue import EnqueueCounts, enqueue_lines, register_batch
-from jobs.settings import RunnerSettings
+from jobs.settings import RunnerSettings, model_list
 from jobs.validation import ModelCheck, checked_lines, validate_file
+from providers.errors import ConfigurationError
 from worker import worker_options
 
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -64,6 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--batch", help="batch name (default: file name + hash of its path, stable across runs)"
     )
+    parser.add_argument("--config", type=Path, help="LiteLLM-style config.yaml whose model_list names models")
     parser.add_argument("--redis-url", help="Redis to enqueue into (default: $REDIS_URL; none: run locally)")
     parser.add_argument("--wait", action="store_true", help="with a Redis URL: follow the batch, then export")
     parser.add_argument("--output", type=Path, help="results JSONL (default: results/BATCH.jsonl)")
@@ -116,8 +118,8 @@ class RejectLog:
             print(f"... {self.shown - ERRORS_SHOWN} more problems not shown", file=sys.stderr)
 
 
-def valid_lines(path: Path, skip: set[int]) -> Iterator[DatasetLine]:
-    for parsed in checked_lines(path, ModelCheck()):
+def valid_lines(path: Path, skip: set[int], models: ModelCheck) -> Iterator[DatasetLine]:
+    for parsed in checked_lines(path, models):
         if isinstance(parsed, DatasetLine) and parsed.line_no not in skip:
             yield parsed
 
@@ -148,15 +150,28 @@ def print_next_steps(batch: str, conn: Connection, paths: Paths) -> None:
     print(f"  export results:   {env}python batch.py results {batch} --output {paths.results}")
 
 
-async def enqueue_and_follow(args: argparse.Namespace, settings: RunnerSettings, batch: str, paths: Paths,
-                             skip: set[int], model: str) -> int:  # fmt: skip
+@dataclass
+class Run:
+    """Everything one enqueue needs, decided before Redis is touched."""
+
+    args: argparse.Namespace
+    settings: RunnerSettings
+    batch: str
+    paths: Paths
+    models: ModelCheck
+    skip: set[int]
+
+
+async def enqueue_and_follow(run: Run) -> int:
+    args, settings, batch, paths = run.args, run.settings, run.batch, run.paths
+    model = settings.default_model
     async with connect(settings.redis_url, args.state_dir) as conn:
         await register_batch(conn.redis, batch, str(args.dataset.resolve()), model, settings.result_ttl_ms)
         started = time.monotonic()
         counts: EnqueueCounts = await enqueue_lines(
             conn.redis,
             batch,
-            valid_lines(args.dataset, skip),
+            valid_lines(args.dataset, run.skip, run.models),
             default_model=model,
             job_expiry_ms=settings.job_expiry_ms,
             result_ttl_ms=settings.result_ttl_ms,
@@ -195,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["redis_url"] = args.redis_url
     if args.model:
         overrides["default_model"] = args.model
+    if args.config:
+        overrides["config"] = args.config
     settings = RunnerSettings(**overrides)
     if not args.dataset.is_file():
         print(f"error: {args.dataset}: no such file", file=sys.stderr)
@@ -203,7 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     if not BATCH_NAME.match(batch):
         print(f"error: batch name {batch!r}: use letters, digits, '.', '_' or '-'", file=sys.stderr)
         return 2
-    if problem := ModelCheck().problem(settings.default_model):
+    try:
+        models = ModelCheck(model_list(settings, resolve_env=False).names())
+    except ConfigurationError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    if problem := models.problem(settings.default_model):
         print(f"error: --model: {problem}", file=sys.stderr)
         return 2
     out = Path("results")
@@ -214,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     rejects = RejectLog(paths.rejects)
     try:
-        report = validate_file(args.dataset, rejects)
+        report = validate_file(args.dataset, models, rejects)
     finally:
         rejects.close()
     print(f"checked {report.lines} lines: {report.valid} valid, {report.invalid_lines} invalid")
@@ -230,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         return asyncio.run(
-            enqueue_and_follow(args, settings, batch, paths, report.duplicate_lines, settings.default_model)
+            enqueue_and_follow(Run(args, settings, batch, paths, models, report.duplicate_lines))
         )
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +27,7 @@ from arq.typing import WorkerCoroutine
 from jobs import keys
 from jobs.records import RecordWriter
 from jobs.serializer import deserialize, serialize
-from jobs.settings import RunnerSettings, provider_credentials
+from jobs.settings import RunnerSettings, model_list, provider_credentials
 from jobs.work import WorkerState, rerank_line
 from providers.http import HttpTransport
 from providers.reranker import Reranker
@@ -36,6 +37,7 @@ from providers.retry import RetryPolicy
 def worker_options(settings: RunnerSettings) -> dict[str, Any]:
     """arq ``Worker`` keyword arguments, shared by ``python worker.py`` and local mode."""
     credentials = provider_credentials()
+    deployments = model_list(settings).deployments
 
     async def startup(ctx: dict[str, Any]) -> None:
         client = httpx.AsyncClient(
@@ -47,7 +49,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
         )
         ctx["http_client"] = client
         ctx["state"] = WorkerState(
-            reranker=Reranker(HttpTransport(client, retry), credentials),
+            reranker=Reranker(HttpTransport(client, retry), credentials, deployments),
             writer=RecordWriter(ctx["redis"], settings.result_ttl_ms),
             line_deadline=settings.line_deadline,
         )
@@ -106,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-jobs", type=int, help="lines in flight in this process (default: $RR_MAX_JOBS or 16)"
     )
+    parser.add_argument(
+        "--config", type=Path, help="LiteLLM-style config.yaml with a model_list ($RR_CONFIG)"
+    )
     parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every job")
     args = parser.parse_args(argv)
@@ -114,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides["redis_url"] = args.redis_url
     if args.max_jobs:
         overrides["max_jobs"] = args.max_jobs
+    if args.config:
+        overrides["config"] = args.config
     settings = RunnerSettings(**overrides)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -68,10 +68,12 @@ def success_record(line: dict[str, Any], response: RerankResponse, latency_s: fl
     record = _base(line)
     record.update(
         results=ranked,
+        deployment=response.deployment,
         usage=response.usage,
         response_id=response.response_id,
         request_id=response.request_id,
         attempts=response.attempts,
+        requests=response.requests,
         latency_ms=round(latency_s * 1000, 1),
         finished_at=round(time.time(), 3),
     )

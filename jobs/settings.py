@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobs.model_list import ModelList, load_model_list
 from providers.deployment import Credentials
 from providers.registry import credentials_from
 
@@ -22,6 +25,8 @@ class RunnerSettings(BaseSettings):
 
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "RR_REDIS_URL"))
     default_model: str = DEFAULT_MODEL
+    config: Path | None = None
+    """A LiteLLM-style config.yaml whose model_list names models (``RR_CONFIG``)."""
     job_timeout: float = Field(300.0, gt=DEADLINE_MARGIN_SECONDS)
     """arq's hard limit per job; a killed worker's job re-runs this long (+10 s) later."""
     job_expiry_hours: float = Field(7 * 24.0, gt=0)
@@ -65,3 +70,12 @@ class RunnerSettings(BaseSettings):
 def provider_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Credentials]:
     """Keys and base URLs for every provider, from the environment (or a given mapping)."""
     return credentials_from(os.environ if environ is None else environ)
+
+
+def model_list(settings: RunnerSettings, *, resolve_env: bool = True) -> ModelList:
+    """The configured model list (empty without ``RR_CONFIG``).  Workers resolve
+    ``os.environ/`` references; enqueue only needs the names (``resolve_env=False``)."""
+    if settings.config is None:
+        return ModelList()
+    log = logging.getLogger("rerank_runner.config")
+    return load_model_list(settings.config, os.environ if resolve_env else None, log.warning)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +27,11 @@ def id_hash(key: str) -> int:
 
 
 class ModelCheck:
-    """Whether a model name resolves to a known provider; answers cached per name."""
+    """Whether a model name is a model list's public name or resolves to a known
+    provider; answers cached per name."""
 
-    def __init__(self) -> None:
-        self._seen: dict[str, str | None] = {}
+    def __init__(self, public_names: Collection[str] = ()) -> None:
+        self._seen: dict[str, str | None] = {name: None for name in public_names}
 
     def problem(self, model: str) -> str | None:
         if model not in self._seen:
@@ -84,11 +85,10 @@ def _duplicate_errors(path: Path, colliding: set[int]) -> Iterator[LineError]:
             yield LineError(line_no, (FieldError("id", reason),), raw)
 
 
-def validate_file(path: Path, on_error: Callable[[LineError], None]) -> ValidationReport:
+def validate_file(path: Path, models: ModelCheck, on_error: Callable[[LineError], None]) -> ValidationReport:
     report = ValidationReport()
     hashes = array("Q")
     invalid = array("Q")  # ascending line numbers
-    models = ModelCheck()
     for line_no, raw in read_lines(path):
         report.lines += 1
         parsed = parse_line(line_no, raw, models.problem)

@@ -1,20 +1,37 @@
 """The contract every HTTP provider adapter fulfils: data plus two pure hooks.
 
-``build_request`` turns the unified request into what goes on the wire and
-raises :class:`~providers.errors.UnsupportedParameterError` before anything is
-sent when the endpoint cannot honour the line.  ``parse_response`` turns the
-provider's JSON body into unified results.  Neither does I/O; auth, HTTP,
-retries and error mapping live in :mod:`providers.http`.
+``build_request`` turns a request the endpoint can take into what goes on the
+wire; ``parse_response`` turns the provider's JSON body into results whose
+``index`` points into that request's documents.  Neither does I/O.  What the
+endpoint can take natively is declared as :class:`Capabilities`; the shared path
+(:mod:`providers.planning`) renders, truncates, chunks and splits everything
+else client-side before the hooks see it, and auth, HTTP, retries and error
+mapping live in :mod:`providers.http`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from providers.auth import BEARER, Auth
 from providers.deployment import Deployment
+from providers.errors import ConfigurationError
 from providers.types import RankedDocument, RerankRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the endpoint honours itself; anything else is done client-side."""
+
+    object_documents: bool = False
+    """Takes objects (with ``rank_fields``); otherwise documents are rendered to text."""
+    top_n: bool = True
+    max_tokens_per_doc: bool = False
+    max_chunks_per_doc: bool = False
+    max_documents: int | None = None
+    """Per-request document limit; longer lists are split and merged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +53,49 @@ class ParsedResponse:
 class HttpAdapter:
     provider: str
     """The model prefix, e.g. ``cohere``."""
-    build_request: Callable[[Deployment, RerankRequest], WireRequest]
+    build_request: Callable[[str, Deployment, RerankRequest], WireRequest]
+    """(base URL, deployment, request) -> wire request."""
     parse_response: Callable[[Any, RerankRequest], ParsedResponse]
+    capabilities: Callable[[Deployment], Capabilities]
+    auth: Auth = BEARER
     key_env: tuple[str, ...] = ()
     """Environment variables a key is read from, first set wins (LiteLLM's names)."""
     base_env: tuple[str, ...] = ()
-    default_base: str | None = None
-    key_required: bool = True
+    param_env: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Provider settings read from the environment, by ``litellm_params`` name."""
+    default_base: str | Callable[[Deployment], str | None] | None = None
+    """None: the user must give a base URL (``api_base`` or one of ``base_env``)."""
     score_kind: str = "probability in [0, 1]"
+    usage_kind: str = "none"
+
+
+def static(capabilities: Capabilities) -> Callable[[Deployment], Capabilities]:
+    return lambda _deployment: capabilities
+
+
+def resolve_base(adapter: HttpAdapter, deployment: Deployment) -> str:
+    """The deployment's base URL, else the adapter's default; a clear error naming the
+    variables to set when there is neither."""
+    base = deployment.credentials.api_base
+    if not base:
+        default = adapter.default_base
+        base = default(deployment) if callable(default) else default
+    if not base:
+        names = " or ".join(adapter.base_env) if adapter.base_env else "api_base"
+        raise ConfigurationError(
+            f"no base URL for {deployment.model!r}: set {names} (or api_base in the model list)",
+            provider=adapter.provider,
+        )
+    return base.rstrip("/")
+
+
+def not_implemented(provider: str) -> HttpAdapter:
+    """PLACEHOLDER while adapters are written; none may remain when this lands."""
+
+    def build(base: str, deployment: Deployment, request: RerankRequest) -> WireRequest:
+        raise ConfigurationError(f"provider {provider!r} is not implemented yet", provider=provider)
+
+    def parse(body: Any, request: RerankRequest) -> ParsedResponse:
+        raise ConfigurationError(f"provider {provider!r} is not implemented yet", provider=provider)
+
+    return HttpAdapter(provider, build, parse, static(Capabilities()), default_base="http://placeholder")

@@ -2,8 +2,9 @@
 
 v2 takes string documents only and ``max_tokens_per_doc``; v1 takes objects with
 ``rank_fields`` and ``max_chunks_per_doc``.  v1 is used when the base URL says so
-(its path ends in ``/v1`` or ``/v1/rerank``); otherwise v2.  Object documents are
-rendered to text for v2 using ``rank_fields``.  Scores are probabilities in [0, 1].
+(its path ends in ``/v1`` or ``/v1/rerank``); otherwise v2.  What an endpoint
+lacks is done client-side (:mod:`providers.planning`).  Scores are probabilities in
+[0, 1]; usage is Cohere's ``meta.billed_units`` (search units) and ``meta.tokens``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ import math
 from typing import Any
 from urllib.parse import urlsplit
 
-from providers.adapter import HttpAdapter, ParsedResponse, WireRequest
+from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest
 from providers.deployment import Deployment
-from providers.errors import UnsupportedParameterError
-from providers.render import document_text
 from providers.types import RankedDocument, RerankRequest
 
+DEFAULT_BASE = "https://api.cohere.com"
+MAX_DOCUMENTS = 1000
+"""Cohere's recommended per-request maximum (the API accepts up to 10,000)."""
+V2 = Capabilities(object_documents=False, max_tokens_per_doc=True, max_documents=MAX_DOCUMENTS)
+V1 = Capabilities(object_documents=True, max_chunks_per_doc=True, max_documents=MAX_DOCUMENTS)
 
-def rerank_url(base: str) -> tuple[str, int]:
+
+def rerank_url(base: str, default_version: int = 2) -> tuple[str, int]:
     """The endpoint URL for a base, and the API version it speaks."""
     base = base.rstrip("/")
     path = urlsplit(base).path.rstrip("/")
@@ -28,75 +33,64 @@ def rerank_url(base: str) -> tuple[str, int]:
             return base, version
         if path.endswith(f"/v{version}"):
             return f"{base}/rerank", version
-    return f"{base}/v2/rerank", 2
+    return f"{base}/v{default_version}/rerank", default_version
 
 
-def parse_results(body: dict[str, Any], request: RerankRequest) -> list[RankedDocument]:
-    """``results[{index, relevance_score}]``, checked against the request's documents."""
+def capabilities(deployment: Deployment) -> Capabilities:
+    _, version = rerank_url(deployment.credentials.api_base or DEFAULT_BASE)
+    return V1 if version == 1 else V2
+
+
+def parse_results(
+    body: dict[str, Any], key: str = "results", score: str = "relevance_score"
+) -> list[RankedDocument]:
+    """``results[{index, relevance_score}]`` (the Cohere shape many providers share)."""
     results = []
     seen: set[int] = set()
-    for item in body["results"]:
-        index, score = int(item["index"]), float(item["relevance_score"])
-        if not 0 <= index < len(request.documents) or index in seen:
-            raise ValueError(
-                f"result index {index} is repeated or outside the {len(request.documents)} documents"
-            )
-        if math.isnan(score):
-            raise ValueError(f"result {index} has a NaN score")
+    for item in body[key]:
+        index, value = int(item["index"]), float(item[score])
+        if index in seen or math.isnan(value):
+            raise ValueError(f"result index {index} is repeated or has a NaN score")
         seen.add(index)
-        results.append(RankedDocument(index=index, relevance_score=score))
+        results.append(RankedDocument(index=index, relevance_score=value))
     return results
 
 
-DEFAULT_BASE = "https://api.cohere.com"
-
-
-def build_request(deployment: Deployment, request: RerankRequest) -> WireRequest:
-    url, version = rerank_url(deployment.credentials.api_base or DEFAULT_BASE)
+def cohere_body(deployment: Deployment, request: RerankRequest, version: int) -> dict[str, Any]:
     body: dict[str, Any] = {"model": deployment.wire_model, "query": request.query}
-    if version == 2:
-        if request.max_chunks_per_doc is not None:
-            raise UnsupportedParameterError(
-                "Cohere v2 has no max_chunks_per_doc; use max_tokens_per_doc, "
-                "or set the base URL to a /v1 endpoint",
-                provider="cohere",
-            )
-        body["documents"] = [document_text(d, request.rank_fields) for d in request.documents]
-        if request.max_tokens_per_doc is not None:
-            body["max_tokens_per_doc"] = request.max_tokens_per_doc
-    else:
-        if request.max_tokens_per_doc is not None:
-            raise UnsupportedParameterError(
-                "Cohere v1 has no max_tokens_per_doc; use max_chunks_per_doc or the v2 endpoint",
-                provider="cohere",
-            )
-        body["documents"] = list(request.documents)
+    body["documents"] = list(request.documents)
+    if request.top_n is not None:
+        body["top_n"] = request.top_n
+    if version == 1:
         body["return_documents"] = False
         if request.rank_fields:
             body["rank_fields"] = request.rank_fields
         if request.max_chunks_per_doc is not None:
             body["max_chunks_per_doc"] = request.max_chunks_per_doc
-    if request.top_n is not None:
-        body["top_n"] = request.top_n
-    return WireRequest(url=url, body=body)
+    elif request.max_tokens_per_doc is not None:
+        body["max_tokens_per_doc"] = request.max_tokens_per_doc
+    return body
+
+
+def build_request(base: str, deployment: Deployment, request: RerankRequest) -> WireRequest:
+    url, version = rerank_url(base)
+    return WireRequest(url=url, body=cohere_body(deployment, request, version))
 
 
 def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
     meta = body.get("meta") or {}
     usage = {k: meta[k] for k in ("billed_units", "tokens") if meta.get(k)}
-    return ParsedResponse(
-        results=parse_results(body, request),
-        response_id=body.get("id"),
-        usage=usage or None,
-    )
+    return ParsedResponse(results=parse_results(body), response_id=body.get("id"), usage=usage or None)
 
 
 ADAPTER = HttpAdapter(
     provider="cohere",
     build_request=build_request,
     parse_response=parse_response,
+    capabilities=capabilities,
     key_env=("COHERE_API_KEY", "CO_API_KEY"),
     base_env=("COHERE_API_BASE",),
     default_base=DEFAULT_BASE,
     score_kind="probability in [0, 1]",
+    usage_kind="billed_units.search_units",
 )

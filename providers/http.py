@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import orjson
 
-from providers.adapter import HttpAdapter
+from providers.adapter import HttpAdapter, ParsedResponse, WireRequest, resolve_base
 from providers.deployment import Deployment
 from providers.errors import (
     AuthenticationError,
@@ -24,10 +24,19 @@ from providers.errors import (
     RateLimitedError,
     ServerError,
 )
+from providers.planning import Part, merge, plan
 from providers.retry import RetryPolicy
-from providers.types import RerankRequest, RerankResponse, sort_and_cut
+from providers.types import RerankRequest, RerankResponse
 
-REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-amz-request-id", "cf-ray")
+REQUEST_ID_HEADERS = (
+    "x-request-id",
+    "request-id",
+    "x-amzn-requestid",
+    "x-amz-request-id",
+    "x-goog-request-id",
+    "x-global-transaction-id",
+    "cf-ray",
+)
 EXCERPT_CHARS = 300
 
 
@@ -55,19 +64,25 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
 
 
 def _envelope_message(body: Any) -> str | None:
-    """The human message out of any provider's error envelope."""
+    """The human message out of any provider's error envelope: ``{message}``,
+    ``{error: {message}}``, ``{detail: ...}``, ``{errors: [{message}]}``, a bare string."""
     if isinstance(body, str):
-        return body
+        return body or None
+    if isinstance(body, list):
+        return next((m for item in body if (m := _envelope_message(item))), None)
     if not isinstance(body, dict):
         return None
-    for key in ("message", "detail", "error", "msg", "Message", "errorMessage"):
-        value = body.get(key)
-        if isinstance(value, str) and value:
-            return value
-        if isinstance(value, dict):
-            nested = _envelope_message(value)
-            if nested:
-                return nested
+    for key in ("message", "detail", "error", "errors", "msg", "Message", "errorMessage", "error_message"):
+        if message := _envelope_message(body.get(key)):
+            return message
+    return None
+
+
+def _body_request_id(body: Any) -> str | None:
+    if isinstance(body, dict):
+        for key in ("request_id", "requestId", "trace", "id"):
+            if isinstance(body.get(key), str) and body[key]:
+                return str(body[key])
     return None
 
 
@@ -75,14 +90,15 @@ def error_for_response(provider: str, response: httpx.Response) -> ProviderError
     """Translate a non-2xx answer into the typed error tree, once."""
     text = response.text
     try:
-        message = _envelope_message(orjson.loads(text)) or text[:EXCERPT_CHARS]
+        body: Any = orjson.loads(text)
     except orjson.JSONDecodeError:
-        message = text[:EXCERPT_CHARS]
+        body = None
+    message = _envelope_message(body) or text[:EXCERPT_CHARS]
     status = response.status_code
     kwargs: dict[str, Any] = {
         "provider": provider,
         "status": status,
-        "request_id": _request_id(response.headers),
+        "request_id": _request_id(response.headers) or _body_request_id(body),
         "body_excerpt": text[:EXCERPT_CHARS] or None,
         "retry_after": parse_retry_after(response.headers.get("retry-after")),
     }
@@ -100,16 +116,35 @@ def error_for_response(provider: str, response: httpx.Response) -> ProviderError
     return InvalidRequestError(message, **kwargs)
 
 
-def auth_headers(adapter: HttpAdapter, deployment: Deployment) -> dict[str, str]:
-    key = deployment.credentials.api_key
-    if key is None or not key.get_secret_value():
-        if adapter.key_required:
-            names = " or ".join(adapter.key_env)
-            raise ConfigurationError(
-                f"no API key for {deployment.model!r}: set {names}", provider=adapter.provider
-            )
-        return {}
-    return {"authorization": f"Bearer {key.get_secret_value()}"}
+def add_usage(total: dict[str, Any] | None, more: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Sum two provider usage reports field by field (numbers add, nested dicts recurse)."""
+    if more is None:
+        return total
+    if total is None:
+        return dict(more)
+    summed = dict(total)
+    for key, value in more.items():
+        if isinstance(value, dict):
+            summed[key] = add_usage(summed.get(key), value)
+        elif isinstance(value, int | float) and isinstance(summed.get(key), int | float):
+            summed[key] = summed[key] + value
+        else:
+            summed.setdefault(key, value)
+    return summed
+
+
+def prepare(
+    adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
+) -> list[tuple[Part, WireRequest]]:
+    """Every request a line will take, built before the first is sent (pure: no I/O).
+
+    A line the endpoint cannot take, or a deployment missing its key or base URL,
+    fails here with nothing spent.
+    """
+    adapter.auth.check(deployment, adapter.key_env)
+    base = resolve_base(adapter, deployment)
+    parts = plan(request, adapter.capabilities(deployment))
+    return [(part, adapter.build_request(base, deployment, part.request)) for part in parts]
 
 
 class HttpTransport:
@@ -122,21 +157,55 @@ class HttpTransport:
     async def rerank(
         self, adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
     ) -> RerankResponse:
-        wire = adapter.build_request(deployment, request)
+        answers = []
+        usage: dict[str, Any] | None = None
+        response_id = request_id = None
+        attempts = 0
+        prepared = prepare(adapter, deployment, request)
+        for part, wire in prepared:
+            parsed, response, tries = await self._call(adapter, deployment, wire, part.request)
+            answers.append((part, parsed.results))
+            usage = add_usage(usage, parsed.usage)
+            response_id = response_id or parsed.response_id
+            request_id = request_id or _request_id(response.headers)
+            attempts += tries
+        return RerankResponse(
+            results=merge(answers, request.top_n),
+            response_id=response_id,
+            request_id=request_id,
+            usage=usage,
+            attempts=attempts,
+            requests=len(prepared),
+        )
+
+    async def _call(
+        self, adapter: HttpAdapter, deployment: Deployment, wire: WireRequest, request: RerankRequest
+    ) -> tuple[ParsedResponse, httpx.Response, int]:
+        content = orjson.dumps(wire.body)
         headers = {
             "content-type": "application/json",
             "accept": "application/json",
-            **auth_headers(adapter, deployment),
+            **deployment.headers,
             **wire.headers,
         }
-        content = orjson.dumps(wire.body)
 
         async def attempt() -> tuple[httpx.Response, Any]:
-            return await self._send_once(adapter.provider, wire.method, wire.url, headers, content)
+            signed = {
+                **headers,
+                **await adapter.auth.headers(
+                    deployment, wire.method, wire.url, content, headers, self.client
+                ),
+            }
+            return await self._send_once(adapter.provider, wire.method, wire.url, signed, content)
 
         (response, body), attempts = await self.retry.call(attempt)
         try:
             parsed = adapter.parse_response(body, request)
+            for result in parsed.results:
+                if not 0 <= result.index < len(request.documents):
+                    raise IndexError(
+                        f"result index {result.index} is outside the {len(request.documents)} documents"
+                    )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise BadResponseError(
                 f"unexpected response shape: {exc!r}",
@@ -145,13 +214,7 @@ class HttpTransport:
                 request_id=_request_id(response.headers),
                 body_excerpt=response.text[:EXCERPT_CHARS],
             ) from exc
-        return RerankResponse(
-            results=sort_and_cut(parsed.results, request.top_n),
-            response_id=parsed.response_id,
-            request_id=_request_id(response.headers),
-            usage=parsed.usage,
-            attempts=attempts,
-        )
+        return parsed, response, attempts
 
     async def _send_once(
         self, provider: str, method: str, url: str, headers: dict[str, str], content: bytes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -12,7 +13,25 @@ from providers.deployment import Credentials, Deployment, split_model_name
 from providers.errors import ConfigurationError
 
 LOCAL_PROVIDER = "local"
-HTTP_ADAPTERS: dict[str, HttpAdapter] = {adapter.provider: adapter for adapter in (cohere.ADAPTER,)}
+ADAPTERS = (
+    cohere.ADAPTER,
+    litellm_proxy.ADAPTER,
+    together_ai.ADAPTER,
+    azure_ai.ADAPTER,
+    infinity.ADAPTER,
+    jina_ai.ADAPTER,
+    nvidia_nim.ADAPTER,
+    bedrock.ADAPTER,
+    huggingface.ADAPTER,
+    hosted_vllm.ADAPTER,
+    deepinfra.ADAPTER,
+    fireworks_ai.ADAPTER,
+    voyage.ADAPTER,
+    vertex_ai.ADAPTER,
+    watsonx.ADAPTER,
+    dashscope.ADAPTER,
+)
+HTTP_ADAPTERS: dict[str, HttpAdapter] = {adapter.provider: adapter for adapter in ADAPTERS}
 KNOWN_PROVIDERS = (LOCAL_PROVIDER, *sorted(HTTP_ADAPTERS))
 
 
@@ -36,8 +55,13 @@ def deployment_for(model: str, credentials: Mapping[str, Credentials]) -> Deploy
     )
 
 
+def _secret_param(name: str) -> bool:
+    return any(word in name for word in ("key", "secret", "token", "password", "credentials"))
+
+
 def credentials_from(environ: Mapping[str, str]) -> dict[str, Credentials]:
-    """Each HTTP provider's key and base from a mapping of variables (first name set wins).
+    """Each HTTP provider's key, base and settings from a mapping of variables
+    (for each, the first name that is set wins).
 
     The caller passes the mapping; this module never reads the process environment.
     """
@@ -48,8 +72,13 @@ def credentials_from(environ: Mapping[str, str]) -> dict[str, Credentials]:
     found: dict[str, Credentials] = {}
     for name, adapter in HTTP_ADAPTERS.items():
         key = first(adapter.key_env)
+        params: dict[str, Any] = {}
+        for param, names in adapter.param_env.items():
+            if (value := first(names)) is not None:
+                params[param] = SecretStr(value) if _secret_param(param) else value
         found[name] = Credentials(
             api_key=SecretStr(key) if key else None,
             api_base=first(adapter.base_env),
+            params=params,
         )
     return found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 Document = str | dict[str, Any]
@@ -26,7 +26,7 @@ class RankedDocument:
     relevance_score: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RerankResponse:
     """What a provider answered, already sorted by score and cut to ``top_n``.
 
@@ -39,7 +39,11 @@ class RerankResponse:
     request_id: str | None = None
     usage: dict[str, Any] | None = None
     attempts: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    """HTTP attempts, retries included, over all requests."""
+    requests: int = 1
+    """Requests the line took (more than one when its documents were split)."""
+    deployment: str | None = None
+    """Which deployment served the line (set by the reranker)."""
 
 
 def sort_and_cut(results: list[RankedDocument], top_n: int | None) -> list[RankedDocument]:

@@ -27,9 +27,9 @@ from providers.errors import (
     QuotaExceededError,
     RateLimitedError,
     ServerError,
-    UnsupportedParameterError,
 )
-from providers.http import HttpTransport, parse_retry_after
+from providers.adapter import WireRequest
+from providers.http import HttpTransport, parse_retry_after, prepare
 from providers.registry import credentials_from
 from providers.reranker import Reranker
 from providers.retry import RetryPolicy
@@ -60,6 +60,12 @@ def request(**overrides: Any) -> RerankRequest:
     return RerankRequest(**{**fields, **overrides})
 
 
+def single(d: Deployment, r: RerankRequest) -> WireRequest:
+    """The one wire request a small line takes (planning included)."""
+    [(_, wire)] = prepare(cohere.ADAPTER, d, r)
+    return wire
+
+
 # --- URLs -------------------------------------------------------------------------------------------
 
 
@@ -83,12 +89,12 @@ def request(**overrides: Any) -> RerankRequest:
 )
 def test_rerank_url(base: str, url: str, version: int) -> None:
     assert cohere.rerank_url(base) == (url, version)
-    wire = cohere.build_request(deployment(base), request())
+    wire = single(deployment(base), request())
     assert (wire.method, wire.url) == ("POST", url)
 
 
 def test_default_base_is_cohere_v2() -> None:
-    assert cohere.build_request(deployment(base=None), request()).url == V2_URL
+    assert single(deployment(base=None), request()).url == V2_URL
     assert cohere.ADAPTER.default_base == BASE
 
 
@@ -157,36 +163,55 @@ STRINGS = ["solar power plants", "coffee"]
     ],
 )  # fmt: skip
 def test_build_request_body(base: str, overrides: dict[str, Any], body: dict[str, Any]) -> None:
-    wire = cohere.build_request(deployment(base), request(**overrides))
+    wire = single(deployment(base), request(**overrides))
     assert wire.body == body
     assert wire.headers == {}
 
 
-@pytest.mark.parametrize(
-    ("base", "overrides", "named"),
-    [
-        (BASE, {"max_chunks_per_doc": 2}, "max_chunks_per_doc"),
-        ("https://api.cohere.com/v2/rerank", {"max_chunks_per_doc": 2}, "max_chunks_per_doc"),
-        (V1_BASE, {"max_tokens_per_doc": 100}, "max_tokens_per_doc"),
-        ("https://api.cohere.com/v1/rerank", {"max_tokens_per_doc": 100}, "max_tokens_per_doc"),
-    ],
-)
-async def test_unsupported_parameter_raised_before_any_request(
-    base: str, overrides: dict[str, Any], named: str
-) -> None:
-    with pytest.raises(UnsupportedParameterError) as raised:
-        cohere.build_request(deployment(base), request(**overrides))
-    assert named in raised.value.message
-    assert (raised.value.code, raised.value.provider, raised.value.retryable) == (
-        "unsupported_parameter",
-        "cohere",
-        False,
+LONG = " ".join(f"w{i}" for i in range(10))
+
+
+@pytest.mark.parametrize("base", [BASE, "https://api.cohere.com/v2/rerank"])
+def test_v2_chunks_client_side_for_max_chunks_per_doc(base: str) -> None:
+    wire = single(
+        deployment(base),
+        request(documents=[LONG, "solar"], max_tokens_per_doc=4, max_chunks_per_doc=2, top_n=1),
     )
-    mock = Mock(ok_body())
+    # windows of 4 words, at most 2 per document; top_n is applied after max-pooling
+    assert wire.body == {**HEAD, "documents": ["w0 w1 w2 w3", "w4 w5 w6 w7", "solar"]}
+
+
+@pytest.mark.parametrize("base", [V1_BASE, "https://api.cohere.com/v1/rerank"])
+def test_v1_truncates_client_side_for_max_tokens_per_doc(base: str) -> None:
+    wire = single(deployment(base), request(documents=[LONG, {"text": LONG}], max_tokens_per_doc=3))
+    assert wire.body == {**HEAD, "documents": ["w0 w1 w2", "w0 w1 w2"], "return_documents": False}
+
+
+async def test_chunk_scores_are_max_pooled_onto_the_callers_documents() -> None:
+    mock = Mock(ok_body([(2, 0.9), (0, 0.5), (1, 0.2)]))
     async with transport_for(mock) as (transport, _):
-        with pytest.raises(UnsupportedParameterError):
-            await transport.rerank(cohere.ADAPTER, deployment(base), request(**overrides))
-    assert mock.requests == []
+        response = await transport.rerank(
+            cohere.ADAPTER,
+            deployment(),
+            request(documents=[LONG, "solar"], max_tokens_per_doc=4, max_chunks_per_doc=2),
+        )
+    assert [(r.index, r.relevance_score) for r in response.results] == [(1, 0.9), (0, 0.5)]
+
+
+async def test_large_candidate_lists_are_split_and_merged() -> None:
+    documents: list[Document] = [f"doc {i}" for i in range(cohere.MAX_DOCUMENTS + 5)]
+    mock = Mock(ok_body([(0, 0.1), (1, 0.3)]), ok_body([(4, 0.8), (0, 0.2)]))
+    async with transport_for(mock) as (transport, _):
+        response = await transport.rerank(cohere.ADAPTER, deployment(), request(documents=documents, top_n=3))
+    sizes = [len(json.loads(r.content)["documents"]) for r in mock.requests]
+    assert sizes == [cohere.MAX_DOCUMENTS, 5]
+    assert [json.loads(r.content)["top_n"] for r in mock.requests] == [3, 3]
+    assert [(r.index, r.relevance_score) for r in response.results] == [
+        (cohere.MAX_DOCUMENTS + 4, 0.8),
+        (1, 0.3),
+        (cohere.MAX_DOCUMENTS, 0.2),
+    ]
+    assert (response.requests, response.usage) == (2, {"billed_units": {"search_units": 2}})
 
 
 # --- the shared HTTP path, over httpx.MockTransport --------------------------------------------------

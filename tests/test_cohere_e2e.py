@@ -242,30 +242,31 @@ def test_cohere_v1_base_sends_objects_and_rank_fields(
         if n % 3 == 0:
             line["return_documents"] = True
         lines.append(line)
-    bad = {
-        "id": "v1-bad",
+    truncated = {
+        "id": "v1-truncated",
         "model": MODEL,
-        "query": "unsupported",
-        "documents": ["x"],
-        "max_tokens_per_doc": 9,
+        "query": "alpha omega",
+        "documents": ["alpha beta gamma omega", {"text": "omega alpha"}],
+        "max_tokens_per_doc": 2,
     }
 
     results, errors, _ = run_batch(
-        lines=[*lines, bad], batch="cohere-v1", base=f"{server.base_url}/v1", key=KEY,
+        lines=[*lines, truncated], batch="cohere-v1", base=f"{server.base_url}/v1", key=KEY,
         redis_url=redis_url, workers=workers, tmp_path=tmp_path,
     )  # fmt: skip
 
-    assert [r["id"] for r in results] == [line["id"] for line in lines]
-    for line, record in zip(lines, results, strict=True):
+    assert [r["id"] for r in results] == [line["id"] for line in [*lines, truncated]]
+    for line, record in zip(lines, results[:-1], strict=True):
         assert record["results"] == expected_results(line, 1), line["id"]
         assert record["usage"] == {"billed_units": {"search_units": 1}}
-    ((error),) = errors
-    assert (error["id"], error["error"]["code"]) == ("v1-bad", "unsupported_parameter")
-    assert "max_tokens_per_doc" in error["error"]["message"]
+    assert errors == []
+    # v1 has no max_tokens_per_doc: documents were cut to 2 words client-side (objects rendered)
+    assert [r["index"] for r in results[-1]["results"]] == [1, 0]
 
-    assert len(server.requests) == len(lines)  # the unsupported line never reached the wire
     assert {(r.path, r.status) for r in server.requests} == {("/v1/rerank", 200)}
     bodies = {r.body["query"]: r.body for r in server.requests}
+    assert bodies["alpha omega"]["documents"] == ["alpha beta", "omega alpha"]
+    assert "max_tokens_per_doc" not in bodies["alpha omega"]
     for line in lines:
         wanted = {"model": "rerank-v3.5", "query": line["query"], "documents": line["documents"]}
         wanted |= {k: line[k] for k in ("rank_fields", "top_n", "max_chunks_per_doc") if k in line}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from jobs.dataset import DatasetLine, LineError, parse_line
-from jobs.validation import ValidationReport, validate_file
+from jobs.validation import ModelCheck, ValidationReport, validate_file
 from tests.support import synthetic_lines, write_dataset
 
 
@@ -105,7 +105,7 @@ def test_invalid_json_and_non_objects() -> None:
 
 def collect(path: Path) -> tuple[ValidationReport, list[str]]:
     messages: list[str] = []
-    report = validate_file(path, lambda error: messages.extend(error.describe()))
+    report = validate_file(path, ModelCheck(), lambda error: messages.extend(error.describe()))
     return report, messages
 
 

@@ -18,6 +18,7 @@ from jobs.batches import batch_status, cancel, export
 from jobs.connection import open_pool
 from jobs.queue import enqueue_lines, register_batch
 from jobs.settings import RunnerSettings
+from jobs.validation import ModelCheck
 from tests.support import synthetic_lines, write_dataset
 from worker import worker_options
 
@@ -27,7 +28,7 @@ async def enqueue(redis: ArqRedis, path: Path, batch: str = "b") -> tuple[int, i
     counts = await enqueue_lines(
         redis,
         batch,
-        valid_lines(path, set()),
+        valid_lines(path, set(), ModelCheck()),
         default_model="local/bm25",
         job_expiry_ms=60_000,
         result_ttl_ms=0,

@@ -1,0 +1,168 @@
+"""LiteLLM proxy ``config.yaml`` model lists: public model names -> deployments.
+
+An existing LiteLLM config loads as is: ``model_list`` entries of ``model_name`` +
+``litellm_params`` (``model``, ``api_key``, ``api_base``, provider settings such as
+``aws_region_name`` or ``vertex_project``; ``os.environ/NAME`` values come from
+the environment), ``rpm``/``tpm`` per entry, and ``router_settings.fallbacks``.
+Keys we do not use are reported as warnings, never errors.  With ``environ=None``
+(enqueue, which only needs the names) ``os.environ/`` references are not resolved.  Several entries with
+the same ``model_name`` are deployments of one public model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import SecretStr
+
+from providers.deployment import Credentials, Deployment, Limits
+from providers.errors import ConfigurationError
+from providers.registry import HTTP_ADAPTERS, credentials_from, deployment_for
+
+ENV_PREFIX = "os.environ/"
+CORE_PARAMS = frozenset({"model", "api_key", "api_base", "rpm", "tpm", "max_parallel_requests", "headers"})
+IGNORED_PARAMS = frozenset(
+    {"timeout", "stream_timeout", "max_retries", "custom_llm_provider", "use_in_pass_through"}
+)
+"""Common LiteLLM keys that rerank-runner sets elsewhere (RR_* settings); ignored quietly."""
+TOP_LEVEL = frozenset({"model_list", "router_settings"})
+
+
+def _provider_params() -> frozenset[str]:
+    return frozenset(name for adapter in HTTP_ADAPTERS.values() for name in adapter.param_env)
+
+
+def _secret(name: str) -> bool:
+    return any(word in name for word in ("key", "secret", "token", "password", "credentials"))
+
+
+@dataclass(frozen=True)
+class ModelList:
+    deployments: Mapping[str, list[Deployment]] = field(default_factory=dict)
+    fallbacks: Mapping[str, list[str]] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return sorted(self.deployments)
+
+
+def _resolve(value: Any, environ: Mapping[str, str] | None, where: str) -> Any:
+    """``os.environ/NAME`` -> the variable's value (None when only names are wanted)."""
+    if isinstance(value, str) and value.startswith(ENV_PREFIX):
+        if environ is None:
+            return None
+        name = value[len(ENV_PREFIX) :]
+        if not environ.get(name):
+            raise ConfigurationError(f"{where}: environment variable {name} is not set")
+        return environ[name]
+    return value
+
+
+def _positive(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{where}: must be a positive integer, got {value!r}")
+    return value
+
+
+def _deployment(
+    index: int, entry: Any, environ: Mapping[str, str] | None, warn: Callable[[str], None]
+) -> Deployment:
+    where = f"model_list[{index}]"
+    if not isinstance(entry, dict) or not isinstance(entry.get("model_name"), str):
+        raise ConfigurationError(f"{where}: needs a model_name and litellm_params")
+    name = entry["model_name"]
+    params = entry.get("litellm_params")
+    if not isinstance(params, dict) or not isinstance(params.get("model"), str):
+        raise ConfigurationError(f"{where} ({name}): litellm_params.model is required")
+    raw = deployment_for(params["model"], {})
+    provider_params = _provider_params()
+    extras: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in CORE_PARAMS or key in IGNORED_PARAMS:
+            continue
+        if key not in provider_params:
+            warn(f"{where} ({name}): litellm_params.{key} is not used by rerank-runner; ignored")
+            continue
+        resolved = _resolve(value, environ, f"{where}.litellm_params.{key}")
+        extras[key] = SecretStr(str(resolved)) if _secret(key) else resolved
+    api_key = _resolve(params.get("api_key"), environ, f"{where}.litellm_params.api_key")
+    api_base = _resolve(params.get("api_base"), environ, f"{where}.litellm_params.api_base")
+    headers = params.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise ConfigurationError(f"{where}.litellm_params.headers: must be a mapping")
+    info: dict[str, Any] = entry["model_info"] if isinstance(entry.get("model_info"), dict) else {}
+    limits = Limits(
+        rpm=_positive(params.get("rpm", entry.get("rpm", info.get("rpm"))), f"{where}.rpm"),
+        tpm=_positive(params.get("tpm", entry.get("tpm", info.get("tpm"))), f"{where}.tpm"),
+        max_concurrency=_positive(params.get("max_parallel_requests"), f"{where}.max_parallel_requests"),
+    )
+    # what the entry leaves out comes from the provider's usual variables, as in LiteLLM
+    env = credentials_from(environ).get(raw.provider, Credentials()) if environ is not None else Credentials()
+    return Deployment(
+        model=name,
+        provider=raw.provider,
+        wire_model=raw.wire_model,
+        credentials=Credentials(
+            api_key=SecretStr(str(api_key)) if api_key else env.api_key,
+            api_base=str(api_base) if api_base else env.api_base,
+            params={**env.params, **extras},
+        ),
+        headers={str(k): str(_resolve(v, environ, f"{where}.headers.{k}")) for k, v in headers.items()},
+        limits=limits,
+        name=f"{name}#{index}",
+    )
+
+
+def _fallbacks(router: Any, warn: Callable[[str], None]) -> dict[str, list[str]]:
+    if not isinstance(router, dict):
+        return {}
+    found: dict[str, list[str]] = {}
+    for item in router.get("fallbacks") or []:
+        if isinstance(item, dict):
+            for source, targets in item.items():
+                found[str(source)] = [str(t) for t in (targets if isinstance(targets, list) else [targets])]
+    for key in sorted(set(router) - {"fallbacks"}):
+        warn(f"router_settings.{key} is not used by rerank-runner; ignored")
+    return found
+
+
+def parse_model_list(
+    document: Any, environ: Mapping[str, str] | None, warn: Callable[[str], None] = lambda _m: None
+) -> ModelList:
+    if not isinstance(document, dict):
+        raise ConfigurationError("the config must be a mapping with a model_list")
+    for key in sorted(set(document) - TOP_LEVEL):
+        warn(f"{key} is not used by rerank-runner; ignored")
+    entries = document.get("model_list") or []
+    if not isinstance(entries, list):
+        raise ConfigurationError("model_list must be a list")
+    deployments: dict[str, list[Deployment]] = {}
+    for index, entry in enumerate(entries):
+        deployment = _deployment(index, entry, environ, warn)
+        deployments.setdefault(deployment.model, []).append(deployment)
+    fallbacks = _fallbacks(document.get("router_settings"), warn)
+    for source, targets in fallbacks.items():
+        for name in [source, *targets]:
+            if name not in deployments:
+                raise ConfigurationError(
+                    f"router_settings.fallbacks names {name!r}, which is not in model_list"
+                )
+    return ModelList(deployments=deployments, fallbacks=fallbacks)
+
+
+def load_model_list(
+    path: Path, environ: Mapping[str, str] | None, warn: Callable[[str], None] = lambda _m: None
+) -> ModelList:
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"cannot read model list {path}: {exc}") from exc
+    try:
+        return parse_model_list(document, environ, warn)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{path}: {exc.message}") from exc

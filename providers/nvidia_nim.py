@@ -1,0 +1,5 @@
+"""PLACEHOLDER: replaced by the real nvidia_nim adapter."""
+
+from providers.adapter import not_implemented
+
+ADAPTER = not_implemented("nvidia_nim")
