@@ -7,7 +7,25 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from providers import cohere, local
+from providers import (
+    azure_ai,
+    bedrock,
+    cohere,
+    dashscope,
+    deepinfra,
+    fireworks_ai,
+    hosted_vllm,
+    huggingface,
+    infinity,
+    jina_ai,
+    litellm_proxy,
+    local,
+    nvidia_nim,
+    together_ai,
+    vertex_ai,
+    voyage,
+    watsonx,
+)
 from providers.adapter import HttpAdapter
 from providers.deployment import Credentials, Deployment, split_model_name
 from providers.errors import ConfigurationError

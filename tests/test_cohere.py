@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from providers import cohere
+from providers.adapter import WireRequest
 from providers.deployment import Credentials, Deployment
 from providers.errors import (
     AuthenticationError,
@@ -28,7 +29,6 @@ from providers.errors import (
     RateLimitedError,
     ServerError,
 )
-from providers.adapter import WireRequest
 from providers.http import HttpTransport, parse_retry_after, prepare
 from providers.registry import credentials_from
 from providers.reranker import Reranker
