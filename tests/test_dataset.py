@@ -125,9 +125,10 @@ def test_whole_file_reports_every_bad_line_with_its_number(tmp_path: Path) -> No
     assert (report.lines, report.invalid_lines, report.valid) == (7, 5, 2)
     assert report.duplicate_lines == {7}
     assert messages[1].startswith("line 4: (line): invalid JSON: ")
-    assert messages[:1] + messages[2:] == [
+    assert messages[2].startswith("line 5: model: unknown provider 'nope' in model 'nope/m'; known: local, ")
+    assert "cohere" in messages[2]
+    assert messages[:1] + messages[3:] == [
         "line 3: query: must be a non-empty string",
-        "line 5: model: unknown provider 'nope' in model 'nope/m'; known: local, cohere",
         "line 6: model: unknown local model 'local/bm99'; known: local/bm25",
         "line 7: id: duplicate id 'a' (first on line 1)",
     ]
