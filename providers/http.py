@@ -35,6 +35,9 @@ REQUEST_ID_HEADERS = (
     "x-amz-request-id",
     "x-goog-request-id",
     "x-global-transaction-id",
+    "nvcf-reqid",
+    "x-litellm-call-id",
+    "apim-request-id",
     "cf-ray",
 )
 EXCERPT_CHARS = 300
@@ -107,7 +110,7 @@ def error_for_response(provider: str, response: httpx.Response) -> ProviderError
         return RateLimitedError(message, **kwargs)
     if status == 408:
         return ProviderTimeoutError(message, **kwargs)
-    if status in (409, 425) or status >= 500:
+    if status in (409, 424, 425) or status >= 500:
         return ServerError(message, **kwargs)
     if status in (401, 403):
         return AuthenticationError(message, **kwargs)

@@ -1,0 +1,90 @@
+"""A local vLLM rerank server (``vllm serve <reranker>``): ``POST /rerank``, ``/v1/rerank``, ``/v2/rerank``.
+
+As vLLM's ``RerankRequest``: ``{model?, query: str, documents: [str], top_n: int = 0
+(all), truncate_prompt_tokens?, priority?, ...}``; an unknown field is *accepted and
+ignored* (vLLM only logs it; every such field is recorded in ``ignored`` so tests can
+prove nothing is silently dropped), a wrong type is 400, a model other than the served
+one is 404, all in vLLM's ``{error: {message, type, param, code}}`` envelope.  With
+``--api-key`` a missing or wrong key is 401 ``{"error": "Unauthorized"}``.  The answer
+is ``{id, model, usage: {prompt_tokens, total_tokens}, results: [{index, document: {text},
+relevance_score}]}`` sorted by score and cut to ``top_n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tests.wire_server import Recorded, Reply, WireServer, ranked
+
+ROUTES = ("/rerank", "/v1/rerank", "/v2/rerank")
+FIELDS = {
+    "model", "query", "documents", "top_n", "truncate_prompt_tokens", "mm_processor_kwargs",
+    "priority", "softmax", "activation", "use_activation",
+}  # fmt: skip
+ERROR_TYPES = {400: "BadRequestError", 404: "NotFoundError", 429: "TooManyRequests"}
+
+
+def check(body: Any) -> str | None:
+    """vLLM's 400 message for a body its schema rejects, or None."""
+    if not isinstance(body, dict):
+        return "Input should be a valid dictionary"
+    if not isinstance(body.get("query"), str):
+        return "query: Input should be a valid string"
+    documents = body.get("documents")
+    if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
+        return "documents: Input should be a valid list of strings"
+    if type(body.get("top_n", 0)) is not int:
+        return "top_n: Input should be a valid integer"
+    return None
+
+
+class VllmServer(WireServer):
+    def __init__(self, model: str = "BAAI/bge-reranker-v2-m3", api_key: str | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.api_key = api_key
+        self.ignored: list[str] = []
+        """Fields vLLM would have accepted and ignored, over all requests."""
+
+    def error_body(self, status: int, message: str) -> Any:
+        kind = ERROR_TYPES.get(status, "InternalServerError")
+        return {"error": {"message": message, "type": kind, "param": None, "code": status}}
+
+    def _error(self, status: int, message: str) -> Reply:
+        return status, {}, self.error_body(status, message)
+
+    def answer(self, record: Recorded) -> Reply:
+        if record.path.split("?")[0] not in ROUTES:
+            return 404, {}, {"detail": "Not Found"}
+        if record.method != "POST":
+            return 405, {}, {"detail": "Method Not Allowed"}
+        if self.api_key is not None and record.headers.get("authorization") != f"Bearer {self.api_key}":
+            return 401, {}, {"error": "Unauthorized"}
+        body = record.body
+        if problem := check(body):
+            return self._error(400, problem)
+        with self._lock:
+            self.ignored.extend(sorted(set(body) - FIELDS))
+        if body.get("model", self.model) != self.model:
+            return self._error(404, f"The model `{body['model']}` does not exist.")
+        query, documents = body["query"], body["documents"]
+        top_n = body.get("top_n", 0)
+        results = [
+            {"index": i, "document": {"text": documents[i], "multi_modal": None}, "relevance_score": s}
+            for i, s in ranked(query, documents, top_n if top_n > 0 else None)
+        ]
+        tokens = sum(len(query.split()) + len(d.split()) for d in documents)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return (
+            200,
+            {},
+            {"id": f"rerank-{record.request_id}", "model": self.model, "usage": usage, "results": results},
+        )
+
+
+@contextmanager
+def vllm_server(model: str = "BAAI/bge-reranker-v2-m3", api_key: str | None = None) -> Iterator[VllmServer]:
+    with VllmServer(model, api_key) as server:
+        yield server

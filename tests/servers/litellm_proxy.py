@@ -1,0 +1,94 @@
+"""A local LiteLLM proxy (``litellm --config``) answering ``/rerank``, ``/v1/rerank``, ``/v2/rerank``.
+
+It stands for a proxy whose public model names are served by Cohere ``rerank-v3.5``, i.e.
+Cohere's v2 API: the proxy hands the body's fields to ``litellm.arerank`` (ignoring ones it
+does not know), and that backend takes string documents only and no ``rank_fields``.
+Auth is ``Authorization: Bearer <master key>``.  Answers are LiteLLM's ``RerankResponse``
+``{id, results: [{index, relevance_score}], meta}``; errors use the proxy's envelope
+``{"error": {"message", "type", "param", "code"}}``; the call id header is ``x-litellm-call-id``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tests.wire_server import Recorded, Reply, WireServer, ranked
+
+ROUTES = {"/rerank", "/v1/rerank", "/v2/rerank"}
+TYPES = {400: "invalid_request_error", 401: "auth_error", 429: "throttling_error"}
+AUTH_MESSAGE = (
+    "Authentication Error, Invalid proxy server token passed. Received API Key = sk-...{tail}. "
+    "Unable to find token in cache or `LiteLLM_VerificationTokenTable`"
+)
+
+
+def backend_problem(body: dict[str, Any]) -> str | None:
+    """The Cohere v2 backend's 400 message for a body, or None."""
+    if "rank_fields" in body:
+        return "invalid request: unknown field: parameter rank_fields is not a valid field"
+    if not isinstance(body.get("query"), str) or not body["query"].strip():
+        return "invalid request: query must be a non-empty string"
+    documents = body.get("documents")
+    if not isinstance(documents, list) or not 1 <= len(documents) <= 10_000:
+        return "invalid request: documents must be a list of 1 to 10000 items"
+    if not all(isinstance(d, str) for d in documents):
+        return "invalid request: documents must be a list of strings"
+    for name in ("top_n", "max_tokens_per_doc"):
+        value = body.get(name)
+        if value is not None and (type(value) is not int or value < 1):
+            return f"invalid request: {name} must be a positive integer"
+    return None
+
+
+class LiteLLMProxyServer(WireServer):
+    request_id_header = "x-litellm-call-id"
+
+    def __init__(self, master_key: str = "sk-test-master", models: Iterable[str] = ("my-reranker",)) -> None:
+        super().__init__()
+        self.master_key = master_key
+        self.models = set(models)
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {
+            "error": {
+                "message": message,
+                "type": TYPES.get(status, "None"),
+                "param": "None",
+                "code": str(status),
+            }
+        }
+
+    def _error(self, status: int, message: str) -> Reply:
+        return status, {}, self.error_body(status, message)
+
+    def answer(self, record: Recorded) -> Reply:
+        if record.method != "POST" or record.path.split("?")[0] not in ROUTES:
+            return 404, {}, {"detail": "Not Found"}
+        token = record.headers.get("authorization", "").removeprefix("Bearer ")
+        if token != self.master_key:
+            return self._error(401, AUTH_MESSAGE.format(tail=token[-4:]))
+        body = record.body
+        if not isinstance(body, dict):
+            return self._error(400, "Invalid JSON payload")
+        if body.get("model") not in self.models:
+            return self._error(
+                400,
+                f"/rerank: Invalid model name passed in model={body.get('model')}. "
+                "Call `/v1/models` to view available models for your key.",
+            )
+        if problem := backend_problem(body):
+            return self._error(400, f"litellm.BadRequestError: CohereException - {problem}")
+        results = [{"index": i, "relevance_score": s} for i, s in ranked(body["query"], body["documents"])]
+        meta = {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}}
+        return 200, {}, {"id": str(uuid.uuid4()), "results": results[: body.get("top_n")], "meta": meta}
+
+
+@contextmanager
+def litellm_proxy_server(
+    master_key: str = "sk-test-master", models: Iterable[str] = ("my-reranker",)
+) -> Iterator[LiteLLMProxyServer]:
+    with LiteLLMProxyServer(master_key, models) as server:
+        yield server

@@ -1,0 +1,111 @@
+"""A local NVIDIA NIM reranker: the hosted retrieval route and the NIM-native ``/v1/ranking``.
+
+``POST /v1/retrieval/<model>/reranking`` (NVIDIA's hosted API: the body model must be the
+URL's with ``_`` -> ``.``) and ``POST /v1/ranking`` (a NIM container).  Bodies are
+``{model, query: {text}, passages: [{text}], truncate?}`` and nothing else (``top_k``
+is rejected); answers ``{rankings: [{index, logit}], usage}`` sorted by logit, with
+NVIDIA Cloud Functions' ``nvcf-reqid`` header and RFC 7807 problem details on errors.
+Logits are ``logit(score)`` for the word-overlap score, so they are unbounded and can be
+negative like a real cross-encoder's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tests.wire_server import Recorded, Reply, WireServer, ranked
+
+RETRIEVAL = re.compile(r"^/v1/retrieval/(?P<model>.+)/reranking$")
+FIELDS = {"model", "query", "passages", "truncate"}
+MAX_PASSAGES = 512
+CONTEXT_WORDS = 512
+TITLES = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 410: "Gone", 422: "Unprocessable Entity"}
+
+
+def logit(score: float) -> float:
+    """A deterministic logit for a word-overlap score in [0, 1]: -4 at 0, +4 at 1."""
+    return round(8.0 * score - 4.0, 6)
+
+
+def _text_of(item: Any) -> str | None:
+    if isinstance(item, dict) and set(item) == {"text"} and isinstance(item["text"], str) and item["text"]:
+        return str(item["text"])
+    return None
+
+
+def check(body: Any) -> str | None:
+    """The 422 detail for a body the NIM schema rejects, or None."""
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    if unknown := sorted(set(body) - FIELDS):
+        return f"Extra inputs are not permitted: {unknown[0]}"
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return "model: field required"
+    if _text_of(body.get("query")) is None:
+        return "query: must be an object with a non-empty text"
+    passages = body.get("passages")
+    if not isinstance(passages, list) or not 1 <= len(passages) <= MAX_PASSAGES:
+        return f"passages: must hold 1 to {MAX_PASSAGES} items"
+    if any(_text_of(p) is None for p in passages):
+        return "passages: each must be an object with a non-empty text"
+    if body.get("truncate", "NONE") not in ("NONE", "END"):
+        return "truncate: must be one of NONE, END"
+    return None
+
+
+class NimServer(WireServer):
+    request_id_header = "nvcf-reqid"
+
+    def __init__(self, api_key: str | None = "test-nim-key", gone: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.gone = gone
+        """URL models past their end of life (answer 410)."""
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {
+            "type": "about:blank",
+            "status": status,
+            "title": TITLES.get(status, "Error"),
+            "detail": message,
+        }
+
+    def _error(self, status: int, message: str) -> Reply:
+        return status, {}, self.error_body(status, message)
+
+    def answer(self, record: Recorded) -> Reply:
+        path = record.path.split("?")[0]
+        route = RETRIEVAL.match(path)
+        if record.method != "POST" or (route is None and path != "/v1/ranking"):
+            return self._error(404, f"no route for {record.method} {record.path}")
+        if self.api_key is not None and record.headers.get("authorization") != f"Bearer {self.api_key}":
+            return self._error(401, "Authentication failed")
+        if route is not None and route["model"] in self.gone:
+            return self._error(
+                410, f"Model {route['model']} has reached its end of life and is no longer available"
+            )
+        body = record.body
+        if problem := check(body):
+            return self._error(422, problem)
+        if route is not None and body["model"] != route["model"].replace("_", "."):
+            return self._error(400, f"model {body['model']!r} does not match the endpoint's model")
+        query, texts = body["query"]["text"], [p["text"] for p in body["passages"]]
+        too_long = [i for i, t in enumerate(texts) if len(query.split()) + len(t.split()) > CONTEXT_WORDS]
+        if too_long and body.get("truncate", "NONE") == "NONE":
+            return self._error(
+                400, f"Input length exceeds the maximum for passage {too_long[0]}; set truncate"
+            )
+        tokens = sum(len(query.split()) + len(t.split()) for t in texts)
+        rankings = [{"index": i, "logit": logit(s)} for i, s in ranked(query, texts)]
+        return 200, {}, {"rankings": rankings, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+@contextmanager
+def nim_server(
+    api_key: str | None = "test-nim-key", gone: frozenset[str] = frozenset()
+) -> Iterator[NimServer]:
+    with NimServer(api_key, gone) as server:
+        yield server
