@@ -38,7 +38,7 @@ async def enqueue(redis: ArqRedis, path: Path, batch: str = "b") -> tuple[int, i
 async def run_burst(redis_url: str) -> Worker:
     settings = RunnerSettings(redis_url=redis_url)
     worker = Worker(
-        **{**worker_options(settings), "poll_delay": 0.05},
+        **worker_options(settings),
         redis_pool=await open_pool(redis_url),
         burst=True,
         handle_signals=False,
