@@ -130,7 +130,7 @@ async def in_process(path: Path, url: str, batch: str) -> tuple[float, float]:
     try:
         model = settings.default_model
         await register_batch(pool, batch, str(path), model, settings.result_ttl_ms)
-        lines = enqueue.valid_lines(path, report.duplicate_lines)
+        lines = enqueue.valid_lines(path, report)
         await enqueue_lines(
             pool,
             batch,
