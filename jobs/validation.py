@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from jobs.dataset import FieldError, LineError, line_key, parse_line, read_lines
+from jobs.dataset import FieldError, LineError, check_line, line_key, read_lines
 from providers.errors import ConfigurationError
 from providers.registry import deployment_for
 
@@ -103,13 +103,13 @@ def validate_file(path: Path, on_error: Callable[[LineError], None]) -> Validati
     models = ModelCheck()
     for line_no, raw in read_lines(path):
         report.lines += 1
-        parsed = parse_line(line_no, raw, models.problem)
-        if isinstance(parsed, LineError):
+        checked = check_line(line_no, raw, models.problem)
+        if isinstance(checked, LineError):
             invalid.append(line_no)
-            on_error(parsed)
+            on_error(checked)
             key = _raw_key(raw)
         else:
-            key = parsed.key
+            key = str(checked["id"])
         if key is not None:
             hashes.append(id_hash(key))
     ordered = np.frombuffer(hashes, dtype=np.uint64)
