@@ -34,11 +34,11 @@ from arq.worker import Worker
 
 from jobs.batches import BatchStatus, export, export_to_files
 from jobs.connection import DEFAULT_STATE_DIR, Connection, connect, open_pool, redacted
-from jobs.dataset import DatasetLine, LineError
+from jobs.dataset import DatasetLine, LineError, read_lines, trusted_line
 from jobs.progress import wait_for_batch
 from jobs.queue import EnqueueCounts, enqueue_lines, register_batch
 from jobs.settings import RunnerSettings, model_list
-from jobs.validation import ModelCheck, checked_lines, validate_file
+from jobs.validation import ModelCheck, ValidationReport, fingerprint, validate_file
 from providers.errors import ConfigurationError
 from worker import worker_options
 
@@ -118,10 +118,11 @@ class RejectLog:
             print(f"... {self.shown - ERRORS_SHOWN} more problems not shown", file=sys.stderr)
 
 
-def valid_lines(path: Path, skip: set[int], models: ModelCheck) -> Iterator[DatasetLine]:
-    for parsed in checked_lines(path, models):
-        if isinstance(parsed, DatasetLine) and parsed.line_no not in skip:
-            yield parsed
+def valid_lines(path: Path, report: ValidationReport) -> Iterator[DatasetLine]:
+    """The lines validation accepted, rebuilt without checking them a second time."""
+    for line_no, raw in read_lines(path):
+        if not report.rejected(line_no):
+            yield trusted_line(line_no, raw)
 
 
 async def run_local_workers(
@@ -158,25 +159,33 @@ class Run:
     settings: RunnerSettings
     batch: str
     paths: Paths
-    models: ModelCheck
-    skip: set[int]
+    report: ValidationReport
 
 
 async def enqueue_and_follow(run: Run) -> int:
     args, settings, batch, paths = run.args, run.settings, run.batch, run.paths
     model = settings.default_model
+    if fingerprint(args.dataset) != run.report.fingerprint:
+        print(f"error: {args.dataset} changed since it was validated; nothing enqueued", file=sys.stderr)
+        return 1
     async with connect(settings.redis_url, args.state_dir) as conn:
         await register_batch(conn.redis, batch, str(args.dataset.resolve()), model, settings.result_ttl_ms)
         started = time.monotonic()
         counts: EnqueueCounts = await enqueue_lines(
             conn.redis,
             batch,
-            valid_lines(args.dataset, run.skip, run.models),
+            valid_lines(args.dataset, run.report),
             default_model=model,
             job_expiry_ms=settings.job_expiry_ms,
             result_ttl_ms=settings.result_ttl_ms,
         )
         elapsed = time.monotonic() - started
+        if fingerprint(args.dataset) != run.report.fingerprint:
+            print(
+                f"warning: {args.dataset} changed while it was being enqueued; lines read after the "
+                "change were not validated. Run the same command again once it stops changing.",
+                file=sys.stderr,
+            )
         print(
             f"enqueued {counts.added} new lines in {elapsed:.1f}s; skipped {counts.skipped} "
             f"({counts.already_queued} already queued, {counts.already_done} already done)"
@@ -251,9 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no valid lines to enqueue", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(
-            enqueue_and_follow(Run(args, settings, batch, paths, models, report.duplicate_lines))
-        )
+        return asyncio.run(enqueue_and_follow(Run(args, settings, batch, paths, report)))
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -70,6 +70,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
         "keep_result": 0,
         "max_jobs": settings.max_jobs,
         "max_tries": settings.max_tries,
+        "poll_delay": settings.poll_delay,
         "job_completion_wait": settings.shutdown_grace,
         "expires_extra_ms": settings.job_expiry_ms,
         "health_check_interval": 30,

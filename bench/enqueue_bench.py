@@ -30,7 +30,7 @@ from jobs.connection import open_pool
 from jobs.embedded import EmbeddedRedis
 from jobs.queue import enqueue_lines, register_batch
 from jobs.settings import RunnerSettings
-from jobs.validation import validate_file
+from jobs.validation import ModelCheck, validate_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEED_TARGET = 5.0
@@ -122,7 +122,7 @@ async def in_process(path: Path, url: str, batch: str) -> tuple[float, float]:
     """The CLI's two phases timed separately: (validation seconds, enqueue seconds)."""
     settings = RunnerSettings(redis_url=url)
     started = time.perf_counter()
-    report = validate_file(path, lambda error: None)
+    report = validate_file(path, ModelCheck(), lambda error: None)
     validated = time.perf_counter()
     if not report.ok:
         raise BenchError(f"{path}: {report.invalid_lines} invalid lines")
@@ -130,7 +130,7 @@ async def in_process(path: Path, url: str, batch: str) -> tuple[float, float]:
     try:
         model = settings.default_model
         await register_batch(pool, batch, str(path), model, settings.result_ttl_ms)
-        lines = enqueue.valid_lines(path, report.duplicate_lines)
+        lines = enqueue.valid_lines(path, report)
         await enqueue_lines(
             pool,
             batch,

@@ -37,6 +37,8 @@ class RunnerSettings(BaseSettings):
     """Concurrent lines per worker process."""
     max_tries: int = Field(10, ge=1)
     """arq runs of one job (kills and shutdowns count); provider retries are separate."""
+    poll_delay: float = Field(0.05, gt=0)
+    """Seconds between a worker's queue reads; arq only refills free slots when it polls."""
     shutdown_grace: int = Field(30, ge=0)
     """Seconds a worker lets in-flight lines finish after SIGTERM before handing them back."""
     http_timeout: float = Field(60.0, gt=0)

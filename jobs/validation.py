@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from jobs.dataset import DatasetLine, FieldError, LineError, line_key, parse_line, read_lines
+from jobs.dataset import FieldError, LineError, check_line, line_key, read_lines
 from providers.errors import ConfigurationError
 from providers.registry import deployment_for
 
@@ -43,12 +43,30 @@ class ModelCheck:
         return self._seen[model]
 
 
+def _contains(ascending: array[int], value: int) -> bool:
+    at = bisect_left(ascending, value)
+    return at < len(ascending) and ascending[at] == value
+
+
+def fingerprint(path: Path) -> tuple[int, int]:
+    """Size and modification time: enough to notice a file changing between passes."""
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
 @dataclass
 class ValidationReport:
     lines: int = 0
     invalid_lines: int = 0
     duplicate_lines: set[int] = field(default_factory=set)
     """Line numbers of second and later occurrences of an id (the first is kept)."""
+    invalid: array[int] = field(default_factory=lambda: array("Q"))
+    """Ascending line numbers of lines with field errors."""
+    fingerprint: tuple[int, int] = (0, 0)
+    """The file as validated; enqueue refuses to go on if it changed since."""
+
+    def rejected(self, line_no: int) -> bool:
+        return line_no in self.duplicate_lines or _contains(self.invalid, line_no)
 
     @property
     def valid(self) -> int:
@@ -57,12 +75,6 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return self.invalid_lines == 0
-
-
-def checked_lines(path: Path, models: ModelCheck) -> Iterator[DatasetLine | LineError]:
-    """Every non-blank line, parsed and checked (model names included), without duplicates."""
-    for line_no, raw in read_lines(path):
-        yield parse_line(line_no, raw, models.problem)
 
 
 def _raw_key(raw: bytes) -> str | None:
@@ -86,18 +98,18 @@ def _duplicate_errors(path: Path, colliding: set[int]) -> Iterator[LineError]:
 
 
 def validate_file(path: Path, models: ModelCheck, on_error: Callable[[LineError], None]) -> ValidationReport:
-    report = ValidationReport()
+    report = ValidationReport(fingerprint=fingerprint(path))
     hashes = array("Q")
-    invalid = array("Q")  # ascending line numbers
+    invalid = report.invalid
     for line_no, raw in read_lines(path):
         report.lines += 1
-        parsed = parse_line(line_no, raw, models.problem)
-        if isinstance(parsed, LineError):
+        checked = check_line(line_no, raw, models.problem)
+        if isinstance(checked, LineError):
             invalid.append(line_no)
-            on_error(parsed)
+            on_error(checked)
             key = _raw_key(raw)
         else:
-            key = parsed.key
+            key = str(checked["id"])
         if key is not None:
             hashes.append(id_hash(key))
     ordered = np.frombuffer(hashes, dtype=np.uint64)
@@ -107,8 +119,6 @@ def validate_file(path: Path, models: ModelCheck, on_error: Callable[[LineError]
         for error in _duplicate_errors(path, {int(h) for h in repeated}):
             report.duplicate_lines.add(error.line_no)
             on_error(error)
-    already_invalid = sum(
-        1 for n in report.duplicate_lines if (i := bisect_left(invalid, n)) < len(invalid) and invalid[i] == n
-    )
+    already_invalid = sum(1 for n in report.duplicate_lines if _contains(invalid, n))
     report.invalid_lines = len(invalid) + len(report.duplicate_lines) - already_invalid
     return report

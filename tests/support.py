@@ -88,14 +88,14 @@ def run_script(script: str, *args: str, env: Mapping[str, str], cwd: Path = ROOT
 
 
 def start_worker(env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("ab")
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "worker.py")],
-        env=env_with(env),
-        cwd=ROOT,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("ab") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "worker.py")],
+            env=env_with(env),
+            cwd=ROOT,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -58,12 +58,16 @@ def test_a_litellm_proxy_config_loads_as_is() -> None:
     assert models.names() == ["backup", "my-reranker"]
     cohere, azure = models.deployments["my-reranker"]
     assert (cohere.provider, cohere.wire_model, cohere.limits.rpm) == ("cohere", "rerank-v3.5", 100)
-    assert cohere.credentials.api_key is not None and cohere.credentials.api_key.get_secret_value() == "co-key"
+    assert (
+        cohere.credentials.api_key is not None and cohere.credentials.api_key.get_secret_value() == "co-key"
+    )
     assert (azure.provider, azure.limits.tpm, azure.name) == ("azure_ai", 50000, "my-reranker#1")
     assert azure.credentials.api_base == "https://example.services.ai.azure.com/providers/cohere/v2"
     # a key the entry leaves out comes from the provider's usual variable
     (jina,) = models.deployments["backup"]
-    assert jina.credentials.api_key is not None and jina.credentials.api_key.get_secret_value() == "jina-env-key"
+    assert (
+        jina.credentials.api_key is not None and jina.credentials.api_key.get_secret_value() == "jina-env-key"
+    )
     assert models.fallbacks == {"my-reranker": ["backup"]}
     assert warnings == [
         "general_settings is not used by rerank-runner; ignored",
@@ -79,7 +83,9 @@ def test_secrets_never_show_in_reprs() -> None:
 
 
 def test_missing_environment_variable_is_named() -> None:
-    with pytest.raises(ConfigurationError, match=r"model_list\[1\]\.litellm_params\.api_key: .*AZURE_AI_API_KEY"):
+    with pytest.raises(
+        ConfigurationError, match=r"model_list\[1\]\.litellm_params\.api_key: .*AZURE_AI_API_KEY"
+    ):
         parse(PROXY_CONFIG, {"COHERE_API_KEY": "x"})
 
 
@@ -95,7 +101,10 @@ def test_names_only_mode_needs_no_environment() -> None:
         ("model_list: [{model_name: x, litellm_params: {model: nope/m}}]", "unknown provider 'nope'"),
         ("model_list: [{model_name: x, litellm_params: {}}]", r"litellm_params.model is required"),
         ("model_list: [{litellm_params: {model: cohere/x}}]", "needs a model_name"),
-        ("model_list: [{model_name: x, litellm_params: {model: cohere/x, rpm: 0}}]", r"rpm: must be a positive"),
+        (
+            "model_list: [{model_name: x, litellm_params: {model: cohere/x, rpm: 0}}]",
+            r"rpm: must be a positive",
+        ),
         (
             "model_list: [{model_name: x, litellm_params: {model: cohere/x}}]\n"
             "router_settings: {fallbacks: [{x: [y]}]}",
@@ -110,7 +119,12 @@ def test_bad_configs_say_what_is_wrong(text: str, message: str) -> None:
 
 
 def test_example_config_loads(tmp_path: Path) -> None:
-    env = {"COHERE_API_KEY": "a", "AZURE_AI_API_KEY": "b", "AZURE_AI_API_BASE": "https://x", "JINA_AI_API_KEY": "c"}
+    env = {
+        "COHERE_API_KEY": "a",
+        "AZURE_AI_API_KEY": "b",
+        "AZURE_AI_API_BASE": "https://x",
+        "JINA_AI_API_KEY": "c",
+    }
     models = load_model_list(ROOT / "examples" / "config.yaml", env)
     assert models.names() == ["backup-reranker", "my-reranker", "offline"]
     assert ModelCheck(models.names()).problem("my-reranker") is None

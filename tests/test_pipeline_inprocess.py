@@ -12,13 +12,13 @@ import orjson
 from arq import ArqRedis
 from arq.worker import Worker
 
-from enqueue import valid_lines
+from enqueue import Paths, Run, enqueue_and_follow, parse_args, valid_lines
 from jobs import keys
 from jobs.batches import batch_status, cancel, export
 from jobs.connection import open_pool
 from jobs.queue import enqueue_lines, register_batch
 from jobs.settings import RunnerSettings
-from jobs.validation import ModelCheck
+from jobs.validation import ModelCheck, validate_file
 from tests.support import synthetic_lines, write_dataset
 from worker import worker_options
 
@@ -28,7 +28,7 @@ async def enqueue(redis: ArqRedis, path: Path, batch: str = "b") -> tuple[int, i
     counts = await enqueue_lines(
         redis,
         batch,
-        valid_lines(path, set(), ModelCheck()),
+        valid_lines(path, validate_file(path, ModelCheck(), lambda error: None)),
         default_model="local/bm25",
         job_expiry_ms=60_000,
         result_ttl_ms=0,
@@ -39,7 +39,7 @@ async def enqueue(redis: ArqRedis, path: Path, batch: str = "b") -> tuple[int, i
 async def run_burst(redis_url: str) -> Worker:
     settings = RunnerSettings(redis_url=redis_url)
     worker = Worker(
-        **{**worker_options(settings), "poll_delay": 0.05},
+        **worker_options(settings),
         redis_pool=await open_pool(redis_url),
         burst=True,
         handle_signals=False,
@@ -162,3 +162,17 @@ async def test_worker_never_unpickles_a_payload(redis: ArqRedis, redis_url: str,
     assert not marker.exists()
     assert worker.jobs_failed == 1
     assert await redis.zcard(keys.QUEUE) == 0
+
+
+async def test_a_file_changed_since_validation_is_not_enqueued(
+    redis: ArqRedis, redis_url: str, tmp_path: Path
+) -> None:
+    path = write_dataset(tmp_path / "d.jsonl", synthetic_lines(3))
+    report = validate_file(path, ModelCheck(), lambda error: None)
+    with path.open("a") as handle:
+        handle.write('{"id": "late", "query": "", "documents": []}\n')
+    args = parse_args([str(path), "--redis-url", redis_url, "--no-progress"])
+    paths = Paths(tmp_path / "r.jsonl", tmp_path / "e.jsonl", tmp_path / "x.jsonl")
+    run = Run(args, RunnerSettings(redis_url=redis_url), "b", paths, report)
+    assert await enqueue_and_follow(run) == 1
+    assert await redis.dbsize() == 0
