@@ -33,13 +33,17 @@ class ModelCheck:
     def __init__(self, public_names: Collection[str] = ()) -> None:
         self._seen: dict[str, str | None] = {name: None for name in public_names}
 
+    @staticmethod
+    def _unknown(model: str) -> str:
+        return f"unknown model {model!r}: not a model_name of the model list, nor of the form provider/model"
+
     def problem(self, model: str) -> str | None:
         if model not in self._seen:
             try:
                 deployment_for(model, {})
                 self._seen[model] = None
             except ConfigurationError as exc:
-                self._seen[model] = exc.message
+                self._seen[model] = exc.message if "/" in model else self._unknown(model)
         return self._seen[model]
 
 

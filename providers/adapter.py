@@ -87,15 +87,3 @@ def resolve_base(adapter: HttpAdapter, deployment: Deployment) -> str:
             provider=adapter.provider,
         )
     return base.rstrip("/")
-
-
-def not_implemented(provider: str) -> HttpAdapter:
-    """PLACEHOLDER while adapters are written; none may remain when this lands."""
-
-    def build(base: str, deployment: Deployment, request: RerankRequest) -> WireRequest:
-        raise ConfigurationError(f"provider {provider!r} is not implemented yet", provider=provider)
-
-    def parse(body: Any, request: RerankRequest) -> ParsedResponse:
-        raise ConfigurationError(f"provider {provider!r} is not implemented yet", provider=provider)
-
-    return HttpAdapter(provider, build, parse, static(Capabilities()), default_base="http://placeholder")

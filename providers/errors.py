@@ -36,12 +36,6 @@ class ConfigurationError(RerankError):
     code = "configuration"
 
 
-class UnsupportedParameterError(RerankError):
-    """The line asks for something this provider cannot do, caught before any request."""
-
-    code = "unsupported_parameter"
-
-
 class DeadlineExceededError(RerankError):
     """The line ran out of its time budget inside the job."""
 

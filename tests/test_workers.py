@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from enqueue import default_batch_name
+from providers.registry import KNOWN_PROVIDERS
 from tests.conftest import Workers
 from tests.process_tools import (
     RedisProbe,
@@ -358,7 +359,7 @@ def test_bad_file_through_the_cli(redis_url: str, probe: RedisProbe, tmp_path: P
         (3, "query", "is required"),
         (4, "documents", "must be an array, got string"),
         (4, "top_n", "must be a positive integer, got string"),
-        (5, "model", "unknown provider 'nope' in model 'nope/x'; known: local, cohere"),
+        (5, "model", f"unknown provider 'nope' in model 'nope/x'; known: {', '.join(KNOWN_PROVIDERS)}"),
         (8, "id", "duplicate id 'a1' (first on line 1)"),
     ]
 
