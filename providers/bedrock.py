@@ -24,9 +24,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
 from providers.aws_auth import CREDENTIAL_PARAMS, SigV4Auth
-from providers.cohere import parse_results
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError
+from providers.shapes import parse_results
 from providers.types import Document, RerankRequest
 
 REGION, ENDPOINT = "aws_region_name", "aws_bedrock_runtime_endpoint"

@@ -9,13 +9,13 @@ lacks is done client-side (:mod:`providers.planning`).  Scores are probabilities
 
 from __future__ import annotations
 
-import math
 from typing import Any
 from urllib.parse import urlsplit
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest
 from providers.deployment import Deployment
-from providers.types import RankedDocument, RerankRequest
+from providers.shapes import parse_results
+from providers.types import RerankRequest
 
 DEFAULT_BASE = "https://api.cohere.com"
 MAX_DOCUMENTS = 1000
@@ -39,21 +39,6 @@ def rerank_url(base: str, default_version: int = 2) -> tuple[str, int]:
 def capabilities(deployment: Deployment) -> Capabilities:
     _, version = rerank_url(deployment.credentials.api_base or DEFAULT_BASE)
     return V1 if version == 1 else V2
-
-
-def parse_results(
-    body: dict[str, Any], key: str = "results", score: str = "relevance_score"
-) -> list[RankedDocument]:
-    """``results[{index, relevance_score}]`` (the Cohere shape many providers share)."""
-    results = []
-    seen: set[int] = set()
-    for item in body[key]:
-        index, value = int(item["index"]), float(item[score])
-        if index in seen or math.isnan(value):
-            raise ValueError(f"result index {index} is repeated or has a NaN score")
-        seen.add(index)
-        results.append(RankedDocument(index=index, relevance_score=value))
-    return results
 
 
 def cohere_body(deployment: Deployment, request: RerankRequest, version: int) -> dict[str, Any]:

@@ -21,10 +21,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
-from providers.cohere import parse_results
 from providers.deployment import Deployment
+from providers.shapes import simple_body, simple_response
 from providers.types import RerankRequest
-from providers.usage import token_usage
 
 DEFAULT_BASE = "https://dashscope.aliyuncs.com/compatible-api/v1"
 CHAT_ROUTE, RERANK_ROUTE = "/compatible-mode/v1", "/compatible-api/v1"
@@ -44,22 +43,13 @@ def rerank_url(base: str) -> str:
 
 
 def build_request(base: str, deployment: Deployment, request: RerankRequest) -> WireRequest:
-    body: dict[str, Any] = {
-        "model": deployment.wire_model,
-        "query": request.query,
-        "documents": list(request.documents),
-    }
-    if request.top_n is not None:
-        body["top_n"] = request.top_n
-    return WireRequest(url=rerank_url(base), body=body)
+    return WireRequest(url=rerank_url(base), body=simple_body(deployment.wire_model, request))
 
 
 def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
     if isinstance(body, dict) and "code" in body and "results" not in body:
         raise ValueError(f"DashScope error {body['code']}: {body.get('message')}")
-    return ParsedResponse(
-        results=parse_results(body), response_id=body.get("id"), usage=token_usage(body.get("usage"))
-    )
+    return simple_response(body, request)
 
 
 ADAPTER = HttpAdapter(

@@ -16,10 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
-from providers.cohere import parse_results
 from providers.deployment import Deployment
+from providers.shapes import simple_body, simple_response
 from providers.types import RerankRequest
-from providers.usage import token_usage
 
 DEFAULT_BASE = "https://api.fireworks.ai/inference/v1"
 CAPABILITIES = Capabilities(object_documents=False, top_n=True)
@@ -40,25 +39,12 @@ def wire_model(deployment: Deployment) -> str:
 
 
 def build_request(base: str, deployment: Deployment, request: RerankRequest) -> WireRequest:
-    body: dict[str, Any] = {
-        "model": wire_model(deployment),
-        "query": request.query,
-        "documents": list(request.documents),
-        "return_documents": False,
-    }
-    if request.top_n is not None:
-        body["top_n"] = request.top_n
+    body = simple_body(wire_model(deployment), request, return_documents=False)
     return WireRequest(url=rerank_url(base), body=body)
 
 
 def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
-    key = "data" if "data" in body else "results"
-    response_id = body.get("id")
-    return ParsedResponse(
-        results=parse_results(body, key=key),
-        response_id=response_id if isinstance(response_id, str) else None,
-        usage=token_usage(body.get("usage")),
-    )
+    return simple_response(body, request, key="data" if "data" in body else "results")
 
 
 ADAPTER = HttpAdapter(

@@ -20,10 +20,9 @@ from typing import Any
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
 from providers.auth import Bearer
-from providers.cohere import parse_results
 from providers.deployment import Deployment
+from providers.shapes import simple_body, simple_response
 from providers.types import RerankRequest
-from providers.usage import token_usage
 
 CAPABILITIES = Capabilities(object_documents=False, top_n=True)
 
@@ -36,23 +35,11 @@ def rerank_url(base: str) -> str:
 
 
 def build_request(base: str, deployment: Deployment, request: RerankRequest) -> WireRequest:
-    body: dict[str, Any] = {
-        "model": deployment.wire_model,
-        "query": request.query,
-        "documents": list(request.documents),
-    }
-    if request.top_n is not None:
-        body["top_n"] = request.top_n
-    return WireRequest(url=rerank_url(base), body=body)
+    return WireRequest(url=rerank_url(base), body=simple_body(deployment.wire_model, request))
 
 
 def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
-    response_id = body.get("id")
-    return ParsedResponse(
-        results=parse_results(body),
-        response_id=response_id if isinstance(response_id, str) else None,
-        usage=token_usage(body.get("usage")),
-    )
+    return simple_response(body, request)
 
 
 ADAPTER = HttpAdapter(

@@ -22,8 +22,8 @@ from typing import Any
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
 from providers.auth import Bearer
-from providers.cohere import parse_results
 from providers.deployment import Deployment
+from providers.shapes import parse_results
 from providers.types import RerankRequest
 
 MAX_CLIENT_BATCH_SIZE = 32

@@ -20,10 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
-from providers.cohere import parse_results
 from providers.deployment import Deployment
+from providers.shapes import simple_body, simple_response
 from providers.types import RerankRequest
-from providers.usage import token_usage
 
 DEFAULT_BASE = "https://api.jina.ai/v1"
 RERANK_PATH = "/v1/rerank"
@@ -36,20 +35,11 @@ def rerank_url(base: str) -> str:
 
 
 def build_request(base: str, deployment: Deployment, request: RerankRequest) -> WireRequest:
-    body: dict[str, Any] = {
-        "model": deployment.wire_model,
-        "query": request.query,
-        "documents": list(request.documents),
-    }
-    if request.top_n is not None:
-        body["top_n"] = request.top_n
-    return WireRequest(url=rerank_url(base), body=body)
+    return WireRequest(url=rerank_url(base), body=simple_body(deployment.wire_model, request))
 
 
 def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
-    return ParsedResponse(
-        results=parse_results(body), response_id=body.get("id"), usage=token_usage(body.get("usage"))
-    )
+    return simple_response(body, request)
 
 
 ADAPTER = HttpAdapter(

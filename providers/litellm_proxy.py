@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from providers import cohere
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
 from providers.deployment import Deployment
+from providers.shapes import simple_body
 from providers.types import RerankRequest
 
 # No per-request limit of the proxy's own; the backend's applies and is unknown here.
@@ -40,14 +41,7 @@ def rerank_url(base: str) -> str:
 
 
 def build_request(base: str, deployment: Deployment, request: RerankRequest) -> WireRequest:
-    body: dict[str, Any] = {
-        "model": deployment.wire_model,
-        "query": request.query,
-        "documents": list(request.documents),
-    }
-    if request.top_n is not None:
-        body["top_n"] = request.top_n
-    return WireRequest(url=rerank_url(base), body=body)
+    return WireRequest(url=rerank_url(base), body=simple_body(deployment.wire_model, request))
 
 
 def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:

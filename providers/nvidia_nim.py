@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
 from providers.auth import Bearer, missing_key
-from providers.cohere import parse_results
 from providers.deployment import Deployment
 from providers.render import document_text
+from providers.shapes import parse_results
 from providers.types import RerankRequest
 from providers.usage import token_usage
 

@@ -26,11 +26,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
-from providers.cohere import parse_results
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError
 from providers.google_auth import CREDENTIALS, TOKEN, GoogleAuth
 from providers.render import document_text
+from providers.shapes import parse_results
 from providers.types import Document, RerankRequest
 
 HOST = "discoveryengine.googleapis.com"

@@ -16,10 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
-from providers.cohere import parse_results
 from providers.deployment import Deployment
+from providers.shapes import simple_body, simple_response
 from providers.types import RerankRequest
-from providers.usage import token_usage
 
 VOYAGE_BASE = "https://api.voyageai.com"
 MONGODB_BASE = "https://ai.mongodb.com"
@@ -42,19 +41,12 @@ def rerank_url(base: str) -> str:
 
 
 def build_request(base: str, deployment: Deployment, request: RerankRequest) -> WireRequest:
-    body: dict[str, Any] = {
-        "model": deployment.wire_model,
-        "query": request.query,
-        "documents": list(request.documents),
-        "return_documents": False,
-    }
-    if request.top_n is not None:
-        body["top_k"] = request.top_n
+    body = simple_body(deployment.wire_model, request, top_n_key="top_k", return_documents=False)
     return WireRequest(url=rerank_url(base), body=body)
 
 
 def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
-    return ParsedResponse(results=parse_results(body, key="data"), usage=token_usage(body.get("usage")))
+    return simple_response(body, request, key="data")
 
 
 ADAPTER = HttpAdapter(

@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
-from providers.cohere import parse_results
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError
+from providers.shapes import parse_results
 from providers.types import RerankRequest
 from providers.watsonx_auth import IAM_URL, TOKEN, ZEN_API_KEY, WatsonxAuth
 
