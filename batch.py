@@ -4,6 +4,7 @@
     python batch.py status BATCH [--watch] [--json]
     python batch.py results BATCH [--output FILE] [--errors FILE]
     python batch.py cancel BATCH
+    python batch.py retry-failed BATCH [--code rate_limited ...]
 
 They work against $REDIS_URL (or --redis-url); without one, against the embedded
 Redis that a local `python enqueue.py` run left in --state-dir.
@@ -18,7 +19,15 @@ from pathlib import Path
 
 import orjson
 
-from jobs.batches import UnknownBatchError, batch_status, cancel, export, export_to_files, list_batches
+from jobs.batches import (
+    UnknownBatchError,
+    batch_status,
+    cancel,
+    export,
+    export_to_files,
+    list_batches,
+    retry_failed,
+)
 from jobs.connection import DEFAULT_STATE_DIR, connect
 from jobs.progress import wait_for_batch
 from jobs.settings import RunnerSettings
@@ -52,6 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     cancel_cmd = commands.add_parser("cancel", help="drop queued lines; finished results are kept")
     cancel_cmd.add_argument("batch")
+    retry_cmd = commands.add_parser("retry-failed", help="queue the failed lines again (dead-letter store)")
+    retry_cmd.add_argument("batch")
+    retry_cmd.add_argument(
+        "--code", action="append", default=[], help="only lines that failed with this error code (repeatable)"
+    )
     return parser.parse_args(argv)
 
 
@@ -87,6 +101,10 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
                 f"{counts.succeeded} results -> {out}\n"
                 f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}"
             )
+            return 0
+        if args.command == "retry-failed":
+            queued = await retry_failed(redis, args.batch, set(args.code), settings.job_expiry_ms)
+            print(f"batch {args.batch}: {queued} failed lines queued again; start workers to run them")
             return 0
         removed = await cancel(redis, args.batch)
         print(f"batch {args.batch} cancelled: {removed} queued lines removed; finished results kept")

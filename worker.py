@@ -29,7 +29,9 @@ from jobs.records import RecordWriter
 from jobs.serializer import deserialize, serialize
 from jobs.settings import RunnerSettings, model_list, provider_credentials
 from jobs.work import WorkerState, rerank_line
+from providers.deployment import Limits
 from providers.http import HttpTransport
+from providers.limits import GatePolicy, RedisGate
 from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 
@@ -37,7 +39,9 @@ from providers.retry import RetryPolicy
 def worker_options(settings: RunnerSettings) -> dict[str, Any]:
     """arq ``Worker`` keyword arguments, shared by ``python worker.py`` and local mode."""
     credentials = provider_credentials()
-    deployments = model_list(settings).deployments
+    models = model_list(settings)
+    raw_limits = Limits(settings.default_rpm, settings.default_tpm, settings.default_max_concurrency)
+    gate_policy = GatePolicy(defer_after=settings.defer_after)
 
     async def startup(ctx: dict[str, Any]) -> None:
         client = httpx.AsyncClient(
@@ -48,10 +52,18 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
             max_attempts=settings.retry_attempts, max_total_seconds=settings.retry_max_seconds
         )
         ctx["http_client"] = client
+        gate = RedisGate(ctx["redis"], keys.limiter, gate_policy)
         ctx["state"] = WorkerState(
-            reranker=Reranker(HttpTransport(client, retry), credentials, deployments),
+            reranker=Reranker(
+                HttpTransport(client, retry, gate),
+                credentials,
+                models.deployments,
+                models.fallbacks,
+                raw_limits=raw_limits,
+            ),
             writer=RecordWriter(ctx["redis"], settings.result_ttl_ms),
             line_deadline=settings.line_deadline,
+            max_tries=settings.max_tries,
         )
 
     async def shutdown(ctx: dict[str, Any]) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
+from arq.jobs import serialize_job
 from redis.asyncio import Redis
 
 from jobs import keys
+from jobs.serializer import serialize
 
 EXPORT_CHUNK = 1000
 
@@ -195,3 +197,56 @@ async def cancel(redis: Redis, batch: str) -> int:
         args = [keys.QUEUE, keys.ARQ_JOB_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX, keys.RESULT_PREFIX]
         removed += int(await script(keys=[keys.QUEUE], args=[*args, *(job for _, _, job in chunk)]))
     return removed
+
+
+REQUEUE_LUA = """
+local queue, ttl, score = KEYS[1], ARGV[1], ARGV[2]
+local job_prefix, progress_prefix = ARGV[3], ARGV[4]
+local queued = 0
+for i = 5, #ARGV, 2 do
+  local jid, job = ARGV[i], ARGV[i + 1]
+  if redis.call('EXISTS', job_prefix .. jid, progress_prefix .. jid) == 0 then
+    redis.call('SET', job_prefix .. jid, job, 'PX', ttl)
+    redis.call('ZADD', queue, score, jid)
+    queued = queued + 1
+  end
+end
+return queued
+"""
+
+
+async def retry_failed(redis: Redis, batch: str, codes: Collection[str], job_expiry_ms: int) -> int:
+    """Queue the batch's failed lines again (only those whose error code is in ``codes``,
+    when given).  Their failure records stay until a success replaces them, so counters
+    move from failed to succeeded as lines recover.  Returns how many were queued."""
+    await batch_status(redis, batch)
+    await redis.hdel(keys.batch(batch), "cancelled")  # type: ignore[misc]
+    script = redis.register_script(REQUEUE_LUA)
+    queued = 0
+    cursor = 0
+    while True:
+        cursor, entries = await redis.hscan(keys.batch_failed(batch), cursor, count=EXPORT_CHUNK)
+        chosen = list(entries.items())
+        if codes and chosen:
+            async with redis.pipeline(transaction=False) as pipe:
+                for job_id, _ in chosen:
+                    pipe.hget(keys.result(job_id.decode()), "record")
+                records = await pipe.execute()
+            chosen = [
+                entry
+                for entry, record in zip(chosen, records, strict=True)
+                if record and orjson.loads(record).get("error", {}).get("code") in codes
+            ]
+        if chosen:
+            now = int(time.time() * 1000)
+            args: list[Any] = [job_expiry_ms, now, keys.ARQ_JOB_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX]
+            for job_id, line in chosen:
+                args += [
+                    job_id,
+                    serialize_job(
+                        keys.JOB_FUNCTION, (orjson.loads(line),), {}, None, now, serializer=serialize
+                    ),
+                ]
+            queued += int(await script(keys=[keys.QUEUE], args=args))
+        if cursor == 0:
+            return queued

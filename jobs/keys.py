@@ -48,3 +48,16 @@ def batch(name: str) -> str:
 def batch_lines(name: str) -> str:
     """Sorted set: JSON-encoded line id -> line number in the dataset."""
     return f"rr:batch:{name}:lines"
+
+
+def batch_failed(name: str) -> str:
+    """Hash: job id -> the line's job payload (JSON), for every line whose last outcome is a
+    failure.  The dead-letter store: never expires; ``batch.py retry-failed`` re-queues from it
+    and a later success removes the entry."""
+    return f"rr:batch:{name}:failed"
+
+
+def limiter(deployment: str) -> str:
+    """Prefix of one deployment's shared limiter state: ``:req`` and ``:tok`` (GCRA arrival
+    times), ``:leases`` (concurrency), ``:cool`` (cool-down), ``:fails`` (failure streak)."""
+    return f"rr:limit:{deployment}"

@@ -21,11 +21,16 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 
 WRITE_LUA = """
-local result_key, batch_key = KEYS[1], KEYS[2]
-local status, record, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local result_key, batch_key, failed_key = KEYS[1], KEYS[2], KEYS[3]
+local status, record, ttl, job_id, line = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local previous = redis.call('HGET', result_key, 'status')
 if previous == 'succeeded' then
   return 0
+end
+if status == 'failed' then
+  redis.call('HSET', failed_key, job_id, line)
+else
+  redis.call('HDEL', failed_key, job_id)
 end
 redis.call('HSET', result_key, 'status', status, 'record', record)
 local now = redis.call('TIME')
@@ -69,6 +74,7 @@ def success_record(line: dict[str, Any], response: RerankResponse, latency_s: fl
     record.update(
         results=ranked,
         deployment=response.deployment,
+        **({"fallback_from": response.fallback_from} if response.fallback_from else {}),
         usage=response.usage,
         response_id=response.response_id,
         request_id=response.request_id,
@@ -91,10 +97,13 @@ class RecordWriter:
         self._script = redis.register_script(WRITE_LUA)
         self._ttl_ms = ttl_ms
 
-    async def write(self, batch: str, job_id: str, status: str, record: dict[str, Any]) -> bool:
-        """True when this write changed the line's outcome (and the counters)."""
+    async def write(
+        self, batch: str, job_id: str, status: str, record: dict[str, Any], line: dict[str, Any]
+    ) -> bool:
+        """True when this write changed the line's outcome (and the counters).  A failed
+        line's payload goes to the batch's dead-letter store; a success takes it out."""
         changed = await self._script(
-            keys=[keys.result(job_id), keys.batch(batch)],
-            args=[status, orjson.dumps(record), self._ttl_ms],
+            keys=[keys.result(job_id), keys.batch(batch), keys.batch_failed(batch)],
+            args=[status, orjson.dumps(record), self._ttl_ms, job_id, orjson.dumps(line)],
         )
         return bool(changed)

@@ -41,6 +41,12 @@ class RunnerSettings(BaseSettings):
     """Seconds between a worker's queue reads; arq only refills free slots when it polls."""
     shutdown_grace: int = Field(30, ge=0)
     """Seconds a worker lets in-flight lines finish after SIGTERM before handing them back."""
+    defer_after: float = Field(5.0, gt=0)
+    """A line that would wait longer than this for capacity goes back to the queue."""
+    default_rpm: int | None = Field(None, ge=1)
+    """Requests per minute for a raw ``provider/model`` deployment (model lists set their own)."""
+    default_tpm: int | None = Field(None, ge=1)
+    default_max_concurrency: int | None = Field(None, ge=1)
     http_timeout: float = Field(60.0, gt=0)
     retry_attempts: int = Field(4, ge=1)
     retry_max_seconds: float = Field(90.0, gt=0)

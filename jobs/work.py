@@ -8,9 +8,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from arq import Retry
+
 from jobs import keys
 from jobs.records import FAILED, SUCCEEDED, RecordWriter, failure_record, success_record
-from providers.errors import DeadlineExceededError, RerankError
+from providers.errors import DeadlineExceededError, DeferredError, RerankError
 from providers.reranker import Reranker
 from providers.types import RerankRequest
 
@@ -24,6 +26,7 @@ class WorkerState:
     reranker: Reranker
     writer: RecordWriter
     line_deadline: float
+    max_tries: int
 
 
 def request_from(line: dict[str, Any]) -> RerankRequest:
@@ -48,6 +51,11 @@ async def rerank_line(ctx: dict[str, Any], line: dict[str, Any]) -> None:
         async with asyncio.timeout(state.line_deadline):
             response = await state.reranker.rerank(line["model"], request_from(line))
         status, record = SUCCEEDED, success_record(line, response, time.monotonic() - started)
+    except DeferredError as exc:
+        if ctx.get("job_try", 1) < state.max_tries - 1:
+            # nothing can take the line soon: free this slot, come back when capacity is due
+            raise Retry(defer=exc.delay) from exc
+        status, record = FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
     except TimeoutError:
         deadline = DeadlineExceededError(f"line did not finish within {state.line_deadline:g}s")
         status, record = FAILED, failure_record(line, deadline.to_record(), time.monotonic() - started)
@@ -59,4 +67,4 @@ async def rerank_line(ctx: dict[str, Any], line: dict[str, Any]) -> None:
         error = {"code": "internal", "message": repr(exc), "retryable": False}
         status, record = FAILED, failure_record(line, error, time.monotonic() - started)
     record["job_try"] = ctx.get("job_try", 1)
-    await state.writer.write(batch, keys.job_id(batch, str(line["id"])), status, record)
+    await state.writer.write(batch, keys.job_id(batch, str(line["id"])), status, record, line)

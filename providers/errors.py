@@ -43,6 +43,16 @@ class DeadlineExceededError(RerankError):
     retryable = True
 
 
+class DeferredError(RerankError):
+    """No deployment can take the line soon: hand it back to the queue for ``delay`` seconds."""
+
+    code = "deferred"
+
+    def __init__(self, message: str, *, delay: float, provider: str | None = None) -> None:
+        super().__init__(message, provider=provider)
+        self.delay = delay
+
+
 class ProviderError(RerankError):
     """The provider answered with an error, or could not be reached."""
 

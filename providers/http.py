@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -22,8 +22,10 @@ from providers.errors import (
     ProviderTimeoutError,
     QuotaExceededError,
     RateLimitedError,
+    RerankError,
     ServerError,
 )
+from providers.limits import Gate, OpenGate, estimate_tokens
 from providers.planning import Part, merge, plan
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest, RerankResponse
@@ -150,40 +152,74 @@ def prepare(
     return [(part, adapter.build_request(base, deployment, part.request)) for part in parts]
 
 
-class HttpTransport:
-    """Sends adapter requests over one shared ``httpx.AsyncClient`` with retries."""
+Candidate = tuple[HttpAdapter, Deployment]
 
-    def __init__(self, client: httpx.AsyncClient, retry: RetryPolicy) -> None:
+
+class HttpTransport:
+    """Sends a line to one of its candidate deployments over one shared
+    ``httpx.AsyncClient``: each attempt is admitted by the gate (rate limits, concurrency,
+    cool-downs; it also picks the deployment), and failed attempts are retried by policy."""
+
+    def __init__(self, client: httpx.AsyncClient, retry: RetryPolicy, gate: Gate | None = None) -> None:
         self.client = client
         self.retry = retry
+        self.gate = gate or OpenGate()
 
     async def rerank(
+        self, adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
+    ) -> RerankResponse:
+        return await self.rerank_any([(adapter, deployment)], request)
+
+    async def rerank_any(self, candidates: Sequence[Candidate], request: RerankRequest) -> RerankResponse:
+        adapters = {id(deployment): adapter for adapter, deployment in candidates}
+        deployments = [deployment for _, deployment in candidates]
+        for adapter, deployment in candidates:
+            prepare(adapter, deployment, request)  # a line no candidate can send fails before any wait
+        first_adapter, first = candidates[0]
+        requests = len(plan(request, first_adapter.capabilities(first)))
+        tokens = estimate_tokens(request)
+
+        async def attempt() -> RerankResponse:
+            lease = await self.gate.acquire(deployments, requests, tokens)
+            try:
+                response = await self._send_line(adapters[id(lease.deployment)], lease.deployment, request)
+            except RerankError as exc:
+                await self.gate.release(lease, exc)
+                raise
+            await self.gate.release(lease, None)
+            return response
+
+        # with several deployments a throttled or failing one is cooled down by the gate and
+        # the retry goes to another at once; alone, it waits (Retry-After, else backoff)
+        response, attempts = await self.retry.call(attempt, failover=len(candidates) > 1)
+        response.attempts = attempts
+        return response
+
+    async def _send_line(
         self, adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
     ) -> RerankResponse:
         answers = []
         usage: dict[str, Any] | None = None
         response_id = request_id = None
-        attempts = 0
         prepared = prepare(adapter, deployment, request)
         for part, wire in prepared:
-            parsed, response, tries = await self._call(adapter, deployment, wire, part.request)
+            parsed, response = await self._call(adapter, deployment, wire, part.request)
             answers.append((part, parsed.results))
             usage = add_usage(usage, parsed.usage)
             response_id = response_id or parsed.response_id
             request_id = request_id or _request_id(response.headers)
-            attempts += tries
         return RerankResponse(
             results=merge(answers, request.top_n),
             response_id=response_id,
             request_id=request_id,
             usage=usage,
-            attempts=attempts,
             requests=len(prepared),
+            deployment=deployment.label,
         )
 
     async def _call(
         self, adapter: HttpAdapter, deployment: Deployment, wire: WireRequest, request: RerankRequest
-    ) -> tuple[ParsedResponse, httpx.Response, int]:
+    ) -> tuple[ParsedResponse, httpx.Response]:
         content = orjson.dumps(wire.body)
         headers = {
             "content-type": "application/json",
@@ -191,17 +227,10 @@ class HttpTransport:
             **deployment.headers,
             **wire.headers,
         }
-
-        async def attempt() -> tuple[httpx.Response, Any]:
-            signed = {
-                **headers,
-                **await adapter.auth.headers(
-                    deployment, wire.method, wire.url, content, headers, self.client
-                ),
-            }
-            return await self._send_once(adapter.provider, wire.method, wire.url, signed, content)
-
-        (response, body), attempts = await self.retry.call(attempt)
+        auth = await adapter.auth.headers(deployment, wire.method, wire.url, content, headers, self.client)
+        response, body = await self._send_once(
+            adapter.provider, wire.method, wire.url, {**headers, **auth}, content
+        )
         try:
             parsed = adapter.parse_response(body, request)
             for result in parsed.results:
@@ -217,7 +246,7 @@ class HttpTransport:
                 request_id=_request_id(response.headers),
                 body_excerpt=response.text[:EXCERPT_CHARS],
             ) from exc
-        return parsed, response, attempts
+        return parsed, response
 
     async def _send_once(
         self, provider: str, method: str, url: str, headers: dict[str, str], content: bytes

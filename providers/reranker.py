@@ -2,46 +2,68 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from providers import local
-from providers.deployment import Credentials, Deployment
+from providers.deployment import Credentials, Deployment, Limits
+from providers.errors import DeferredError, RerankError
 from providers.http import HttpTransport
 from providers.registry import HTTP_ADAPTERS, LOCAL_PROVIDER, deployment_for
 from providers.types import RerankRequest, RerankResponse
 
+log = logging.getLogger("rerank_runner.reranker")
+
 
 class Reranker:
-    """Resolves a model name (a model list's public name, else ``provider/model``
-    with the provider's credentials) and calls the deployment."""
+    """Resolves a model name (a model list's public name, else ``provider/model`` with the
+    provider's credentials) to its deployments, lets the transport pick one per attempt,
+    and moves on to the name's fallbacks when it fails."""
 
     def __init__(
         self,
         transport: HttpTransport,
         credentials: Mapping[str, Credentials],
         model_list: Mapping[str, list[Deployment]] | None = None,
+        fallbacks: Mapping[str, Sequence[str]] | None = None,
+        *,
+        raw_limits: Limits | None = None,
     ) -> None:
         self.transport = transport
         self.credentials = credentials
         self.model_list = model_list or {}
-        self._turns: dict[str, Iterator[Deployment]] = {}
+        self.fallbacks = fallbacks or {}
+        self.raw_limits = raw_limits or Limits()
+        """Limits for raw ``provider/model`` names (a model list's entries carry their own)."""
 
-    def pick(self, model: str) -> Deployment:
-        """The deployment to use for the next line of ``model`` (round robin for now)."""
-        deployments = self.model_list.get(model)
-        if not deployments:
-            return deployment_for(model, self.credentials)
-        if model not in self._turns:
-            self._turns[model] = itertools.cycle(deployments)
-        return next(self._turns[model])
+    def candidates(self, model: str) -> list[Deployment]:
+        if listed := self.model_list.get(model):
+            return listed
+        return [replace(deployment_for(model, self.credentials), limits=self.raw_limits)]
 
     async def rerank(self, model: str, request: RerankRequest) -> RerankResponse:
-        deployment = self.pick(model)
-        if deployment.provider == LOCAL_PROVIDER:
-            response = await local.rerank(deployment.wire_model, request)
-        else:
-            adapter = HTTP_ADAPTERS[deployment.provider]
-            response = await self.transport.rerank(adapter, deployment, request)
-        response.deployment = deployment.label
-        return response
+        names = [model, *self.fallbacks.get(model, ())]
+        for position, name in enumerate(names):
+            try:
+                response = await self._rerank_on(name, request)
+            except DeferredError:
+                raise
+            except RerankError as exc:
+                if position == len(names) - 1:
+                    raise
+                log.warning("%s failed (%s); falling back to %s", name, exc, names[position + 1])
+                continue
+            if name != model:
+                response.fallback_from = model
+            return response
+        raise AssertionError("unreachable: the last name re-raises")
+
+    async def _rerank_on(self, model: str, request: RerankRequest) -> RerankResponse:
+        deployments = self.candidates(model)
+        if deployments[0].provider == LOCAL_PROVIDER:
+            response = await local.rerank(deployments[0].wire_model, request)
+            response.deployment = deployments[0].label
+            return response
+        candidates = [(HTTP_ADAPTERS[d.provider], d) for d in deployments]
+        return await self.transport.rerank_any(candidates, request)

@@ -39,19 +39,25 @@ class RetryPolicy:
     max_wait: float = 20.0
     sleep: Sleep = field(default=asyncio.sleep, compare=False)
 
-    def _wait(self, state: RetryCallState) -> float:
+    def _wait(self, state: RetryCallState, failover: bool = False) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        if failover:
+            return 0.0
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, int | float) and retry_after >= 0:
             return float(min(retry_after, self.max_total_seconds))
         jitter = wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)
         return float(jitter(state))
 
-    async def call(self, attempt: Callable[[], Awaitable[T]]) -> tuple[T, int]:
-        """Run ``attempt`` until it succeeds or the policy gives up; returns (result, attempts)."""
+    async def call(self, attempt: Callable[[], Awaitable[T]], *, failover: bool = False) -> tuple[T, int]:
+        """Run ``attempt`` until it succeeds or the policy gives up; returns (result, attempts).
+
+        ``failover``: the next attempt can go elsewhere (the caller's gate holds the failing
+        deployment back), so it starts at once instead of waiting.
+        """
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_total_seconds),
-            wait=self._wait,
+            wait=lambda state: self._wait(state, failover),
             retry=retry_if_exception(_is_retryable),
             sleep=self.sleep,
             reraise=True,

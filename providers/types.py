@@ -43,7 +43,9 @@ class RerankResponse:
     requests: int = 1
     """Requests the line took (more than one when its documents were split)."""
     deployment: str | None = None
-    """Which deployment served the line (set by the reranker)."""
+    """Which deployment served the line."""
+    fallback_from: str | None = None
+    """The model the line asked for, when a fallback served it instead."""
 
 
 def sort_and_cut(results: list[RankedDocument], top_n: int | None) -> list[RankedDocument]:

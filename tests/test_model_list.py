@@ -13,6 +13,7 @@ from jobs.validation import ModelCheck
 from providers.deployment import Credentials
 from providers.errors import ConfigurationError
 from providers.http import HttpTransport
+from providers.limits import OpenGate
 from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 from tests.support import ROOT
@@ -138,9 +139,11 @@ def test_unreadable_config_names_the_file(tmp_path: Path) -> None:
         load_model_list(path, {})
 
 
-async def test_reranker_spreads_lines_over_a_names_deployments() -> None:
+async def test_lines_take_turns_over_a_names_deployments_without_limits() -> None:
     models, _ = parse(PROXY_CONFIG)
     reranker = Reranker(HttpTransport(None, RetryPolicy()), {}, models.deployments)  # type: ignore[arg-type]
-    picked = [reranker.pick("my-reranker").name for _ in range(4)]
+    candidates = reranker.candidates("my-reranker")
+    gate = OpenGate()
+    picked = [(await gate.acquire(candidates, 1, 1)).deployment.name for _ in range(4)]
     assert picked == ["my-reranker#0", "my-reranker#1", "my-reranker#0", "my-reranker#1"]
-    assert reranker.pick("cohere/rerank-v3.5").credentials == Credentials()
+    assert reranker.candidates("cohere/rerank-v3.5")[0].credentials == Credentials()

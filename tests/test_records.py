@@ -9,6 +9,8 @@ from jobs.batches import batch_status
 from jobs.queue import register_batch
 from jobs.records import FAILED, SUCCEEDED, RecordWriter
 
+LINE = {"id": "x", "query": "q", "documents": ["d"]}
+
 
 async def counts(redis: ArqRedis) -> tuple[int, int]:
     status = await batch_status(redis, "b")
@@ -18,9 +20,9 @@ async def counts(redis: ArqRedis) -> tuple[int, int]:
 async def test_duplicate_success_is_counted_once(redis: ArqRedis) -> None:
     await register_batch(redis, "b", "src", "local/bm25", 0)
     writer = RecordWriter(redis, ttl_ms=0)
-    assert await writer.write("b", "b:1", SUCCEEDED, {"id": "1", "n": 1})
-    assert not await writer.write("b", "b:1", SUCCEEDED, {"id": "1", "n": 2})
-    assert not await writer.write("b", "b:1", FAILED, {"id": "1", "error": {}})
+    assert await writer.write("b", "b:1", SUCCEEDED, {"id": "1", "n": 1}, LINE)
+    assert not await writer.write("b", "b:1", SUCCEEDED, {"id": "1", "n": 2}, LINE)
+    assert not await writer.write("b", "b:1", FAILED, {"id": "1", "error": {}}, LINE)
     assert await counts(redis) == (1, 0)
     assert await redis.hget(keys.result("b:1"), "record") == b'{"id":"1","n":1}'  # type: ignore[misc]
 
@@ -28,17 +30,19 @@ async def test_duplicate_success_is_counted_once(redis: ArqRedis) -> None:
 async def test_failure_replaced_by_success_moves_the_counters(redis: ArqRedis) -> None:
     await register_batch(redis, "b", "src", "local/bm25", 0)
     writer = RecordWriter(redis, ttl_ms=0)
-    assert await writer.write("b", "b:2", FAILED, {"id": "2", "error": {"code": "server_error"}})
-    assert not await writer.write("b", "b:2", FAILED, {"id": "2", "error": {"code": "timeout"}})
+    assert await writer.write("b", "b:2", FAILED, {"id": "2", "error": {"code": "server_error"}}, LINE)
+    assert not await writer.write("b", "b:2", FAILED, {"id": "2", "error": {"code": "timeout"}}, LINE)
     assert await counts(redis) == (0, 1)
-    assert await writer.write("b", "b:2", SUCCEEDED, {"id": "2"})
+    assert await redis.hkeys(keys.batch_failed("b")) == [b"b:2"]  # type: ignore[misc]
+    assert await writer.write("b", "b:2", SUCCEEDED, {"id": "2"}, LINE)
     assert await counts(redis) == (1, 0)
+    assert await redis.hlen(keys.batch_failed("b")) == 0  # type: ignore[misc]
 
 
 async def test_ttl_applies_to_records_and_batch(redis: ArqRedis) -> None:
     await register_batch(redis, "b", "src", "local/bm25", 0)
     writer = RecordWriter(redis, ttl_ms=60_000)
-    await writer.write("b", "b:3", SUCCEEDED, {"id": "3"})
+    await writer.write("b", "b:3", SUCCEEDED, {"id": "3"}, LINE)
     assert 0 < await redis.pttl(keys.result("b:3")) <= 60_000
     assert 0 < await redis.pttl(keys.batch("b")) <= 60_000
     status = await batch_status(redis, "b")

@@ -1,0 +1,242 @@
+"""Global rate limits, concurrency caps and cool-downs, shared by every worker through Redis.
+
+Each deployment has a GCRA limiter per dimension (requests per minute, estimated tokens
+per minute) kept as a "theoretical arrival time" in Redis, a sorted set of leases for
+its concurrency cap, a cool-down key set when the provider says 429 (for its
+``Retry-After``) or after a streak of failures, and a failure counter.  One Lua script
+looks at every deployment that can serve a line, using Redis's own clock, and admits
+the line on the one with the most free capacity, atomically; when none can take it now
+it answers how long to wait.  Clients' clocks never matter.
+
+Token cost is estimated as characters / 4 over the query and every document, per
+request (see :func:`estimate_tokens`): providers count tokens with their own tokenizers,
+which we cannot see, so ``tpm`` limits are approximate by design.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+
+from providers.deployment import Deployment
+from providers.errors import DeferredError, RateLimitedError, RerankError
+from providers.render import document_text
+from providers.types import RerankRequest
+
+Sleep = Callable[[float], Awaitable[None]]
+CHARS_PER_TOKEN = 4
+
+ACQUIRE_LUA = """
+local function now_ms()
+  if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local now = now_ms()
+local lease_id, lease_ttl, poll_ms = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local best, best_load, best_tats, min_wait = -1, nil, nil, nil
+for i = 5, #ARGV, 8 do
+  local prefix = ARGV[i]
+  local t_req, tau_req = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local t_tok, tau_tok = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  local max_conc, cost_req, cost_tok = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
+  local wait = math.max(redis.call('PTTL', prefix .. ':cool'), 0)
+  local tat_req = math.max(tonumber(redis.call('GET', prefix .. ':req') or now), now)
+  local tat_tok = math.max(tonumber(redis.call('GET', prefix .. ':tok') or now), now)
+  if t_req > 0 then wait = math.max(wait, tat_req - now - tau_req) end
+  if t_tok > 0 then wait = math.max(wait, tat_tok - now - tau_tok) end
+  if max_conc > 0 then
+    redis.call('ZREMRANGEBYSCORE', prefix .. ':leases', '-inf', now)
+    if redis.call('ZCARD', prefix .. ':leases') >= max_conc then wait = math.max(wait, poll_ms) end
+  end
+  if wait <= 0 then
+    local load = 0
+    if t_req > 0 then load = (tat_req - now) / (tau_req + t_req) end
+    if best < 0 or load < best_load then
+      best, best_load = i, load
+      best_tats = {tat_req + t_req * cost_req, tat_tok + t_tok * cost_tok}
+    end
+  elseif min_wait == nil or wait < min_wait then
+    min_wait = wait
+  end
+end
+if best < 0 then
+  return {-1, math.ceil(min_wait)}
+end
+local prefix = ARGV[best]
+local keep = 120000
+if tonumber(ARGV[best + 1]) > 0 then
+  redis.call('SET', prefix .. ':req', tostring(best_tats[1]), 'PX', math.ceil(best_tats[1] - now + keep))
+end
+if tonumber(ARGV[best + 3]) > 0 then
+  redis.call('SET', prefix .. ':tok', tostring(best_tats[2]), 'PX', math.ceil(best_tats[2] - now + keep))
+end
+if tonumber(ARGV[best + 5]) > 0 then
+  redis.call('ZADD', prefix .. ':leases', now + lease_ttl, lease_id)
+  redis.call('PEXPIRE', prefix .. ':leases', lease_ttl + keep)
+end
+return {(best - 5) / 8, 0}
+"""
+
+RELEASE_LUA = """
+local prefix, lease_id, outcome = ARGV[1], ARGV[2], ARGV[3]
+local cool_ms, threshold, failure_cool_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('ZREM', prefix .. ':leases', lease_id)
+local function cool(ms)
+  if ms > 0 and redis.call('PTTL', prefix .. ':cool') < ms then
+    redis.call('SET', prefix .. ':cool', '1', 'PX', ms)
+  end
+end
+if outcome == 'ok' then
+  redis.call('DEL', prefix .. ':fails')
+elseif outcome == 'throttled' then
+  cool(cool_ms)
+elseif outcome == 'failed' then
+  local fails = redis.call('INCR', prefix .. ':fails')
+  redis.call('PEXPIRE', prefix .. ':fails', 60000)
+  if fails >= threshold then cool(failure_cool_ms) end
+end
+return 1
+"""
+
+
+def estimate_tokens(request: RerankRequest) -> int:
+    """Characters / 4 of the query paired with each document (how rerankers bill)."""
+    chars = sum(len(request.query) + len(document_text(d, request.rank_fields)) for d in request.documents)
+    return max(1, math.ceil(chars / CHARS_PER_TOKEN))
+
+
+@dataclass
+class Lease:
+    deployment: Deployment
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class Gate(Protocol):
+    """Decides which deployment takes the next attempt, and when."""
+
+    async def acquire(self, deployments: Sequence[Deployment], requests: int, tokens: int) -> Lease: ...
+
+    async def release(self, lease: Lease, error: RerankError | None) -> None: ...
+
+
+class OpenGate:
+    """No limits: deployments take turns (one process, nothing shared)."""
+
+    def __init__(self) -> None:
+        self._turn = itertools.count()
+
+    async def acquire(self, deployments: Sequence[Deployment], requests: int, tokens: int) -> Lease:
+        return Lease(deployments[next(self._turn) % len(deployments)])
+
+    async def release(self, lease: Lease, error: RerankError | None) -> None:
+        return None
+
+
+@dataclass
+class GatePolicy:
+    burst_requests: float = 1.0
+    """Requests a deployment may send at once above its steady pace (GCRA tolerance)."""
+    defer_after: float = 5.0
+    """A wait longer than this hands the line back to the queue instead of holding a slot."""
+    throttle_cooldown: float = 1.0
+    """Cool-down after a 429 that did not say how long (seconds)."""
+    failure_threshold: int = 3
+    """Consecutive failures (5xx, timeouts, connection errors) that cool a deployment down."""
+    failure_cooldown: float = 5.0
+    lease_seconds: float = 300.0
+    """A concurrency slot held by a worker that died is freed after this long."""
+    poll: float = 0.05
+    """How soon to look again when a deployment is at its concurrency cap."""
+
+
+class RedisGate:
+    """The shared gate: every worker of every machine consults the same Redis."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        key_prefix: Callable[[str], str],
+        policy: GatePolicy | None = None,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.key_prefix = key_prefix
+        self.policy = policy or GatePolicy()
+        self.sleep = sleep
+        self.now_ms = now_ms
+        """A fake clock for tests; by default Redis's own clock is used."""
+        self._acquire = redis.register_script(ACQUIRE_LUA)
+        self._release = redis.register_script(RELEASE_LUA)
+
+    def _args(self, deployment: Deployment, requests: int, tokens: int) -> list[Any]:
+        limits = deployment.limits
+        t_req = 60_000 / limits.rpm if limits.rpm else 0
+        t_tok = 60_000 / limits.tpm if limits.tpm else 0
+        burst = self.policy.burst_requests
+        return [
+            self.key_prefix(deployment.label),
+            t_req,
+            t_req * burst,
+            t_tok,
+            # a token budget's tolerance: one request of this size on top of the steady pace
+            t_tok * tokens * burst,
+            limits.max_concurrency or 0,
+            requests,
+            tokens,
+        ]
+
+    async def acquire(self, deployments: Sequence[Deployment], requests: int, tokens: int) -> Lease:
+        lease = Lease(deployments[0])
+        args: list[Any] = [
+            "",
+            lease.token,
+            int(self.policy.lease_seconds * 1000),
+            int(self.policy.poll * 1000),
+        ]
+        for deployment in deployments:
+            args += self._args(deployment, requests, tokens)
+        while True:
+            if self.now_ms is not None:
+                args[0] = self.now_ms()
+            chosen, wait_ms = await self._acquire(keys=[], args=args)
+            if int(chosen) >= 0:
+                lease.deployment = deployments[int(chosen)]
+                return lease
+            wait = int(wait_ms) / 1000
+            if wait > self.policy.defer_after:
+                names = ", ".join(d.label for d in deployments)
+                raise DeferredError(f"{names}: no capacity for {wait:.1f}s", delay=wait)
+            await self.sleep(wait)
+
+    async def release(self, lease: Lease, error: RerankError | None) -> None:
+        policy = self.policy
+        if error is None:
+            outcome, cool = "ok", 0.0
+        elif isinstance(error, RateLimitedError):
+            outcome = "throttled"
+            cool = error.retry_after if error.retry_after is not None else policy.throttle_cooldown
+        elif error.retryable:
+            outcome, cool = "failed", 0.0
+        else:
+            outcome, cool = "other", 0.0
+        await self._release(
+            keys=[],
+            args=[
+                self.key_prefix(lease.deployment.label),
+                lease.token,
+                outcome,
+                int(cool * 1000),
+                policy.failure_threshold,
+                int(policy.failure_cooldown * 1000),
+            ],
+        )
