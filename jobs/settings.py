@@ -35,8 +35,8 @@ class RunnerSettings(BaseSettings):
     """How long result records and batch bookkeeping live; 0 keeps them forever."""
     max_jobs: int = Field(16, ge=1)
     """Concurrent lines per worker process."""
-    max_tries: int = Field(10, ge=1)
-    """arq runs of one job (kills and shutdowns count); provider retries are separate."""
+    max_tries: int = Field(25, ge=2)
+    """arq runs of one job (kills, shutdowns and deferrals count); HTTP retries are separate."""
     poll_delay: float = Field(0.05, gt=0)
     """Seconds between a worker's queue reads; arq only refills free slots when it polls."""
     shutdown_grace: int = Field(30, ge=0)

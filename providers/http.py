@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,6 +30,8 @@ from providers.limits import Gate, OpenGate, estimate_tokens
 from providers.planning import Part, merge, plan
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest, RerankResponse
+
+log = logging.getLogger("rerank_runner.http")
 
 REQUEST_ID_HEADERS = (
     "x-request-id",
@@ -153,6 +156,28 @@ def prepare(
 
 
 Candidate = tuple[HttpAdapter, Deployment]
+_warned: set[str] = set()
+
+
+def usable(candidates: Sequence[Candidate], request: RerankRequest) -> list[Candidate]:
+    """The candidates that can send this line; a misconfigured deployment is skipped while
+    another can serve, and when none can, the first problem is raised before any wait."""
+    found: list[Candidate] = []
+    problem: ConfigurationError | None = None
+    for adapter, deployment in candidates:
+        try:
+            prepare(adapter, deployment, request)
+        except ConfigurationError as exc:
+            if deployment.label not in _warned:  # once per process, not once per line
+                _warned.add(deployment.label)
+                log.warning("%s cannot serve lines: %s", deployment.label, exc.message)
+            problem = problem or exc
+        else:
+            found.append((adapter, deployment))
+    if not found:
+        assert problem is not None
+        raise problem
+    return found
 
 
 class HttpTransport:
@@ -171,10 +196,9 @@ class HttpTransport:
         return await self.rerank_any([(adapter, deployment)], request)
 
     async def rerank_any(self, candidates: Sequence[Candidate], request: RerankRequest) -> RerankResponse:
+        candidates = usable(candidates, request)
         adapters = {id(deployment): adapter for adapter, deployment in candidates}
         deployments = [deployment for _, deployment in candidates]
-        for adapter, deployment in candidates:
-            prepare(adapter, deployment, request)  # a line no candidate can send fails before any wait
         first_adapter, first = candidates[0]
         requests = len(plan(request, first_adapter.capabilities(first)))
         tokens = estimate_tokens(request)
