@@ -203,19 +203,30 @@ class HttpTransport:
         requests = len(plan(request, first_adapter.capabilities(first)))
         tokens = estimate_tokens(request)
 
+        failed: set[int] = set()
+
         async def attempt() -> RerankResponse:
-            lease = await self.gate.acquire(deployments, requests, tokens)
+            # a retry goes to a deployment that has not failed this line, while there is one
+            fresh = [d for d in deployments if id(d) not in failed] or deployments
+            lease = await self.gate.acquire(fresh, requests, tokens)
             try:
                 response = await self._send_line(adapters[id(lease.deployment)], lease.deployment, request)
             except RerankError as exc:
                 await self.gate.release(lease, exc)
+                failed.add(id(lease.deployment))
+                raise
+            except BaseException:  # cancelled (the line's deadline, a shutdown) or a bug: free the slot
+                await self.gate.release(lease, RerankError("the attempt did not finish"))
                 raise
             await self.gate.release(lease, None)
             return response
 
         # with several deployments a throttled or failing one is cooled down by the gate and
-        # the retry goes to another at once; alone, it waits (Retry-After, else backoff)
-        response, attempts = await self.retry.call(attempt, failover=len(candidates) > 1)
+        # the retry goes to another at once; alone, it waits (Retry-After, else backoff), a
+        # Retry-After in the gate when the gate cools down, so a long one defers the line
+        response, attempts = await self.retry.call(
+            attempt, failover=len(candidates) > 1, gate_cools=self.gate.cools_down
+        )
         response.attempts = attempts
         return response
 

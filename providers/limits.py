@@ -47,7 +47,7 @@ for i = 5, #ARGV, 8 do
   local t_req, tau_req = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local t_tok, tau_tok = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   local max_conc, cost_req, cost_tok = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
-  local wait = math.max(redis.call('PTTL', prefix .. ':cool'), 0)
+  local wait = math.max(tonumber(redis.call('GET', prefix .. ':cool') or now) - now, 0)
   local tat_req = math.max(tonumber(redis.call('GET', prefix .. ':req') or now), now)
   local tat_tok = math.max(tonumber(redis.call('GET', prefix .. ':tok') or now), now)
   if t_req > 0 then wait = math.max(wait, tat_req - now - tau_req) end
@@ -88,10 +88,19 @@ return {(best - 5) / 8, 0}
 RELEASE_LUA = """
 local prefix, lease_id, outcome = ARGV[1], ARGV[2], ARGV[3]
 local cool_ms, threshold, failure_cool_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local now
+if ARGV[7] ~= '' then
+  now = tonumber(ARGV[7])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 redis.call('ZREM', prefix .. ':leases', lease_id)
+-- the cool-down holds its end time on the limiter's clock (the key's TTL only cleans up)
 local function cool(ms)
-  if ms > 0 and redis.call('PTTL', prefix .. ':cool') < ms then
-    redis.call('SET', prefix .. ':cool', '1', 'PX', ms)
+  local until_ms = now + ms
+  if ms > 0 and tonumber(redis.call('GET', prefix .. ':cool') or 0) < until_ms then
+    redis.call('SET', prefix .. ':cool', tostring(until_ms), 'PX', ms + 120000)
   end
 end
 if outcome == 'ok' then
@@ -122,6 +131,9 @@ class Lease:
 class Gate(Protocol):
     """Decides which deployment takes the next attempt, and when."""
 
+    cools_down: bool
+    """Whether a 429 holds its deployment back here (for its ``Retry-After``)."""
+
     async def acquire(self, deployments: Sequence[Deployment], requests: int, tokens: int) -> Lease: ...
 
     async def release(self, lease: Lease, error: RerankError | None) -> None: ...
@@ -129,6 +141,8 @@ class Gate(Protocol):
 
 class OpenGate:
     """No limits: deployments take turns (one process, nothing shared)."""
+
+    cools_down = False
 
     def __init__(self) -> None:
         self._turn = itertools.count()
@@ -160,6 +174,8 @@ class GatePolicy:
 class RedisGate:
     """The shared gate: every worker of every machine consults the same Redis."""
 
+    cools_down = True
+
     def __init__(
         self,
         redis: Redis,
@@ -176,6 +192,7 @@ class RedisGate:
         self.now_ms = now_ms
         """A fake clock for tests; by default Redis's own clock is used."""
         self._acquire = redis.register_script(ACQUIRE_LUA)
+        self._turn = itertools.count()
         self._release = redis.register_script(RELEASE_LUA)
 
     def _args(self, deployment: Deployment, requests: int, tokens: int) -> list[Any]:
@@ -196,6 +213,10 @@ class RedisGate:
         ]
 
     async def acquire(self, deployments: Sequence[Deployment], requests: int, tokens: int) -> Lease:
+        # the script takes the first of equally loaded deployments: start each turn at the
+        # next one, so deployments without limits share lines too
+        start = next(self._turn) % len(deployments)
+        deployments = [*deployments[start:], *deployments[:start]]
         lease = Lease(deployments[0])
         args: list[Any] = [
             "",
@@ -238,5 +259,6 @@ class RedisGate:
                 int(cool * 1000),
                 policy.failure_threshold,
                 int(policy.failure_cooldown * 1000),
+                self.now_ms() if self.now_ms is not None else "",
             ],
         )

@@ -21,7 +21,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from providers.errors import RerankError
+from providers.errors import RateLimitedError, RerankError
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -39,9 +39,9 @@ class RetryPolicy:
     max_wait: float = 20.0
     sleep: Sleep = field(default=asyncio.sleep, compare=False)
 
-    def _wait(self, state: RetryCallState, failover: bool = False) -> float:
+    def _wait(self, state: RetryCallState, failover: bool = False, gate_cools: bool = False) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        if failover:
+        if failover or (gate_cools and isinstance(exc, RateLimitedError)):
             return 0.0
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, int | float) and retry_after >= 0:
@@ -49,15 +49,20 @@ class RetryPolicy:
         jitter = wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)
         return float(jitter(state))
 
-    async def call(self, attempt: Callable[[], Awaitable[T]], *, failover: bool = False) -> tuple[T, int]:
+    async def call(
+        self, attempt: Callable[[], Awaitable[T]], *, failover: bool = False, gate_cools: bool = False
+    ) -> tuple[T, int]:
         """Run ``attempt`` until it succeeds or the policy gives up; returns (result, attempts).
 
         ``failover``: the next attempt can go elsewhere (the caller's gate holds the failing
         deployment back), so it starts at once instead of waiting.
+        ``gate_cools``: the caller's gate itself holds a throttled deployment back for its
+        ``Retry-After`` (and hands the line back to the queue when that is long), so a 429 is
+        not waited out here as well.
         """
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_total_seconds),
-            wait=lambda state: self._wait(state, failover),
+            wait=lambda state: self._wait(state, failover, gate_cools),
             retry=retry_if_exception(_is_retryable),
             sleep=self.sleep,
             reraise=True,
