@@ -156,8 +156,10 @@ class OpenGate:
 
 @dataclass
 class GatePolicy:
-    burst_requests: float = 1.0
-    """Requests a deployment may send at once above its steady pace (GCRA tolerance)."""
+    burst_requests: float = 0.2
+    """GCRA tolerance, in requests: how far ahead of its even pace a deployment may be.
+    Small on purpose: requests admitted exactly one interval apart still arrive jittered, and
+    a provider's strict limiter answers early arrivals with 429 (and a cool-down for all)."""
     defer_after: float = 5.0
     """A wait longer than this hands the line back to the queue instead of holding a slot."""
     throttle_cooldown: float = 1.0

@@ -46,6 +46,8 @@ def deployment(
 
 
 def gate(redis: Redis, clock: Clock, **policy: Any) -> RedisGate:
+    """A gate on the fake clock; one request of burst unless said otherwise (round numbers)."""
+    policy = {"burst_requests": 1.0, **policy}
     return RedisGate(redis, keys.limiter, GatePolicy(**policy), sleep=clock.sleep, now_ms=clock)
 
 
