@@ -41,7 +41,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
     credentials = provider_credentials()
     models = model_list(settings)
     raw_limits = Limits(settings.default_rpm, settings.default_tpm, settings.default_max_concurrency)
-    gate_policy = GatePolicy(defer_after=settings.defer_after)
+    gate_policy = GatePolicy(burst_requests=settings.limit_burst, defer_after=settings.defer_after)
 
     async def startup(ctx: dict[str, Any]) -> None:
         client = httpx.AsyncClient(

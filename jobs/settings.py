@@ -41,6 +41,8 @@ class RunnerSettings(BaseSettings):
     """Seconds between a worker's queue reads; arq only refills free slots when it polls."""
     shutdown_grace: int = Field(30, ge=0)
     """Seconds a worker lets in-flight lines finish after SIGTERM before handing them back."""
+    limit_burst: float = Field(0.5, ge=0)
+    """GCRA tolerance of the shared limiter, in requests ahead of a deployment's even pace."""
     defer_after: float = Field(5.0, gt=0)
     """A line that would wait longer than this for capacity goes back to the queue."""
     default_rpm: int | None = Field(None, ge=1)

@@ -156,7 +156,7 @@ class OpenGate:
 
 @dataclass
 class GatePolicy:
-    burst_requests: float = 0.2
+    burst_requests: float = 0.5
     """GCRA tolerance, in requests: how far ahead of its even pace a deployment may be.
     Small on purpose: requests admitted exactly one interval apart still arrive jittered, and
     a provider's strict limiter answers early arrivals with 429 (and a cool-down for all)."""
