@@ -325,7 +325,7 @@ async def test_a_deferred_line_is_neither_retried_nor_sent_to_a_fallback(redis: 
     primary = deployment("primary.example", "primary", rpm=60)  # one a second
     backup = deployment("backup.example", "backup")
     async with rig(
-        redis, {"primary.example": primary_host, "backup.example": backup_host}, defer_after=0.5
+        redis, {"primary.example": primary_host, "backup.example": backup_host}, defer_after=0.4
     ) as r:
         reranker = Reranker(
             r.transport,
