@@ -41,30 +41,38 @@ local function now_ms()
 end
 local now = now_ms()
 local lease_id, lease_ttl, poll_ms = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local best, best_load, best_tats, min_wait = -1, nil, nil, nil
-for i = 5, #ARGV, 8 do
+local reserve_ms = tonumber(ARGV[5])
+local best, best_wait, best_load, best_tats, min_wait = -1, nil, nil, nil, nil
+for i = 6, #ARGV, 8 do
   local prefix = ARGV[i]
   local t_req, tau_req = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local t_tok, tau_tok = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   local max_conc, cost_req, cost_tok = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
-  local wait = math.max(tonumber(redis.call('GET', prefix .. ':cool') or now) - now, 0)
+  -- cool-downs and full concurrency block; a rate wait can be reserved ahead
+  local blocked = math.max(tonumber(redis.call('GET', prefix .. ':cool') or now) - now, 0)
   local tat_req = math.max(tonumber(redis.call('GET', prefix .. ':req') or now), now)
   local tat_tok = math.max(tonumber(redis.call('GET', prefix .. ':tok') or now), now)
+  local wait = 0
   if t_req > 0 then wait = math.max(wait, tat_req - now - tau_req) end
   if t_tok > 0 then wait = math.max(wait, tat_tok - now - tau_tok) end
   if max_conc > 0 then
     redis.call('ZREMRANGEBYSCORE', prefix .. ':leases', '-inf', now)
-    if redis.call('ZCARD', prefix .. ':leases') >= max_conc then wait = math.max(wait, poll_ms) end
+    if redis.call('ZCARD', prefix .. ':leases') >= max_conc then blocked = math.max(blocked, poll_ms) end
   end
-  if wait <= 0 then
+  if blocked <= 0 and wait <= reserve_ms then
     local load = 0
     if t_req > 0 then load = (tat_req - now) / (tau_req + t_req) end
-    if best < 0 or load < best_load then
-      best, best_load = i, load
-      best_tats = {tat_req + t_req * cost_req, tat_tok + t_tok * cost_tok}
+    if best < 0 or wait < best_wait or (wait == best_wait and load < best_load) then
+      best, best_wait, best_load = i, wait, load
+      -- this request arrives at now + wait: that, not the stale arrival time, is what it adds to
+      best_tats = {
+        math.max(tat_req, now + wait) + t_req * cost_req,
+        math.max(tat_tok, now + wait) + t_tok * cost_tok,
+      }
     end
-  elseif min_wait == nil or wait < min_wait then
-    min_wait = wait
+  else
+    local total = math.max(blocked, wait)
+    if min_wait == nil or total < min_wait then min_wait = total end
   end
 end
 if best < 0 then
@@ -79,10 +87,10 @@ if tonumber(ARGV[best + 3]) > 0 then
   redis.call('SET', prefix .. ':tok', tostring(best_tats[2]), 'PX', math.ceil(best_tats[2] - now + keep))
 end
 if tonumber(ARGV[best + 5]) > 0 then
-  redis.call('ZADD', prefix .. ':leases', now + lease_ttl, lease_id)
-  redis.call('PEXPIRE', prefix .. ':leases', lease_ttl + keep)
+  redis.call('ZADD', prefix .. ':leases', now + best_wait + lease_ttl, lease_id)
+  redis.call('PEXPIRE', prefix .. ':leases', best_wait + lease_ttl + keep)
 end
-return {(best - 5) / 8, 0}
+return {(best - 6) / 8, math.ceil(math.max(best_wait, 0))}
 """
 
 RELEASE_LUA = """
@@ -225,6 +233,7 @@ class RedisGate:
             lease.token,
             int(self.policy.lease_seconds * 1000),
             int(self.policy.poll * 1000),
+            int(self.policy.defer_after * 1000),
         ]
         for deployment in deployments:
             args += self._args(deployment, requests, tokens)
@@ -232,10 +241,18 @@ class RedisGate:
             if self.now_ms is not None:
                 args[0] = self.now_ms()
             chosen, wait_ms = await self._acquire(keys=[], args=args)
-            if int(chosen) >= 0:
-                lease.deployment = deployments[int(chosen)]
-                return lease
             wait = int(wait_ms) / 1000
+            if int(chosen) >= 0:
+                # the slot is reserved at its time on the limiter's clock: wait for it and go,
+                # without asking again (no herd of waiters polling, no extra jitter)
+                lease.deployment = deployments[int(chosen)]
+                if wait > 0:
+                    try:
+                        await self.sleep(wait)
+                    except BaseException:
+                        await self.release(lease, RerankError("the attempt did not start"))
+                        raise
+                return lease
             if wait > self.policy.defer_after:
                 names = ", ".join(d.label for d in deployments)
                 raise DeferredError(f"{names}: no capacity for {wait:.1f}s", delay=wait)
