@@ -5,8 +5,9 @@ per minute) kept as a "theoretical arrival time" in Redis, a sorted set of lease
 its concurrency cap, a cool-down key set when the provider says 429 (for its
 ``Retry-After``) or after a streak of failures, and a failure counter.  One Lua script
 looks at every deployment that can serve a line, using Redis's own clock, and admits
-the line on the one with the most free capacity, atomically; when none can take it now
-it answers how long to wait.  Clients' clocks never matter.
+the line on the one whose next slot comes first, atomically.  A slot due within
+``defer_after`` is reserved and the caller sleeps until it (waiting lines never poll);
+when none is, it answers how long to wait.  Clients' clocks never matter.
 
 Token cost is estimated as characters / 4 over the query and every document, per
 request (see :func:`estimate_tokens`): providers count tokens with their own tokenizers,
