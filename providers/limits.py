@@ -94,6 +94,17 @@ end
 return {(best - 6) / 8, math.ceil(math.max(best_wait, 0))}
 """
 
+COOLING_LUA = """
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+return math.max(tonumber(redis.call('GET', KEYS[1] .. ':cool') or now) - now, 0)
+"""
+
 RELEASE_LUA = """
 local prefix, lease_id, outcome = ARGV[1], ARGV[2], ARGV[3]
 local cool_ms, threshold, failure_cool_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -203,6 +214,7 @@ class RedisGate:
         self.now_ms = now_ms
         """A fake clock for tests; by default Redis's own clock is used."""
         self._acquire = redis.register_script(ACQUIRE_LUA)
+        self._cooling = redis.register_script(COOLING_LUA)
         self._turn = itertools.count()
         self._release = redis.register_script(RELEASE_LUA)
 
@@ -247,13 +259,24 @@ class RedisGate:
                 # the slot is reserved at its time on the limiter's clock: wait for it and go,
                 # without asking again (no herd of waiters polling, no extra jitter)
                 lease.deployment = deployments[int(chosen)]
-                if wait > 0:
-                    try:
-                        await self.sleep(wait)
-                    except BaseException:
-                        await self.release(lease, RerankError("the attempt did not start"))
-                        raise
-                return lease
+                if wait <= 0:
+                    return lease
+                try:
+                    await self.sleep(wait)
+                    # a 429 while this line slept cools the deployment for every worker:
+                    # give the reserved slot up and queue again behind the cool-down
+                    prefix = self.key_prefix(lease.deployment.label)
+                    now = self.now_ms() if self.now_ms is not None else ""
+                    cooling = int(await self._cooling(keys=[prefix], args=[now]))
+                except BaseException:
+                    await self.release(lease, RerankError("the attempt did not start"))
+                    raise
+                if not cooling:
+                    return lease
+                await self.release(lease, RerankError("the deployment started cooling down"))
+                lease = Lease(deployments[0])
+                args[1] = lease.token
+                continue
             if wait > self.policy.defer_after:
                 names = ", ".join(d.label for d in deployments)
                 raise DeferredError(f"{names}: no capacity for {wait:.1f}s", delay=wait)
