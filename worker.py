@@ -30,8 +30,8 @@ from jobs.serializer import deserialize, serialize
 from jobs.settings import RunnerSettings, model_list, provider_credentials
 from jobs.work import WorkerState, rerank_line
 from providers.deployment import Limits
-from providers.http import HttpTransport
-from providers.limits import GatePolicy, RedisGate
+from providers.dispatcher import Dispatcher
+from providers.gate import GatePolicy, RedisGate
 from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 
@@ -55,7 +55,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
         gate = RedisGate(ctx["redis"], keys.limiter, gate_policy)
         ctx["state"] = WorkerState(
             reranker=Reranker(
-                HttpTransport(client, retry, gate),
+                Dispatcher(client, retry, gate),
                 credentials,
                 models.deployments,
                 models.fallbacks,

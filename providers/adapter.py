@@ -4,9 +4,9 @@
 wire; ``parse_response`` turns the provider's JSON body into results whose
 ``index`` points into that request's documents.  Neither does I/O.  What the
 endpoint can take natively is declared as :class:`Capabilities`; the shared path
-(:mod:`providers.planning`) renders, truncates, chunks and splits everything
+(:mod:`providers.planner`) renders, truncates, chunks and splits everything
 else client-side before the hooks see it, and auth, HTTP, retries and error
-mapping live in :mod:`providers.http`.
+mapping live in :mod:`providers.dispatcher`.
 """
 
 from __future__ import annotations

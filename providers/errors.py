@@ -2,7 +2,7 @@
 
 Every error has a stable machine-readable ``code`` (written into failure records)
 and knows whether retrying could help.  HTTP failures are translated into this
-tree once, in :mod:`providers.http`; nothing else inspects status codes.
+tree once, in :mod:`providers.dispatcher`; nothing else inspects status codes.
 """
 
 from __future__ import annotations

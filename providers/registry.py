@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from providers import (
+from providers.adapter import HttpAdapter
+from providers.adapters import (
     azure_ai,
     bedrock,
     cohere,
@@ -26,7 +27,6 @@ from providers import (
     voyage,
     watsonx,
 )
-from providers.adapter import HttpAdapter
 from providers.deployment import Credentials, Deployment, split_model_name
 from providers.errors import ConfigurationError
 

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from providers import local
+from providers.adapters import local
 from providers.deployment import Credentials, Deployment, Limits
+from providers.dispatcher import Dispatcher
 from providers.errors import DeferredError, RerankError
-from providers.http import HttpTransport
 from providers.registry import HTTP_ADAPTERS, LOCAL_PROVIDER, deployment_for
 from providers.types import RerankRequest, RerankResponse
 
@@ -23,7 +23,7 @@ class Reranker:
 
     def __init__(
         self,
-        transport: HttpTransport,
+        transport: Dispatcher,
         credentials: Mapping[str, Credentials],
         model_list: Mapping[str, list[Deployment]] | None = None,
         fallbacks: Mapping[str, Sequence[str]] | None = None,

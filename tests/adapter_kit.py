@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from providers.adapter import HttpAdapter, WireRequest
 from providers.deployment import Credentials, Deployment
+from providers.dispatcher import Dispatcher, prepare
 from providers.errors import (
     BadResponseError,
     ConfigurationError,
@@ -25,7 +26,6 @@ from providers.errors import (
     RateLimitedError,
     ServerError,
 )
-from providers.http import HttpTransport, prepare
 from providers.render import document_text
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest, RerankResponse
@@ -78,10 +78,10 @@ class FakeSleep:
 
 
 @asynccontextmanager
-async def transport_for(mock: Mock, max_attempts: int = 1) -> AsyncIterator[tuple[HttpTransport, FakeSleep]]:
+async def transport_for(mock: Mock, max_attempts: int = 1) -> AsyncIterator[tuple[Dispatcher, FakeSleep]]:
     sleep = FakeSleep()
     async with httpx.AsyncClient(transport=httpx.MockTransport(mock)) as client:
-        yield HttpTransport(client, RetryPolicy(max_attempts=max_attempts, sleep=sleep)), sleep
+        yield Dispatcher(client, RetryPolicy(max_attempts=max_attempts, sleep=sleep)), sleep
 
 
 async def rerank(

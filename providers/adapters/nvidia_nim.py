@@ -1,0 +1,122 @@
+"""NVIDIA NIM reranking: the hosted "retrieval" route and the NIM-native ``/v1/ranking``.
+
+``nvidia_nim/<model>``: ``POST {base}/v1/retrieval/<model>/reranking`` (NVIDIA's hosted
+API, default base ``https://ai.api.nvidia.com``); the model goes into the URL as given
+and into the body with every ``_`` turned into ``.`` (``llama-3_2-…`` -> ``llama-3.2-…``).
+``nvidia_nim/ranking/<model>``: ``POST {base}/v1/ranking``, what a self-hosted NIM
+container serves; the body model is the name after ``ranking/``.
+
+Body ``{model, query: {text}, passages: [{text}], truncate: "END"}``: passages are
+text only (objects are rendered with ``rank_fields``) and a passage longer than the
+model's context is cut at its end rather than failing the line.  ``top_k`` is never
+sent: ``/v1/ranking`` rejects it and the hosted API does not document it, so ``top_n``
+is applied client-side after sorting.  Auth ``Authorization: Bearer $NVIDIA_NIM_API_KEY``,
+required for NVIDIA's hosted API, optional for a self-hosted base.  Scores are **raw
+logits** (unbounded, often negative).  Usage: the response's ``usage`` token counts as
+``{"tokens": {...}}`` when present, else none.  End-of-life models answer HTTP 410
+(an ``invalid_request`` error carrying NVIDIA's message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
+from providers.adapters.shapes import parse_results
+from providers.adapters.usage import token_usage
+from providers.auth import Bearer, missing_key
+from providers.deployment import Deployment
+from providers.render import document_text
+from providers.types import RerankRequest
+
+if TYPE_CHECKING:
+    import httpx
+
+DEFAULT_BASE = "https://ai.api.nvidia.com"
+OPTIONAL_BEARER = Bearer(required=False)
+RANKING_PREFIX = "ranking/"
+CAPABILITIES = Capabilities(object_documents=False, top_n=False, max_documents=512)
+"""512 passages per request: NVIDIA's API reference for the rerankqa models and the NIM docs."""
+
+
+def is_ranking(deployment: Deployment) -> bool:
+    return deployment.wire_model.startswith(RANKING_PREFIX)
+
+
+def _without_v1(base: str) -> str:
+    return base.removesuffix("/v1")
+
+
+def rerank_url(base: str, deployment: Deployment) -> str:
+    base = base.rstrip("/")
+    if is_ranking(deployment):
+        return base if base.endswith("/ranking") else f"{_without_v1(base)}/v1/ranking"
+    if "/retrieval/" in base:
+        return base
+    return f"{_without_v1(base)}/v1/retrieval/{deployment.wire_model}/reranking"
+
+
+def wire_model(deployment: Deployment) -> str:
+    if is_ranking(deployment):
+        return deployment.wire_model.removeprefix(RANKING_PREFIX)
+    return deployment.wire_model.replace("_", ".")
+
+
+def build_request(base: str, deployment: Deployment, request: RerankRequest) -> WireRequest:
+    body: dict[str, Any] = {
+        "model": wire_model(deployment),
+        "query": {"text": request.query},
+        "passages": [{"text": document_text(d, request.rank_fields)} for d in request.documents],
+        "truncate": "END",
+    }
+    return WireRequest(url=rerank_url(base, deployment), body=body)
+
+
+def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
+    return ParsedResponse(
+        results=parse_results(body, key="rankings", score="logit"),
+        usage=token_usage(body.get("usage")),
+    )
+
+
+def _hosted(deployment: Deployment) -> bool:
+    base = deployment.credentials.api_base
+    host = (urlsplit(base).hostname or "") if base else "ai.api.nvidia.com"
+    return host == "nvidia.com" or host.endswith(".nvidia.com")
+
+
+class NimAuth:
+    """Bearer; the key is required only where NVIDIA's hosted API is the target
+    (self-hosted NIM containers take requests without one)."""
+
+    def check(self, deployment: Deployment, key_env: tuple[str, ...]) -> None:
+        key = deployment.credentials.api_key
+        if _hosted(deployment) and not (key and key.get_secret_value()):
+            raise missing_key(deployment, key_env)
+
+    async def headers(
+        self,
+        deployment: Deployment,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        client: httpx.AsyncClient,
+    ) -> dict[str, str]:
+        return await OPTIONAL_BEARER.headers(deployment, method, url, body, headers, client)
+
+
+ADAPTER = HttpAdapter(
+    provider="nvidia_nim",
+    build_request=build_request,
+    parse_response=parse_response,
+    capabilities=static(CAPABILITIES),
+    auth=NimAuth(),
+    key_env=("NVIDIA_NIM_API_KEY",),
+    base_env=("NVIDIA_NIM_API_BASE",),
+    default_base=DEFAULT_BASE,
+    score_kind="raw logit (unbounded, can be negative)",
+    usage_kind="tokens (the response's usage counts, when reported)",
+)

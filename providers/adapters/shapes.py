@@ -1,0 +1,50 @@
+"""The request and response shapes most rerank APIs share (Cohere's, give or take a name)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from providers.adapter import ParsedResponse
+from providers.adapters.usage import token_usage
+from providers.types import RankedDocument, RerankRequest
+
+
+def simple_body(
+    model: str, request: RerankRequest, *, top_n_key: str = "top_n", **extra: Any
+) -> dict[str, Any]:
+    """``{model, query, documents, top_n?}`` plus any fixed ``extra`` fields."""
+    body: dict[str, Any] = {
+        "model": model,
+        "query": request.query,
+        "documents": list(request.documents),
+        **extra,
+    }
+    if request.top_n is not None:
+        body[top_n_key] = request.top_n
+    return body
+
+
+def parse_results(
+    body: dict[str, Any], key: str = "results", score: str = "relevance_score"
+) -> list[RankedDocument]:
+    """``{key: [{index, <score>}]}``; a repeated index or a NaN score is a malformed answer."""
+    results = []
+    seen: set[int] = set()
+    for item in body[key]:
+        index, value = int(item["index"]), float(item[score])
+        if index in seen or math.isnan(value):
+            raise ValueError(f"result index {index} is repeated or has a NaN score")
+        seen.add(index)
+        results.append(RankedDocument(index=index, relevance_score=value))
+    return results
+
+
+def simple_response(body: Any, request: RerankRequest, *, key: str = "results") -> ParsedResponse:
+    """Results under ``key``, the body's ``id`` and its ``usage`` token counts as reported."""
+    response_id = body.get("id")
+    return ParsedResponse(
+        results=parse_results(body, key=key),
+        response_id=response_id if isinstance(response_id, str) else None,
+        usage=token_usage(body.get("usage")),
+    )

@@ -1,0 +1,310 @@
+"""The one path every HTTP provider call takes: auth, send, error mapping, retries."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from providers.adapter import HttpAdapter, ParsedResponse, WireRequest, resolve_base
+from providers.deployment import Deployment
+from providers.errors import (
+    AuthenticationError,
+    BadResponseError,
+    ConfigurationError,
+    InvalidRequestError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    QuotaExceededError,
+    RateLimitedError,
+    RerankError,
+    ServerError,
+)
+from providers.gate import Gate, OpenGate, estimate_tokens
+from providers.planner import Part, merge, plan
+from providers.retry import RetryPolicy
+from providers.types import RerankRequest, RerankResponse
+
+log = logging.getLogger("rerank_runner.http")
+
+REQUEST_ID_HEADERS = (
+    "x-request-id",
+    "request-id",
+    "x-amzn-requestid",
+    "x-amz-request-id",
+    "x-goog-request-id",
+    "x-global-transaction-id",
+    "nvcf-reqid",
+    "x-litellm-call-id",
+    "apim-request-id",
+    "cf-ray",
+)
+EXCERPT_CHARS = 300
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        if value := headers.get(name):
+            return value
+    return None
+
+
+def _envelope_message(body: Any) -> str | None:
+    """The human message out of any provider's error envelope: ``{message}``,
+    ``{error: {message}}``, ``{detail: ...}``, ``{errors: [{message}]}``, a bare string."""
+    if isinstance(body, str):
+        return body or None
+    if isinstance(body, list):
+        return next((m for item in body if (m := _envelope_message(item))), None)
+    if not isinstance(body, dict):
+        return None
+    for key in ("message", "detail", "error", "errors", "msg", "Message", "errorMessage", "error_message"):
+        if message := _envelope_message(body.get(key)):
+            return message
+    return None
+
+
+def _body_request_id(body: Any) -> str | None:
+    if isinstance(body, dict):
+        for key in ("request_id", "requestId", "trace", "id"):
+            if isinstance(body.get(key), str) and body[key]:
+                return str(body[key])
+    return None
+
+
+def error_for_response(provider: str, response: httpx.Response) -> ProviderError:
+    """Translate a non-2xx answer into the typed error tree, once."""
+    text = response.text
+    try:
+        body: Any = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        body = None
+    message = _envelope_message(body) or text[:EXCERPT_CHARS]
+    status = response.status_code
+    kwargs: dict[str, Any] = {
+        "provider": provider,
+        "status": status,
+        "request_id": _request_id(response.headers) or _body_request_id(body),
+        "body_excerpt": text[:EXCERPT_CHARS] or None,
+        "retry_after": parse_retry_after(response.headers.get("retry-after")),
+    }
+    message = message or response.reason_phrase or f"HTTP {status}"
+    if status == 429:
+        return RateLimitedError(message, **kwargs)
+    if status == 408:
+        return ProviderTimeoutError(message, **kwargs)
+    if status in (409, 424, 425) or status >= 500:
+        return ServerError(message, **kwargs)
+    if status in (401, 403):
+        return AuthenticationError(message, **kwargs)
+    if status == 402:
+        return QuotaExceededError(message, **kwargs)
+    return InvalidRequestError(message, **kwargs)
+
+
+def add_usage(total: dict[str, Any] | None, more: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Sum two provider usage reports field by field (numbers add, nested dicts recurse)."""
+    if more is None:
+        return total
+    if total is None:
+        return dict(more)
+    summed = dict(total)
+    for key, value in more.items():
+        if isinstance(value, dict):
+            summed[key] = add_usage(summed.get(key), value)
+        elif isinstance(value, int | float) and isinstance(summed.get(key), int | float):
+            summed[key] = summed[key] + value
+        else:
+            summed.setdefault(key, value)
+    return summed
+
+
+def prepare(
+    adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
+) -> list[tuple[Part, WireRequest]]:
+    """Every request a line will take, built before the first is sent (pure: no I/O).
+
+    A line the endpoint cannot take, or a deployment missing its key or base URL,
+    fails here with nothing spent.
+    """
+    adapter.auth.check(deployment, adapter.key_env)
+    base = resolve_base(adapter, deployment)
+    parts = plan(request, adapter.capabilities(deployment))
+    return [(part, adapter.build_request(base, deployment, part.request)) for part in parts]
+
+
+Candidate = tuple[HttpAdapter, Deployment]
+_warned: set[str] = set()
+
+
+def usable(candidates: Sequence[Candidate], request: RerankRequest) -> list[Candidate]:
+    """The candidates that can send this line; a misconfigured deployment is skipped while
+    another can serve, and when none can, the first problem is raised before any wait."""
+    found: list[Candidate] = []
+    problem: ConfigurationError | None = None
+    for adapter, deployment in candidates:
+        try:
+            prepare(adapter, deployment, request)
+        except ConfigurationError as exc:
+            if deployment.label not in _warned:  # once per process, not once per line
+                _warned.add(deployment.label)
+                log.warning("%s cannot serve lines: %s", deployment.label, exc.message)
+            problem = problem or exc
+        else:
+            found.append((adapter, deployment))
+    if not found:
+        assert problem is not None
+        raise problem
+    return found
+
+
+class Dispatcher:
+    """Sends a line to one of its candidate deployments over one shared
+    ``httpx.AsyncClient``: each attempt is admitted by the gate (rate limits, concurrency,
+    cool-downs; it also picks the deployment), and failed attempts are retried by policy."""
+
+    def __init__(self, client: httpx.AsyncClient, retry: RetryPolicy, gate: Gate | None = None) -> None:
+        self.client = client
+        self.retry = retry
+        self.gate = gate or OpenGate()
+
+    async def rerank(
+        self, adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
+    ) -> RerankResponse:
+        return await self.rerank_any([(adapter, deployment)], request)
+
+    async def rerank_any(self, candidates: Sequence[Candidate], request: RerankRequest) -> RerankResponse:
+        candidates = usable(candidates, request)
+        adapters = {id(deployment): adapter for adapter, deployment in candidates}
+        deployments = [deployment for _, deployment in candidates]
+        first_adapter, first = candidates[0]
+        requests = len(plan(request, first_adapter.capabilities(first)))
+        tokens = estimate_tokens(request)
+
+        failed: set[int] = set()
+
+        async def attempt() -> RerankResponse:
+            # a retry goes to a deployment that has not failed this line, while there is one
+            fresh = [d for d in deployments if id(d) not in failed] or deployments
+            lease = await self.gate.acquire(fresh, requests, tokens)
+            try:
+                response = await self._send_line(adapters[id(lease.deployment)], lease.deployment, request)
+            except RerankError as exc:
+                await self.gate.release(lease, exc)
+                failed.add(id(lease.deployment))
+                raise
+            except BaseException:  # cancelled (the line's deadline, a shutdown) or a bug: free the slot
+                await self.gate.release(lease, RerankError("the attempt did not finish"))
+                raise
+            await self.gate.release(lease, None)
+            return response
+
+        # with several deployments a throttled or failing one is cooled down by the gate and
+        # the retry goes to another at once; alone, it waits (Retry-After, else backoff), a
+        # Retry-After in the gate when the gate cools down, so a long one defers the line
+        response, attempts = await self.retry.call(
+            attempt, failover=len(candidates) > 1, gate_cools=self.gate.cools_down
+        )
+        response.attempts = attempts
+        return response
+
+    async def _send_line(
+        self, adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
+    ) -> RerankResponse:
+        answers = []
+        usage: dict[str, Any] | None = None
+        response_id = request_id = None
+        prepared = prepare(adapter, deployment, request)
+        for part, wire in prepared:
+            parsed, response = await self._call(adapter, deployment, wire, part.request)
+            answers.append((part, parsed.results))
+            usage = add_usage(usage, parsed.usage)
+            response_id = response_id or parsed.response_id
+            request_id = request_id or _request_id(response.headers)
+        return RerankResponse(
+            results=merge(answers, request.top_n),
+            response_id=response_id,
+            request_id=request_id,
+            usage=usage,
+            requests=len(prepared),
+            deployment=deployment.label,
+        )
+
+    async def _call(
+        self, adapter: HttpAdapter, deployment: Deployment, wire: WireRequest, request: RerankRequest
+    ) -> tuple[ParsedResponse, httpx.Response]:
+        content = orjson.dumps(wire.body)
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            **deployment.headers,
+            **wire.headers,
+        }
+        auth = await adapter.auth.headers(deployment, wire.method, wire.url, content, headers, self.client)
+        response, body = await self._send_once(
+            adapter.provider, wire.method, wire.url, {**headers, **auth}, content
+        )
+        try:
+            parsed = adapter.parse_response(body, request)
+            for result in parsed.results:
+                if not 0 <= result.index < len(request.documents):
+                    raise IndexError(
+                        f"result index {result.index} is outside the {len(request.documents)} documents"
+                    )
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise BadResponseError(
+                f"unexpected response shape: {exc!r}",
+                provider=adapter.provider,
+                status=response.status_code,
+                request_id=_request_id(response.headers),
+                body_excerpt=response.text[:EXCERPT_CHARS],
+            ) from exc
+        return parsed, response
+
+    async def _send_once(
+        self, provider: str, method: str, url: str, headers: dict[str, str], content: bytes
+    ) -> tuple[httpx.Response, Any]:
+        try:
+            response = await self.client.request(method, url, headers=headers, content=content)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise ConfigurationError(f"bad base URL {url!r}: {exc}", provider=provider) from exc
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeoutError(f"request timed out: {exc!r}", provider=provider) from exc
+        except httpx.TransportError as exc:
+            raise ProviderConnectionError(f"could not reach {url}: {exc!r}", provider=provider) from exc
+        except httpx.DecodingError as exc:
+            raise BadResponseError(f"undecodable response body: {exc}", provider=provider) from exc
+        if response.status_code >= 400:
+            raise error_for_response(provider, response)
+        try:
+            return response, orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise BadResponseError(
+                "response is not JSON",
+                provider=provider,
+                status=response.status_code,
+                request_id=_request_id(response.headers),
+                body_excerpt=response.text[:EXCERPT_CHARS],
+            ) from exc
