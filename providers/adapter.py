@@ -65,8 +65,16 @@ class HttpAdapter:
     """Provider settings read from the environment, by ``litellm_params`` name."""
     default_base: str | Callable[[Deployment], str | None] | None = None
     """None: the user must give a base URL (``api_base`` or one of ``base_env``)."""
+    variants: Mapping[str, Capabilities] = field(default_factory=dict)
+    """The documented variants ``capabilities`` chooses between by deployment (e.g. Cohere's v1
+    and v2 routes), by name; empty when it answers the same for every deployment."""
     score_kind: str = "probability in [0, 1]"
+    """What a relevance score means.  This and the fields below are read only by
+    :mod:`providers.catalog`, which writes the provider table in ``docs/providers.md``."""
     usage_kind: str = "none"
+    """The usage the provider reports, in its own field names."""
+    auth_kind: str | None = None
+    """How the table names ``auth``; None derives it (only a ``providers.auth.Bearer`` can be)."""
 
 
 def static(capabilities: Capabilities) -> Callable[[Deployment], Capabilities]:
