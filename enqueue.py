@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import orjson
 from arq.worker import Worker
@@ -212,43 +212,52 @@ async def enqueue_and_follow(run: Run) -> int:
         return 0 if exported.unfinished == 0 else 3
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    overrides: dict[str, Any] = {}
-    if args.redis_url:
-        overrides["redis_url"] = args.redis_url
-    if args.model:
-        overrides["default_model"] = args.model
-    if args.config:
-        overrides["config"] = args.config
-    settings = RunnerSettings(**overrides)
+class UsageError(Exception):
+    """A bad argument or input file, found before anything is read or enqueued (exit status 2)."""
+
+
+def settings_from(args: argparse.Namespace) -> RunnerSettings:
+    given = {"redis_url": args.redis_url, "default_model": args.model, "config": args.config}
+    return RunnerSettings(**{name: value for name, value in given.items() if value})
+
+
+def check_arguments(args: argparse.Namespace, settings: RunnerSettings) -> tuple[str, ModelCheck]:
+    """The batch name and the model names lines may use; raises UsageError."""
     if not args.dataset.is_file():
-        print(f"error: {args.dataset}: no such file", file=sys.stderr)
-        return 2
+        raise UsageError(f"{args.dataset}: no such file")
     batch = args.batch or default_batch_name(args.dataset)
     if not BATCH_NAME.match(batch):
-        print(f"error: batch name {batch!r}: use letters, digits, '.', '_' or '-'", file=sys.stderr)
-        return 2
+        raise UsageError(f"batch name {batch!r}: use letters, digits, '.', '_' or '-'")
     try:
         models = ModelCheck(model_list(settings, resolve_env=False).names())
     except ConfigurationError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 2
+        raise UsageError(exc.message) from exc
     if problem := models.problem(settings.default_model):
-        print(f"error: --model: {problem}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--model: {problem}")
+    return batch, models
+
+
+def paths_for(args: argparse.Namespace, batch: str) -> Paths:
     out = Path("results")
-    paths = Paths(
+    return Paths(
         results=args.output or out / f"{batch}.jsonl",
         errors=args.errors or out / f"{batch}.errors.jsonl",
         rejects=args.rejects or out / f"{batch}.rejects.jsonl",
     )
+
+
+def validate(dataset: Path, models: ModelCheck, paths: Paths) -> ValidationReport:
     rejects = RejectLog(paths.rejects)
     try:
-        report = validate_file(args.dataset, models, rejects)
+        report = validate_file(dataset, models, rejects)
     finally:
         rejects.close()
     print(f"checked {report.lines} lines: {report.valid} valid, {report.invalid_lines} invalid")
+    return report
+
+
+def stop_before_enqueue(args: argparse.Namespace, report: ValidationReport, paths: Paths) -> int | None:
+    """The exit status when validation says nothing is to be enqueued, else None."""
     if not report.ok:
         print(f"all problems written to {paths.rejects}", file=sys.stderr)
         if not args.skip_invalid:
@@ -259,6 +268,21 @@ def main(argv: list[str] | None = None) -> int:
     if report.valid == 0:
         print("error: no valid lines to enqueue", file=sys.stderr)
         return 1
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = settings_from(args)
+    try:
+        batch, models = check_arguments(args, settings)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    paths = paths_for(args, batch)
+    report = validate(args.dataset, models, paths)
+    if (status := stop_before_enqueue(args, report, paths)) is not None:
+        return status
     try:
         return asyncio.run(enqueue_and_follow(Run(args, settings, batch, paths, report)))
     except KeyboardInterrupt:
