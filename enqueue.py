@@ -44,6 +44,7 @@ from worker import worker_options
 
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 ERRORS_SHOWN = 100
+PROG = "python enqueue.py"
 
 
 def default_batch_name(path: Path) -> str:
@@ -52,9 +53,9 @@ def default_batch_name(path: Path) -> str:
     return f"{stem[:80]}-{digest}"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python enqueue.py",
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -142,15 +143,6 @@ async def run_local_workers(
         await asyncio.gather(task, return_exceptions=True)
 
 
-def print_next_steps(batch: str, conn: Connection, paths: Paths) -> None:
-    env = f"REDIS_URL={redacted(conn.url)} "
-    print(f"batch {batch}")
-    print("next:")
-    print(f"  start workers:    {env}python worker.py")
-    print(f"  follow progress:  {env}python batch.py status {batch} --watch")
-    print(f"  export results:   {env}python batch.py results {batch} --output {paths.results}")
-
-
 @dataclass
 class Run:
     """Everything one enqueue needs, decided before Redis is touched."""
@@ -160,6 +152,23 @@ class Run:
     batch: str
     paths: Paths
     report: ValidationReport
+    prog: str = PROG
+    """How this command was run, so the next steps it prints are run the same way."""
+
+
+def sibling(prog: str, command: str) -> str:
+    """How to run another command the way this one was run (script or console script)."""
+    return f"python {command}.py" if prog.startswith("python ") else f"rerank-runner {command}"
+
+
+def print_next_steps(run: Run, conn: Connection) -> None:
+    env = f"REDIS_URL={redacted(conn.url)} "
+    worker, batches = sibling(run.prog, "worker"), sibling(run.prog, "batch")
+    print(f"batch {run.batch}")
+    print("next:")
+    print(f"  start workers:    {env}{worker}")
+    print(f"  follow progress:  {env}{batches} status {run.batch} --watch")
+    print(f"  export results:   {env}{batches} results {run.batch} --output {run.paths.results}")
 
 
 async def enqueue_and_follow(run: Run) -> int:
@@ -195,10 +204,10 @@ async def enqueue_and_follow(run: Run) -> int:
             print(f"batch {batch}: running locally (Redis state in {args.state_dir}/)")
             status = await run_local_workers(conn, settings, batch, show)
         elif args.wait:
-            print_next_steps(batch, conn, paths)
+            print_next_steps(run, conn)
             status = await wait_for_batch(conn.redis, batch, show=show)
         else:
-            print_next_steps(batch, conn, paths)
+            print_next_steps(run, conn)
             return 0
         results, errors = export_to_files(paths.results, paths.errors)
         with results, errors:
@@ -271,8 +280,8 @@ def stop_before_enqueue(args: argparse.Namespace, report: ValidationReport, path
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = parse_args(argv, prog)
     settings = settings_from(args)
     try:
         batch, models = check_arguments(args, settings)
@@ -284,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     if (status := stop_before_enqueue(args, report, paths)) is not None:
         return status
     try:
-        return asyncio.run(enqueue_and_follow(Run(args, settings, batch, paths, report)))
+        return asyncio.run(enqueue_and_follow(Run(args, settings, batch, paths, report, prog)))
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130
