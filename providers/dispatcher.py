@@ -12,6 +12,8 @@ import httpx
 import orjson
 
 from providers.adapter import HttpAdapter, ParsedResponse, WireRequest, resolve_base
+from providers.auth import AuthRequest
+from providers.auth.token_cache import TokenCache
 from providers.deployment import Deployment
 from providers.errors import (
     AuthenticationError,
@@ -156,47 +158,50 @@ def prepare(
 
 
 Candidate = tuple[HttpAdapter, Deployment]
-_warned: set[str] = set()
-
-
-def usable(candidates: Sequence[Candidate], request: RerankRequest) -> list[Candidate]:
-    """The candidates that can send this line; a misconfigured deployment is skipped while
-    another can serve, and when none can, the first problem is raised before any wait."""
-    found: list[Candidate] = []
-    problem: ConfigurationError | None = None
-    for adapter, deployment in candidates:
-        try:
-            prepare(adapter, deployment, request)
-        except ConfigurationError as exc:
-            if deployment.label not in _warned:  # once per process, not once per line
-                _warned.add(deployment.label)
-                log.warning("%s cannot serve lines: %s", deployment.label, exc.message)
-            problem = problem or exc
-        else:
-            found.append((adapter, deployment))
-    if not found:
-        assert problem is not None
-        raise problem
-    return found
 
 
 class Dispatcher:
     """Sends a line to one of its candidate deployments over one shared
     ``httpx.AsyncClient``: each attempt is admitted by the gate (rate limits, concurrency,
-    cool-downs; it also picks the deployment), and failed attempts are retried by policy."""
+    cool-downs; it also picks the deployment), and failed attempts are retried by policy.
+    Built once per worker, it also holds what lines share: the auth schemes' credentials and
+    tokens, and which deployments were already reported unable to serve."""
 
     def __init__(self, client: httpx.AsyncClient, retry: RetryPolicy, gate: Gate | None = None) -> None:
         self.client = client
         self.retry = retry
         self.gate = gate or OpenGate()
+        self.tokens = TokenCache()
+        self.warned: set[str] = set()
+        """Labels of deployments logged as unable to serve: once per worker, not once per line."""
 
     async def rerank(
         self, adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
     ) -> RerankResponse:
         return await self.rerank_any([(adapter, deployment)], request)
 
+    def usable(self, candidates: Sequence[Candidate], request: RerankRequest) -> list[Candidate]:
+        """The candidates that can send this line; a misconfigured deployment is skipped while
+        another can serve, and when none can, the first problem is raised before any wait."""
+        found: list[Candidate] = []
+        problem: ConfigurationError | None = None
+        for adapter, deployment in candidates:
+            try:
+                prepare(adapter, deployment, request)
+            except ConfigurationError as exc:
+                if deployment.label not in self.warned:
+                    self.warned.add(deployment.label)
+                    log.warning("%s cannot serve lines: %s", deployment.label, exc.message)
+                problem = problem or exc
+            else:
+                found.append((adapter, deployment))
+        if not found:
+            assert problem is not None
+            raise problem
+        return found
+
     async def rerank_any(self, candidates: Sequence[Candidate], request: RerankRequest) -> RerankResponse:
-        candidates = usable(candidates, request)
+        candidates = self.usable(candidates, request)
         adapters = {id(deployment): adapter for adapter, deployment in candidates}
         deployments = [deployment for _, deployment in candidates]
         first_adapter, first = candidates[0]
@@ -262,7 +267,9 @@ class Dispatcher:
             **deployment.headers,
             **wire.headers,
         }
-        auth = await adapter.auth.headers(deployment, wire.method, wire.url, content, headers, self.client)
+        auth = await adapter.auth.headers(
+            AuthRequest(deployment, wire.method, wire.url, content, headers, self.client, self.tokens)
+        )
         response, body = await self._send_once(
             adapter.provider, wire.method, wire.url, {**headers, **auth}, content
         )

@@ -6,21 +6,21 @@ Precedence (as LiteLLM): ``token`` / ``WATSONX_TOKEN`` -> ``Authorization: Beare
 (``WATSONX_APIKEY`` ...) is exchanged: ``POST {iam}/identity/token`` (form-encoded
 ``grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey=...``; IAM base from the
 ``watsonx_iam_url`` param / ``WATSONX_IAM_URL``, default https://iam.cloud.ibm.com, a full
-``.../identity/token`` URL also works) over the shared HTTP client.  The token is cached per
-(IAM URL, key) until shortly before it expires, and concurrent lines share one exchange.
+``.../identity/token`` URL also works) over the shared HTTP client.  The token is kept per
+(IAM URL, key) in the dispatcher's token cache until shortly before it expires, and concurrent
+lines share one exchange.
 Unlike LiteLLM, a ready token does not also require an API key.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from providers.auth.token_cache import Cached
 from providers.dispatcher import EXCERPT_CHARS, error_for_response
 from providers.errors import (
     AuthenticationError,
@@ -31,6 +31,7 @@ from providers.errors import (
 )
 
 if TYPE_CHECKING:
+    from providers.auth import AuthRequest
     from providers.deployment import Deployment
 
 TOKEN, ZEN_API_KEY, IAM_URL = "token", "zen_api_key", "watsonx_iam_url"
@@ -58,7 +59,6 @@ class WatsonxAuth:
     decides when a cached token is due; injectable for tests)."""
 
     clock: Callable[[], float] = time.time
-    _tokens: Cached[IamToken] = field(default_factory=Cached, init=False, repr=False)
 
     def check(self, deployment: Deployment, key_env: tuple[str, ...]) -> None:
         creds = deployment.credentials
@@ -70,15 +70,8 @@ class WatsonxAuth:
                 provider=deployment.provider,
             )
 
-    async def headers(
-        self,
-        deployment: Deployment,
-        method: str,
-        url: str,
-        body: bytes,
-        headers: Mapping[str, str],
-        client: httpx.AsyncClient,
-    ) -> dict[str, str]:
+    async def headers(self, request: AuthRequest) -> dict[str, str]:
+        deployment = request.deployment
         param = deployment.credentials.param
         if token := param(TOKEN):
             return {"authorization": f"Bearer {token}"}
@@ -87,9 +80,9 @@ class WatsonxAuth:
         iam, key = token_url(param(IAM_URL) or DEFAULT_IAM), _key(deployment)
 
         async def exchange(_previous: IamToken | None) -> IamToken:
-            return await self._exchange(client, iam, key, deployment.provider)
+            return await self._exchange(request.client, iam, key, deployment.provider)
 
-        fresh = await self._tokens.get((iam, key), exchange, lambda t: self.clock() < t.refresh_at)
+        fresh = await request.tokens.get((self, iam, key), exchange, lambda t: self.clock() < t.refresh_at)
         return {"authorization": f"Bearer {fresh.value}"}
 
     async def _exchange(self, client: httpx.AsyncClient, iam: str, key: str, provider: str) -> IamToken:
