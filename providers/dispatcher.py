@@ -1,33 +1,20 @@
-"""The one path every HTTP provider call takes: auth, send, error mapping, retries."""
+"""The one path every HTTP provider call takes: auth, send, parse, retries, failover."""
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import orjson
 
+from providers import wire
 from providers.adapter import HttpAdapter, ParsedResponse, WireRequest, resolve_base
 from providers.auth import AuthRequest
 from providers.auth.token_cache import TokenCache
 from providers.deployment import Deployment
-from providers.errors import (
-    AuthenticationError,
-    BadResponseError,
-    ConfigurationError,
-    InvalidRequestError,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderTimeoutError,
-    QuotaExceededError,
-    RateLimitedError,
-    RerankError,
-    ServerError,
-)
+from providers.errors import BadResponseError, ConfigurationError, RerankError
 from providers.gate import Gate, OpenGate, estimate_tokens
 from providers.planner import Part, merge, plan
 from providers.retry import RetryPolicy
@@ -35,95 +22,7 @@ from providers.types import RerankRequest, RerankResponse
 
 log = logging.getLogger("rerank_runner.http")
 
-REQUEST_ID_HEADERS = (
-    "x-request-id",
-    "request-id",
-    "x-amzn-requestid",
-    "x-amz-request-id",
-    "x-goog-request-id",
-    "x-global-transaction-id",
-    "nvcf-reqid",
-    "x-litellm-call-id",
-    "apim-request-id",
-    "cf-ray",
-)
-EXCERPT_CHARS = 300
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def _request_id(headers: Mapping[str, str]) -> str | None:
-    for name in REQUEST_ID_HEADERS:
-        if value := headers.get(name):
-            return value
-    return None
-
-
-def _envelope_message(body: Any) -> str | None:
-    """The human message out of any provider's error envelope: ``{message}``,
-    ``{error: {message}}``, ``{detail: ...}``, ``{errors: [{message}]}``, a bare string."""
-    if isinstance(body, str):
-        return body or None
-    if isinstance(body, list):
-        return next((m for item in body if (m := _envelope_message(item))), None)
-    if not isinstance(body, dict):
-        return None
-    for key in ("message", "detail", "error", "errors", "msg", "Message", "errorMessage", "error_message"):
-        if message := _envelope_message(body.get(key)):
-            return message
-    return None
-
-
-def _body_request_id(body: Any) -> str | None:
-    if isinstance(body, dict):
-        for key in ("request_id", "requestId", "trace", "id"):
-            if isinstance(body.get(key), str) and body[key]:
-                return str(body[key])
-    return None
-
-
-def error_for_response(provider: str, response: httpx.Response) -> ProviderError:
-    """Translate a non-2xx answer into the typed error tree, once."""
-    text = response.text
-    try:
-        body: Any = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        body = None
-    message = _envelope_message(body) or text[:EXCERPT_CHARS]
-    status = response.status_code
-    kwargs: dict[str, Any] = {
-        "provider": provider,
-        "status": status,
-        "request_id": _request_id(response.headers) or _body_request_id(body),
-        "body_excerpt": text[:EXCERPT_CHARS] or None,
-        "retry_after": parse_retry_after(response.headers.get("retry-after")),
-    }
-    message = message or response.reason_phrase or f"HTTP {status}"
-    if status == 429:
-        return RateLimitedError(message, **kwargs)
-    if status == 408:
-        return ProviderTimeoutError(message, **kwargs)
-    if status in (409, 424, 425) or status >= 500:
-        return ServerError(message, **kwargs)
-    if status in (401, 403):
-        return AuthenticationError(message, **kwargs)
-    if status == 402:
-        return QuotaExceededError(message, **kwargs)
-    return InvalidRequestError(message, **kwargs)
+Candidate = tuple[HttpAdapter, Deployment]
 
 
 def add_usage(total: dict[str, Any] | None, more: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -155,9 +54,6 @@ def prepare(
     base = resolve_base(adapter, deployment)
     parts = plan(request, adapter.capabilities(deployment))
     return [(part, adapter.build_request(base, deployment, part.request)) for part in parts]
-
-
-Candidate = tuple[HttpAdapter, Deployment]
 
 
 class Dispatcher:
@@ -242,12 +138,12 @@ class Dispatcher:
         usage: dict[str, Any] | None = None
         response_id = request_id = None
         prepared = prepare(adapter, deployment, request)
-        for part, wire in prepared:
-            parsed, response = await self._call(adapter, deployment, wire, part.request)
+        for part, wire_request in prepared:
+            parsed, response = await self._call(adapter, deployment, wire_request, part.request)
             answers.append((part, parsed.results))
             usage = add_usage(usage, parsed.usage)
             response_id = response_id or parsed.response_id
-            request_id = request_id or _request_id(response.headers)
+            request_id = request_id or wire.request_id(response.headers)
         return RerankResponse(
             results=merge(answers, request.top_n),
             response_id=response_id,
@@ -258,21 +154,26 @@ class Dispatcher:
         )
 
     async def _call(
-        self, adapter: HttpAdapter, deployment: Deployment, wire: WireRequest, request: RerankRequest
+        self, adapter: HttpAdapter, deployment: Deployment, wire_request: WireRequest, request: RerankRequest
     ) -> tuple[ParsedResponse, httpx.Response]:
-        content = orjson.dumps(wire.body)
+        content = orjson.dumps(wire_request.body)
         headers = {
             "content-type": "application/json",
             "accept": "application/json",
             **deployment.headers,
-            **wire.headers,
+            **wire_request.headers,
         }
+        method, url = wire_request.method, wire_request.url
         auth = await adapter.auth.headers(
-            AuthRequest(deployment, wire.method, wire.url, content, headers, self.client, self.tokens)
+            AuthRequest(deployment, method, url, content, headers, self.client, self.tokens)
         )
-        response, body = await self._send_once(
-            adapter.provider, wire.method, wire.url, {**headers, **auth}, content
+        response = await wire.send(
+            self.client, adapter.provider, method, url, headers={**headers, **auth}, content=content
         )
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise _bad_response("response is not JSON", adapter.provider, response) from exc
         try:
             parsed = adapter.parse_response(body, request)
             for result in parsed.results:
@@ -281,37 +182,15 @@ class Dispatcher:
                         f"result index {result.index} is outside the {len(request.documents)} documents"
                     )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            raise BadResponseError(
-                f"unexpected response shape: {exc!r}",
-                provider=adapter.provider,
-                status=response.status_code,
-                request_id=_request_id(response.headers),
-                body_excerpt=response.text[:EXCERPT_CHARS],
-            ) from exc
+            raise _bad_response(f"unexpected response shape: {exc!r}", adapter.provider, response) from exc
         return parsed, response
 
-    async def _send_once(
-        self, provider: str, method: str, url: str, headers: dict[str, str], content: bytes
-    ) -> tuple[httpx.Response, Any]:
-        try:
-            response = await self.client.request(method, url, headers=headers, content=content)
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise ConfigurationError(f"bad base URL {url!r}: {exc}", provider=provider) from exc
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(f"request timed out: {exc!r}", provider=provider) from exc
-        except httpx.TransportError as exc:
-            raise ProviderConnectionError(f"could not reach {url}: {exc!r}", provider=provider) from exc
-        except httpx.DecodingError as exc:
-            raise BadResponseError(f"undecodable response body: {exc}", provider=provider) from exc
-        if response.status_code >= 400:
-            raise error_for_response(provider, response)
-        try:
-            return response, orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            raise BadResponseError(
-                "response is not JSON",
-                provider=provider,
-                status=response.status_code,
-                request_id=_request_id(response.headers),
-                body_excerpt=response.text[:EXCERPT_CHARS],
-            ) from exc
+
+def _bad_response(message: str, provider: str, response: httpx.Response) -> BadResponseError:
+    return BadResponseError(
+        message,
+        provider=provider,
+        status=response.status_code,
+        request_id=wire.request_id(response.headers),
+        body_excerpt=response.text[: wire.EXCERPT_CHARS],
+    )

@@ -19,18 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from providers.dispatcher import EXCERPT_CHARS, error_for_response
+from providers import wire
 from providers.errors import (
     AuthenticationError,
     BadResponseError,
     ConfigurationError,
-    ProviderConnectionError,
-    ProviderTimeoutError,
+    ProviderError,
 )
 
 if TYPE_CHECKING:
+    import httpx
+
     from providers.auth import AuthRequest
     from providers.deployment import Deployment
 
@@ -88,27 +87,20 @@ class WatsonxAuth:
     async def _exchange(self, client: httpx.AsyncClient, iam: str, key: str, provider: str) -> IamToken:
         form = {"grant_type": GRANT_TYPE, "apikey": key}
         try:
-            response = await client.post(iam, data=form, headers={"accept": "application/json"})
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(
-                f"IBM IAM token exchange timed out: {exc!r}", provider=provider
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ProviderConnectionError(
-                f"could not reach IBM IAM at {iam}: {exc!r}", provider=provider
-            ) from exc
-        if response.status_code >= 400:
-            error = error_for_response(provider, response)
-            # IAM answers 400 for an unknown or disabled key: that is an authentication failure
-            kind = AuthenticationError if response.status_code in (400, 401, 403) else type(error)
-            raise kind(
-                f"IBM IAM token exchange failed: {error.message}",
-                provider=provider,
-                status=error.status,
-                request_id=error.request_id,
-                body_excerpt=error.body_excerpt,
-                retry_after=error.retry_after,
+            response = await wire.send(
+                client, provider, "POST", iam, data=form, headers={"accept": "application/json"}
             )
+        except ProviderError as exc:
+            # IAM answers 400 for an unknown or disabled key: that is an authentication failure
+            kind = AuthenticationError if exc.status in (400, 401, 403) else type(exc)
+            raise kind(
+                f"IBM IAM token exchange failed: {exc.message}",
+                provider=provider,
+                status=exc.status,
+                request_id=exc.request_id,
+                body_excerpt=exc.body_excerpt,
+                retry_after=exc.retry_after,
+            ) from exc
         now = self.clock()
         try:
             answer: Any = response.json()
@@ -122,7 +114,7 @@ class WatsonxAuth:
                 f"unexpected IBM IAM token response: {exc!r}",
                 provider=provider,
                 status=response.status_code,
-                body_excerpt=response.text[:EXCERPT_CHARS],
+                body_excerpt=response.text[: wire.EXCERPT_CHARS],
             ) from exc
         return IamToken(token, expires - min(REFRESH_MARGIN_SECONDS, (expires - now) / 10))
 
