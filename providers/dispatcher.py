@@ -1,16 +1,17 @@
-"""The one path every HTTP provider call takes: auth, send, parse, retries, failover."""
+"""The one path every HTTP provider call takes: plan, auth, send, parse, retries, failover."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 
 from providers import wire
-from providers.adapter import HttpAdapter, ParsedResponse, WireRequest, resolve_base
+from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, resolve_base
 from providers.auth import AuthRequest
 from providers.auth.token_cache import TokenCache
 from providers.deployment import Deployment
@@ -23,6 +24,9 @@ from providers.types import RerankRequest, RerankResponse
 log = logging.getLogger("rerank_runner.http")
 
 Candidate = tuple[HttpAdapter, Deployment]
+Plans = dict[Capabilities, list[Part]]
+"""A line's plans by the capabilities they were made for: a line is planned once per distinct
+capabilities, however many deployments share them."""
 
 
 def add_usage(total: dict[str, Any] | None, more: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -43,17 +47,30 @@ def add_usage(total: dict[str, Any] | None, more: dict[str, Any] | None) -> dict
 
 
 def prepare(
-    adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
+    adapter: HttpAdapter, deployment: Deployment, request: RerankRequest, plans: Plans | None = None
 ) -> list[tuple[Part, WireRequest]]:
-    """Every request a line will take, built before the first is sent (pure: no I/O).
+    """Every request a line will take on a deployment, built before the first is sent (pure: no
+    I/O); ``plans`` holds the line's plans made so far, and gains this one.
 
     A line the endpoint cannot take, or a deployment missing its key or base URL,
     fails here with nothing spent.
     """
     adapter.auth.check(deployment, adapter.key_env)
     base = resolve_base(adapter, deployment)
-    parts = plan(request, adapter.capabilities(deployment))
-    return [(part, adapter.build_request(base, deployment, part.request)) for part in parts]
+    capabilities = adapter.capabilities(deployment)
+    plans = {} if plans is None else plans
+    if capabilities not in plans:
+        plans[capabilities] = plan(request, capabilities)
+    return [(part, adapter.build_request(base, deployment, part.request)) for part in plans[capabilities]]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A candidate deployment and every request a line takes on it, built once for every attempt."""
+
+    adapter: HttpAdapter
+    deployment: Deployment
+    requests: list[tuple[Part, WireRequest]]
 
 
 class Dispatcher:
@@ -76,32 +93,31 @@ class Dispatcher:
     ) -> RerankResponse:
         return await self.rerank_any([(adapter, deployment)], request)
 
-    def usable(self, candidates: Sequence[Candidate], request: RerankRequest) -> list[Candidate]:
-        """The candidates that can send this line; a misconfigured deployment is skipped while
-        another can serve, and when none can, the first problem is raised before any wait."""
-        found: list[Candidate] = []
+    def prepare_all(self, candidates: Sequence[Candidate], request: RerankRequest) -> list[Prepared]:
+        """The candidates that can send this line, with their requests (the line planned once per
+        distinct capabilities); a misconfigured deployment is skipped while another can serve,
+        and when none can, the first problem is raised before any wait."""
+        found: list[Prepared] = []
         problem: ConfigurationError | None = None
+        plans: Plans = {}
         for adapter, deployment in candidates:
             try:
-                prepare(adapter, deployment, request)
+                found.append(Prepared(adapter, deployment, prepare(adapter, deployment, request, plans)))
             except ConfigurationError as exc:
                 if deployment.label not in self.warned:
                     self.warned.add(deployment.label)
                     log.warning("%s cannot serve lines: %s", deployment.label, exc.message)
                 problem = problem or exc
-            else:
-                found.append((adapter, deployment))
         if not found:
             assert problem is not None
             raise problem
         return found
 
     async def rerank_any(self, candidates: Sequence[Candidate], request: RerankRequest) -> RerankResponse:
-        candidates = self.usable(candidates, request)
-        adapters = {id(deployment): adapter for adapter, deployment in candidates}
-        deployments = [deployment for _, deployment in candidates]
-        first_adapter, first = candidates[0]
-        requests = len(plan(request, first_adapter.capabilities(first)))
+        usable = self.prepare_all(candidates, request)
+        prepared = {id(p.deployment): p for p in usable}
+        deployments = [p.deployment for p in usable]
+        requests = len(usable[0].requests)
         tokens = estimate_tokens(request)
 
         failed: set[int] = set()
@@ -111,7 +127,7 @@ class Dispatcher:
             fresh = [d for d in deployments if id(d) not in failed] or deployments
             lease = await self.gate.acquire(fresh, requests, tokens)
             try:
-                response = await self._send_line(adapters[id(lease.deployment)], lease.deployment, request)
+                response = await self._send_line(prepared[id(lease.deployment)], request)
             except RerankError as exc:
                 await self.gate.release(lease, exc)
                 failed.add(id(lease.deployment))
@@ -126,20 +142,17 @@ class Dispatcher:
         # the retry goes to another at once; alone, it waits (Retry-After, else backoff), a
         # Retry-After in the gate when the gate cools down, so a long one defers the line
         response, attempts = await self.retry.call(
-            attempt, failover=len(candidates) > 1, gate_cools=self.gate.cools_down
+            attempt, failover=len(usable) > 1, gate_cools=self.gate.cools_down
         )
         response.attempts = attempts
         return response
 
-    async def _send_line(
-        self, adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
-    ) -> RerankResponse:
+    async def _send_line(self, prepared: Prepared, request: RerankRequest) -> RerankResponse:
         answers = []
         usage: dict[str, Any] | None = None
         response_id = request_id = None
-        prepared = prepare(adapter, deployment, request)
-        for part, wire_request in prepared:
-            parsed, response = await self._call(adapter, deployment, wire_request, part.request)
+        for part, wire_request in prepared.requests:
+            parsed, response = await self._call(prepared, wire_request, part.request)
             answers.append((part, parsed.results))
             usage = add_usage(usage, parsed.usage)
             response_id = response_id or parsed.response_id
@@ -149,13 +162,14 @@ class Dispatcher:
             response_id=response_id,
             request_id=request_id,
             usage=usage,
-            requests=len(prepared),
-            deployment=deployment.label,
+            requests=len(prepared.requests),
+            deployment=prepared.deployment.label,
         )
 
     async def _call(
-        self, adapter: HttpAdapter, deployment: Deployment, wire_request: WireRequest, request: RerankRequest
+        self, prepared: Prepared, wire_request: WireRequest, request: RerankRequest
     ) -> tuple[ParsedResponse, httpx.Response]:
+        adapter, deployment = prepared.adapter, prepared.deployment
         content = orjson.dumps(wire_request.body)
         headers = {
             "content-type": "application/json",
