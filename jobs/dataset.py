@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from providers.types import RerankRequest
+from jobs import keys
+from providers.types import Document
 
 MAX_DOCUMENTS = 10_000
 MAX_ID_CHARS = 512
@@ -57,7 +58,7 @@ class DatasetLine:
     line_no: int
     id: str | int
     query: str
-    documents: list[str | dict[str, Any]]
+    documents: list[Document]
     model: str | None = None
     top_n: int | None = None
     rank_fields: list[str] | None = None
@@ -66,22 +67,6 @@ class DatasetLine:
     max_tokens_per_doc: int | None = None
     metadata: Any = None
     has_metadata: bool = field(default=False, compare=False)
-
-    @property
-    def key(self) -> str:
-        """The id as it appears in job ids and result keys (``1`` and ``"1"`` collide)."""
-        return str(self.id)
-
-    def request(self) -> RerankRequest:
-        return RerankRequest(
-            query=self.query,
-            documents=self.documents,
-            top_n=self.top_n,
-            rank_fields=self.rank_fields,
-            return_documents=self.return_documents,
-            max_chunks_per_doc=self.max_chunks_per_doc,
-            max_tokens_per_doc=self.max_tokens_per_doc,
-        )
 
 
 def _kind(value: Any) -> str:
@@ -227,9 +212,9 @@ def _line_from(line_no: int, obj: dict[str, Any]) -> DatasetLine:
     )
 
 
-def line_key(raw_id: Any) -> str | None:
+def valid_id_key(raw_id: Any) -> str | None:
     """The id's key when the id itself is valid (whatever else is wrong with the line)."""
-    return None if _check_id(raw_id) else str(raw_id)
+    return None if _check_id(raw_id) else keys.line_key(raw_id)
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
