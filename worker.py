@@ -55,10 +55,10 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
         gate = RedisGate(ctx["redis"], keys.limiter, gate_policy)
         ctx["state"] = WorkerState(
             reranker=Reranker(
-                Dispatcher(client, retry, gate),
-                credentials,
-                models.deployments,
-                models.fallbacks,
+                dispatcher=Dispatcher(client, retry, gate),
+                credentials=credentials,
+                model_list=models.deployments,
+                fallbacks=models.fallbacks,
                 raw_limits=raw_limits,
             ),
             writer=RecordWriter(ctx["redis"], settings.result_ttl_ms),

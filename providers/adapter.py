@@ -5,8 +5,9 @@ wire; ``parse_response`` turns the provider's JSON body into results whose
 ``index`` points into that request's documents.  Neither does I/O.  What the
 endpoint can take natively is declared as :class:`Capabilities`; the shared path
 (:mod:`providers.planner`) renders, truncates, chunks and splits everything
-else client-side before the hooks see it, and auth, HTTP, retries and error
-mapping live in :mod:`providers.dispatcher`.
+else client-side before the hooks see it; auth lives in :mod:`providers.auth`, the
+HTTP exchange and its error mapping in :mod:`providers.wire`, and planning once
+per line, retries and failover in :mod:`providers.dispatcher`.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class HttpAdapter:
     usage_kind: str = "none"
     """The usage the provider reports, in its own field names."""
     auth_kind: str | None = None
-    """How the table names ``auth``; None derives it (only a ``providers.auth.Bearer`` can be)."""
+    """How the table names ``auth``; None derives it, which only a ``Bearer`` whose ``required``
+    is a bool allows."""
 
 
 def static(capabilities: Capabilities) -> Callable[[Deployment], Capabilities]:

@@ -56,7 +56,7 @@ def _settings(param_env: Mapping[str, tuple[str, ...]]) -> str:
 def _auth(adapter: HttpAdapter) -> str:
     if adapter.auth_kind:
         return adapter.auth_kind
-    if isinstance(adapter.auth, Bearer):
+    if isinstance(adapter.auth, Bearer) and isinstance(adapter.auth.required, bool):
         return "Bearer" if adapter.auth.required else "Bearer if a key is set"
     raise ValueError(f"{adapter.provider}: describe its auth scheme in HttpAdapter.auth_kind")
 
