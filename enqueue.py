@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
+import os
 import re
 import sys
 import time
@@ -32,12 +32,13 @@ from typing import BinaryIO
 import orjson
 from arq.worker import Worker
 
-from jobs.batches import BatchStatus, export, export_to_files
+from jobs.batches import BatchBusyError, BatchStatus, drop, export, export_to_files
 from jobs.connection import DEFAULT_STATE_DIR, Connection, connect, open_pool, redacted
 from jobs.dataset import DatasetLine, LineError, read_lines, trusted_line
+from jobs.identity import RunIdentity, default_batch_name, run_identity
 from jobs.progress import wait_for_batch
-from jobs.queue import EnqueueCounts, enqueue_lines, register_batch
-from jobs.settings import RunnerSettings, model_list
+from jobs.queue import BatchConflictError, EnqueueCounts, enqueue_lines, register_batch
+from jobs.settings import RunnerSettings, model_list, provider_credentials
 from jobs.validation import ModelCheck, ValidationReport, fingerprint, validate_file
 from providers.errors import ConfigurationError
 from worker import worker_options
@@ -45,12 +46,6 @@ from worker import worker_options
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 ERRORS_SHOWN = 100
 PROG = "python enqueue.py"
-
-
-def default_batch_name(path: Path) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem).strip("-.") or "batch"
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
-    return f"{stem[:80]}-{digest}"
 
 
 def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
@@ -64,7 +59,14 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
         "--model", help="model for lines without one (default: $RR_DEFAULT_MODEL or local/bm25)"
     )
     parser.add_argument(
-        "--batch", help="batch name (default: file name + hash of its path, stable across runs)"
+        "--batch",
+        help="batch name (default: FILE-MODEL-HASH, HASH of the valid lines, models and settings: "
+        "the same content is the same batch, a resume)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="when --batch names a batch holding other content: drop its records and start over",
     )
     parser.add_argument("--config", type=Path, help="LiteLLM-style config.yaml whose model_list names models")
     parser.add_argument("--redis-url", help="Redis to enqueue into (default: $REDIS_URL; none: run locally)")
@@ -118,6 +120,13 @@ class RejectLog:
         if self.shown > ERRORS_SHOWN:
             print(f"... {self.shown - ERRORS_SHOWN} more problems not shown", file=sys.stderr)
 
+    def move_to(self, path: Path) -> None:
+        """The default rejects file is named after the batch, known only once the valid lines
+        are: validation writes to a temporary name first."""
+        if self.handle and path != self.path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.path = self.path.replace(path)
+
 
 def valid_lines(path: Path, report: ValidationReport) -> Iterator[DatasetLine]:
     """The lines validation accepted, rebuilt without checking them a second time."""
@@ -152,6 +161,7 @@ class Run:
     batch: str
     paths: Paths
     report: ValidationReport
+    identity: RunIdentity
     prog: str = PROG
     """How this command was run, so the next steps it prints are run the same way."""
 
@@ -171,6 +181,37 @@ def print_next_steps(run: Run, conn: Connection) -> None:
     print(f"  export results:   {env}{batches} results {run.batch} --output {run.paths.results}")
 
 
+def conflict_message(run: Run, exc: BatchConflictError) -> str:
+    why = "; ".join(run.identity.differences(exc.stored))
+    return (
+        f"error: batch {run.batch!r} already holds another run ({why}); nothing enqueued.\n"
+        f"Pass --replace to drop its records and run this content under the same name, or choose "
+        f"another --batch name (without --batch the name follows the content: "
+        f"{default_batch_name(run.args.dataset, run.identity)})"
+    )
+
+
+async def register(run: Run, conn: Connection) -> int | None:
+    """Create or resume the batch (dropping it first with --replace); an exit status when
+    the name holds another run."""
+    source = str(run.args.dataset.resolve())
+    try:
+        await register_batch(conn.redis, run.batch, run.identity, source, run.settings.result_ttl_ms)
+        return None
+    except BatchConflictError as exc:
+        if not run.args.replace:
+            print(conflict_message(run, exc), file=sys.stderr)
+            return 2
+    try:
+        dropped = await drop(conn.redis, run.batch)
+    except BatchBusyError as exc:
+        print(f"error: {exc}; nothing enqueued", file=sys.stderr)
+        return 2
+    print(f"replaced batch {run.batch}: dropped its {dropped} lines and their records")
+    await register_batch(conn.redis, run.batch, run.identity, source, run.settings.result_ttl_ms)
+    return None
+
+
 async def enqueue_and_follow(run: Run) -> int:
     args, settings, batch, paths = run.args, run.settings, run.batch, run.paths
     model = settings.default_model
@@ -178,23 +219,27 @@ async def enqueue_and_follow(run: Run) -> int:
         print(f"error: {args.dataset} changed since it was validated; nothing enqueued", file=sys.stderr)
         return 1
     async with connect(settings.redis_url, args.state_dir) as conn:
-        await register_batch(conn.redis, batch, str(args.dataset.resolve()), model, settings.result_ttl_ms)
+        if (refused := await register(run, conn)) is not None:
+            return refused
         started = time.monotonic()
         counts: EnqueueCounts = await enqueue_lines(
             conn.redis,
             batch,
             valid_lines(args.dataset, run.report),
             default_model=model,
+            run=run.identity.digest,
             job_expiry_ms=settings.job_expiry_ms,
             result_ttl_ms=settings.result_ttl_ms,
         )
         elapsed = time.monotonic() - started
         if fingerprint(args.dataset) != run.report.fingerprint:
             print(
-                f"warning: {args.dataset} changed while it was being enqueued; lines read after the "
-                "change were not validated. Run the same command again once it stops changing.",
+                f"error: {args.dataset} changed while it was being enqueued; its lines no longer "
+                f"match batch {batch}. Run the command again once the file stops changing "
+                "(with --batch, add --replace).",
                 file=sys.stderr,
             )
+            return 1
         print(
             f"enqueued {counts.added} new lines in {elapsed:.1f}s; skipped {counts.skipped} "
             f"({counts.already_queued} already queued, {counts.already_done} already done)"
@@ -230,20 +275,21 @@ def settings_from(args: argparse.Namespace) -> RunnerSettings:
     return RunnerSettings(**{name: value for name, value in given.items() if value})
 
 
-def check_arguments(args: argparse.Namespace, settings: RunnerSettings) -> tuple[str, ModelCheck]:
-    """The batch name and the model names lines may use; raises UsageError."""
+def check_arguments(args: argparse.Namespace, settings: RunnerSettings) -> ModelCheck:
+    """The model names lines may use; raises UsageError."""
     if not args.dataset.is_file():
         raise UsageError(f"{args.dataset}: no such file")
-    batch = args.batch or default_batch_name(args.dataset)
-    if not BATCH_NAME.match(batch):
-        raise UsageError(f"batch name {batch!r}: use letters, digits, '.', '_' or '-'")
+    if args.batch is not None and not BATCH_NAME.match(args.batch):
+        raise UsageError(f"batch name {args.batch!r}: use letters, digits, '.', '_' or '-'")
+    if args.replace and args.batch is None:
+        raise UsageError("--replace needs --batch (a default batch name already follows the content)")
     try:
         models = ModelCheck(model_list(settings, resolve_env=False).names())
     except ConfigurationError as exc:
         raise UsageError(exc.message) from exc
     if problem := models.problem(settings.default_model):
         raise UsageError(f"--model: {problem}")
-    return batch, models
+    return models
 
 
 def paths_for(args: argparse.Namespace, batch: str) -> Paths:
@@ -255,14 +301,15 @@ def paths_for(args: argparse.Namespace, batch: str) -> Paths:
     )
 
 
-def validate(dataset: Path, models: ModelCheck, paths: Paths) -> ValidationReport:
-    rejects = RejectLog(paths.rejects)
+def validate(args: argparse.Namespace, models: ModelCheck) -> tuple[ValidationReport, RejectLog]:
+    partial = Path("results") / f".{args.dataset.name}.{os.getpid()}.rejects.partial"
+    rejects = RejectLog(args.rejects or partial)
     try:
-        report = validate_file(dataset, models, rejects)
+        report = validate_file(args.dataset, models, rejects)
     finally:
         rejects.close()
     print(f"checked {report.lines} lines: {report.valid} valid, {report.invalid_lines} invalid")
-    return report
+    return report, rejects
 
 
 def stop_before_enqueue(args: argparse.Namespace, report: ValidationReport, paths: Paths) -> int | None:
@@ -284,16 +331,21 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = parse_args(argv, prog)
     settings = settings_from(args)
     try:
-        batch, models = check_arguments(args, settings)
+        models = check_arguments(args, settings)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    report, rejects = validate(args, models)
+    identity = run_identity(
+        args.dataset, report, settings.default_model, settings.config, provider_credentials()
+    )
+    batch = args.batch or default_batch_name(args.dataset, identity)
     paths = paths_for(args, batch)
-    report = validate(args.dataset, models, paths)
+    rejects.move_to(paths.rejects)
     if (status := stop_before_enqueue(args, report, paths)) is not None:
         return status
     try:
-        return asyncio.run(enqueue_and_follow(Run(args, settings, batch, paths, report, prog)))
+        return asyncio.run(enqueue_and_follow(Run(args, settings, batch, paths, report, identity, prog)))
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -28,6 +28,7 @@ import enqueue
 from jobs import keys
 from jobs.connection import open_pool
 from jobs.embedded import EmbeddedRedis
+from jobs.identity import run_identity
 from jobs.queue import enqueue_lines, register_batch
 from jobs.settings import RunnerSettings
 from jobs.validation import ModelCheck, validate_file
@@ -129,13 +130,15 @@ async def in_process(path: Path, url: str, batch: str) -> tuple[float, float]:
     pool = await open_pool(url)
     try:
         model = settings.default_model
-        await register_batch(pool, batch, str(path), model, settings.result_ttl_ms)
+        identity = run_identity(path, report, model, None, {})
+        await register_batch(pool, batch, identity, str(path), settings.result_ttl_ms)
         lines = enqueue.valid_lines(path, report)
         await enqueue_lines(
             pool,
             batch,
             lines,
             default_model=model,
+            run=identity.digest,
             job_expiry_ms=settings.job_expiry_ms,
             result_ttl_ms=settings.result_ttl_ms,
         )

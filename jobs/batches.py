@@ -139,16 +139,22 @@ def _unfinished_reason(cancelled: bool, queued: bool, running: bool) -> tuple[st
 async def export(redis: Redis, batch: str, results: BinaryIO, errors: BinaryIO) -> ExportCounts:
     """Write every line of the batch, in dataset order, to exactly one of the two files."""
     status = await batch_status(redis, batch)
+    run = await redis.hget(keys.batch(batch), "run")  # type: ignore[misc]
     counts = ExportCounts()
     async for chunk in _line_chunks(redis, batch):
         async with redis.pipeline(transaction=False) as pipe:
             for _, _, job in chunk:
-                pipe.hmget(keys.result(job), ["status", "record"])
+                pipe.hmget(keys.result(job), ["status", "record", "run"])
                 pipe.exists(keys.arq_job(job))
                 pipe.exists(keys.arq_in_progress(job))
             replies = await pipe.execute()
         for i, (line_id, line_no, _) in enumerate(chunk):
-            (state, record), queued, running = replies[3 * i], replies[3 * i + 1], replies[3 * i + 2]
+            (state, record, record_run), queued = replies[3 * i], replies[3 * i + 1]
+            running = replies[3 * i + 2]
+            if state is not None and record_run != run:
+                # a record of another run than the batch holds is never exported (belt and
+                # braces: the record write already refuses one)
+                state = None
             if state == b"succeeded":
                 counts.succeeded += 1
                 results.write(record + b"\n")
@@ -167,6 +173,39 @@ def export_to_files(results_path: Path, errors_path: Path) -> tuple[BinaryIO, Bi
     results_path.parent.mkdir(parents=True, exist_ok=True)
     errors_path.parent.mkdir(parents=True, exist_ok=True)
     return results_path.open("wb"), errors_path.open("wb")
+
+
+class BatchBusyError(Exception):
+    """The batch has lines being re-ranked right now."""
+
+
+async def drop(redis: Redis, batch: str) -> int:
+    """Delete a batch and everything it holds (queued jobs, records, dead letters), so its
+    name can hold another run; returns how many lines it had.  Refused while any of its lines
+    is running.  The batch hash goes first: from then on no record of the old run can be
+    written (its ``run`` no longer matches) and a worker skips the old run's jobs."""
+    running = 0
+    async for chunk in _line_chunks(redis, batch):
+        async with redis.pipeline(transaction=False) as pipe:
+            for _, _, job in chunk:
+                pipe.exists(keys.arq_in_progress(job))
+            running += sum(await pipe.execute())
+    if running:
+        raise BatchBusyError(
+            f"batch {batch!r} has {running} lines running; wait for them to finish, then run again"
+        )
+    await redis.delete(keys.batch(batch))
+    await redis.zrem(keys.BATCHES, batch)
+    lines = 0
+    async for chunk in _line_chunks(redis, batch):
+        jobs = [job for _, _, job in chunk]
+        lines += len(jobs)
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(keys.QUEUE, *jobs)
+            pipe.delete(*(keys.arq_job(j) for j in jobs), *(keys.result(j) for j in jobs))
+            await pipe.execute()
+    await redis.delete(keys.batch_lines(batch), keys.batch_failed(batch))
+    return lines
 
 
 CANCEL_LUA = """

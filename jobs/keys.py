@@ -48,13 +48,16 @@ def arq_in_progress(job: str) -> str:
 
 
 def result(job: str) -> str:
-    """Hash ``{status, record}``: status is ``succeeded`` or ``failed``, record is JSON."""
+    """Hash ``{status, record, run}``: status is ``succeeded`` or ``failed``, record is JSON,
+    run the run identity of the job that wrote it (exported only while it is the batch's)."""
     return RESULT_PREFIX + job
 
 
 def batch(name: str) -> str:
     """Hash of the batch's counters (total, succeeded, failed) and facts
-    (created_at, source, default_model, cancelled, started_at, updated_at)."""
+    (created_at, source, default_model, cancelled, started_at, updated_at), and its run
+    identity (:mod:`jobs.identity`): ``run``, the digest every job payload and record of the
+    batch carries, and ``identity``, the JSON summary that explains a mismatch (no secrets)."""
     return f"rr:batch:{name}"
 
 

@@ -24,6 +24,8 @@ class LinePayload(TypedDict):
     """The user's own id, as written (its type survives to the export)."""
     model: str
     """The line's model, or the batch's default model when the line named none."""
+    run: NotRequired[str]
+    """The batch's run identity when enqueued (absent in jobs of older versions)."""
     query: str
     documents: list[Document]
     top_n: NotRequired[int]
@@ -34,13 +36,14 @@ class LinePayload(TypedDict):
     metadata: NotRequired[Any]
 
 
-def line_payload(batch: str, line: DatasetLine, model: str) -> LinePayload:
+def line_payload(batch: str, line: DatasetLine, model: str, run: str) -> LinePayload:
     """Everything the worker and the result record need for one line, nothing else."""
     payload: LinePayload = {
         "batch": batch,
         "line": line.line_no,
         "id": line.id,
         "model": model,
+        "run": run,
         "query": line.query,
         "documents": line.documents,
     }

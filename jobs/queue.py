@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+import orjson
 from arq.jobs import serialize_job
 from redis.asyncio import Redis
 
 from jobs import keys
 from jobs.dataset import DatasetLine
+from jobs.identity import RunIdentity
 from jobs.payload import line_payload
 from jobs.serializer import serialize
 
@@ -74,16 +76,49 @@ class EnqueueCounts:
         return self.already_queued + self.already_done
 
 
-async def register_batch(redis: Redis, batch: str, source: str, default_model: str, ttl_ms: int) -> None:
-    now = time.time()
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hsetnx(keys.batch(batch), "created_at", f"{now:.3f}")
-        pipe.hset(keys.batch(batch), mapping={"source": source, "default_model": default_model})
-        pipe.hdel(keys.batch(batch), "cancelled")
-        pipe.zadd(keys.BATCHES, {batch: now}, nx=True)
-        if ttl_ms:
-            pipe.pexpire(keys.batch(batch), ttl_ms)
-        await pipe.execute()
+REGISTER_LUA = """
+local batch_key, batches = KEYS[1], KEYS[2]
+local run, identity, source, default_model = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, ttl = ARGV[5], tonumber(ARGV[6])
+local current = redis.call('HGET', batch_key, 'run')
+if current and current ~= run then
+  return {0, redis.call('HGET', batch_key, 'identity') or ''}
+end
+if not current and redis.call('EXISTS', batch_key) == 1 then
+  return {0, ''}
+end
+redis.call('HSETNX', batch_key, 'created_at', now)
+redis.call('HSET', batch_key, 'run', run, 'identity', identity, 'source', source,
+  'default_model', default_model)
+redis.call('HDEL', batch_key, 'cancelled')
+redis.call('ZADD', batches, 'NX', now, ARGV[7])
+if ttl > 0 then
+  redis.call('PEXPIRE', batch_key, ttl)
+end
+return {1, ''}
+"""
+
+
+class BatchConflictError(Exception):
+    """The batch name already holds a run of other content (lines, model or settings)."""
+
+    def __init__(self, batch: str, stored: dict[str, Any] | None) -> None:
+        super().__init__(f"batch {batch!r} already holds another run")
+        self.batch = batch
+        self.stored = stored
+
+
+async def register_batch(redis: Redis, batch: str, identity: RunIdentity, source: str, ttl_ms: int) -> None:
+    """Create the batch, or resume it when it holds the same run; raises
+    :class:`BatchConflictError` when the name holds another run (never mixing the two)."""
+    script = redis.register_script(REGISTER_LUA)
+    summary = orjson.dumps(identity.summary())
+    created, stored = await script(
+        keys=[keys.batch(batch), keys.BATCHES],
+        args=[identity.digest, summary, source, identity.default_model, f"{time.time():.3f}", ttl_ms, batch],
+    )
+    if not created:
+        raise BatchConflictError(batch, orjson.loads(stored) if stored else None)
 
 
 async def enqueue_lines(
@@ -92,6 +127,7 @@ async def enqueue_lines(
     lines: Iterable[DatasetLine],
     *,
     default_model: str,
+    run: str,
     job_expiry_ms: int,
     result_ttl_ms: int,
     on_chunk: Callable[[EnqueueCounts], None] | None = None,
@@ -123,7 +159,7 @@ async def enqueue_lines(
 
     enqueue_ms, entries, chunk_bytes = int(time.time() * 1000), [], 0
     for line in lines:
-        payload = line_payload(batch, line, line.model or default_model)
+        payload = line_payload(batch, line, line.model or default_model, run)
         job = serialize_job(keys.JOB_FUNCTION, (payload,), {}, None, enqueue_ms, serializer=serialize)
         entries += [keys.job_id(batch, line.id), keys.line_member(line.id), line.line_no, job]
         chunk_bytes += len(job)

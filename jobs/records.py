@@ -3,7 +3,9 @@
 A job may run twice (arq is at-least-once).  The write is a Lua script that sets
 the record and moves the batch counters in one atomic step: a line that already
 succeeded is never overwritten or counted again; a failure may later be replaced
-by a success (the counters move from failed to succeeded).
+by a success (the counters move from failed to succeeded).  A record of another run
+than the one the batch now holds (a job left over from before ``enqueue --replace``) is
+never written: the batch's ``run`` must equal the line's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ FAILED = "failed"
 WRITE_LUA = """
 local result_key, batch_key, failed_key = KEYS[1], KEYS[2], KEYS[3]
 local status, record, ttl, job_id, line = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local run = ARGV[6]
+if (redis.call('HGET', batch_key, 'run') or '') ~= run then
+  return -1
+end
 local previous = redis.call('HGET', result_key, 'status')
 if previous == 'succeeded' then
   return 0
@@ -33,7 +39,7 @@ if status == 'failed' then
 else
   redis.call('HDEL', failed_key, job_id)
 end
-redis.call('HSET', result_key, 'status', status, 'record', record)
+redis.call('HSET', result_key, 'status', status, 'record', record, 'run', run)
 local now = redis.call('TIME')
 local stamp = now[1] .. '.' .. string.format('%06d', now[2])
 redis.call('HSETNX', batch_key, 'started_at', stamp)
@@ -55,6 +61,8 @@ return 1
 
 def _base(line: LinePayload) -> dict[str, Any]:
     record: dict[str, Any] = {"id": line["id"], "line": line["line"], "model": line["model"]}
+    if "run" in line:
+        record["run"] = line["run"]
     if "metadata" in line:
         record["metadata"] = line["metadata"]
     return record
@@ -102,9 +110,17 @@ class RecordWriter:
         self, batch: str, job_id: str, status: str, record: dict[str, Any], line: LinePayload
     ) -> bool:
         """True when this write changed the line's outcome (and the counters).  A failed
-        line's payload goes to the batch's dead-letter store; a success takes it out."""
+        line's payload goes to the batch's dead-letter store; a success takes it out.  Nothing
+        is written when the batch now holds another run than the line's."""
         changed = await self._script(
             keys=[keys.result(job_id), keys.batch(batch), keys.batch_failed(batch)],
-            args=[status, orjson.dumps(record), self._ttl_ms, job_id, orjson.dumps(line)],
+            args=[
+                status,
+                orjson.dumps(record),
+                self._ttl_ms,
+                job_id,
+                orjson.dumps(line),
+                line.get("run", ""),
+            ],
         )
-        return bool(changed)
+        return int(changed) == 1

@@ -32,7 +32,13 @@ class WorkerState:
 async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
     state: WorkerState = ctx["state"]
     batch = line["batch"]
-    if await ctx["redis"].hget(keys.batch(batch), "cancelled"):
+    cancelled, run = await ctx["redis"].hmget(keys.batch(batch), ["cancelled", "run"])
+    if cancelled:
+        return
+    if (run or b"").decode() != line.get("run", ""):
+        # the batch was replaced (or expired) since this job was queued: its scores belong to
+        # no batch, so the line is not worth a request
+        log.warning("line %s of %s skipped: the batch now holds another run", line["id"], batch)
         return
     started = time.monotonic()
     try:

@@ -188,7 +188,8 @@ class RedisProbe:
         parsed = parse_line(line_no, json.dumps(line).encode())
         assert isinstance(parsed, DatasetLine), parsed
         now_ms = int(time.time() * 1000)
-        payload = line_payload(batch, parsed, parsed.model or DEFAULT_MODEL)
+        run = cast(bytes | None, self.client.hget(keys.batch(batch), "run")) or b""
+        payload = line_payload(batch, parsed, parsed.model or DEFAULT_MODEL, run.decode())
         job = keys.job_id(batch, parsed.id)
         self.client.set(
             keys.arq_job(job),

@@ -16,6 +16,7 @@ from enqueue import Paths, Run, enqueue_and_follow, parse_args, valid_lines
 from jobs import keys
 from jobs.batches import batch_status, cancel, export
 from jobs.connection import open_pool
+from jobs.identity import run_identity
 from jobs.queue import enqueue_lines, register_batch
 from jobs.settings import RunnerSettings
 from jobs.validation import ModelCheck, validate_file
@@ -23,13 +24,23 @@ from tests.support import synthetic_lines, write_dataset
 from worker import worker_options
 
 
-async def enqueue(redis: ArqRedis, path: Path, batch: str = "b") -> tuple[int, int, int]:
-    await register_batch(redis, batch, str(path), "local/bm25", 0)
+async def enqueue(
+    redis: ArqRedis, path: Path, batch: str = "b", run_of: Path | None = None
+) -> tuple[int, int, int]:
+    """Enqueue ``path`` as enqueue.py does; ``run_of``: under the run identity of that file
+    instead (as an enqueue of it interrupted after ``path``'s lines would have)."""
+    report = validate_file(path, ModelCheck(), lambda error: None)
+    whole = run_of or path
+    identity = run_identity(
+        whole, validate_file(whole, ModelCheck(), lambda error: None), "local/bm25", None, {}
+    )
+    await register_batch(redis, batch, identity, str(path), 0)
     counts = await enqueue_lines(
         redis,
         batch,
-        valid_lines(path, validate_file(path, ModelCheck(), lambda error: None)),
+        valid_lines(path, report),
         default_model="local/bm25",
+        run=identity.digest,
         job_expiry_ms=60_000,
         result_ttl_ms=0,
     )
@@ -114,9 +125,9 @@ async def test_cancel_keeps_finished_lines_and_drops_queued_ones(
     redis: ArqRedis, redis_url: str, tmp_path: Path
 ) -> None:
     first = write_dataset(tmp_path / "a.jsonl", synthetic_lines(10))
-    await enqueue(redis, first)
-    await run_burst(redis_url)
     more = write_dataset(tmp_path / "b.jsonl", synthetic_lines(25))
+    await enqueue(redis, first, run_of=more)  # an enqueue of b.jsonl interrupted after 10 lines
+    await run_burst(redis_url)
     assert await enqueue(redis, more) == (15, 0, 10)
     assert await cancel(redis, "b") == 15
     await run_burst(redis_url)
@@ -173,6 +184,7 @@ async def test_a_file_changed_since_validation_is_not_enqueued(
         handle.write('{"id": "late", "query": "", "documents": []}\n')
     args = parse_args([str(path), "--redis-url", redis_url, "--no-progress"])
     paths = Paths(tmp_path / "r.jsonl", tmp_path / "e.jsonl", tmp_path / "x.jsonl")
-    run = Run(args, RunnerSettings(redis_url=redis_url), "b", paths, report)
+    identity = run_identity(path, report, "local/bm25", None, {})
+    run = Run(args, RunnerSettings(redis_url=redis_url), "b", paths, report, identity)
     assert await enqueue_and_follow(run) == 1
     assert await redis.dbsize() == 0

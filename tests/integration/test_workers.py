@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from enqueue import default_batch_name
+from jobs.identity import default_batch_name, run_identity
+from jobs.validation import ModelCheck, validate_file
 from providers.registry import KNOWN_PROVIDERS
 from tests.conftest import Workers
 from tests.process_tools import (
@@ -403,7 +404,8 @@ def test_local_mode_end_to_end_leaves_no_server(tmp_path: Path) -> None:
     state, out, err = tmp_path / "state", tmp_path / "out.jsonl", tmp_path / "err.jsonl"
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    batch = default_batch_name(source)
+    report = validate_file(source, ModelCheck(), lambda error: None)
+    batch = default_batch_name(source, run_identity(source, report, "local/bm25", None, {}))
     files = ("--state-dir", str(state), "--output", str(out), "--errors", str(err))
     args = (str(source), *files, "--no-progress")
 

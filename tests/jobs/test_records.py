@@ -6,6 +6,7 @@ from arq import ArqRedis
 
 from jobs import keys
 from jobs.batches import batch_status
+from jobs.identity import RunIdentity
 from jobs.payload import LinePayload
 from jobs.queue import register_batch
 from jobs.records import FAILED, SUCCEEDED, RecordWriter
@@ -15,9 +16,12 @@ LINE: LinePayload = {
     "line": 1,
     "id": "x",
     "model": "local/bm25",
+    "run": "run-1",
     "query": "q",
     "documents": ["d"],
 }
+
+RUN = RunIdentity("run-1", lines=1, lines_digest="l", default_model="local/bm25", models={})
 
 
 async def counts(redis: ArqRedis) -> tuple[int, int]:
@@ -26,7 +30,7 @@ async def counts(redis: ArqRedis) -> tuple[int, int]:
 
 
 async def test_duplicate_success_is_counted_once(redis: ArqRedis) -> None:
-    await register_batch(redis, "b", "src", "local/bm25", 0)
+    await register_batch(redis, "b", RUN, "src", 0)
     writer = RecordWriter(redis, ttl_ms=0)
     assert await writer.write("b", "b:1", SUCCEEDED, {"id": "1", "n": 1}, LINE)
     assert not await writer.write("b", "b:1", SUCCEEDED, {"id": "1", "n": 2}, LINE)
@@ -36,7 +40,7 @@ async def test_duplicate_success_is_counted_once(redis: ArqRedis) -> None:
 
 
 async def test_failure_replaced_by_success_moves_the_counters(redis: ArqRedis) -> None:
-    await register_batch(redis, "b", "src", "local/bm25", 0)
+    await register_batch(redis, "b", RUN, "src", 0)
     writer = RecordWriter(redis, ttl_ms=0)
     assert await writer.write("b", "b:2", FAILED, {"id": "2", "error": {"code": "server_error"}}, LINE)
     assert not await writer.write("b", "b:2", FAILED, {"id": "2", "error": {"code": "timeout"}}, LINE)
@@ -48,10 +52,19 @@ async def test_failure_replaced_by_success_moves_the_counters(redis: ArqRedis) -
 
 
 async def test_ttl_applies_to_records_and_batch(redis: ArqRedis) -> None:
-    await register_batch(redis, "b", "src", "local/bm25", 0)
+    await register_batch(redis, "b", RUN, "src", 0)
     writer = RecordWriter(redis, ttl_ms=60_000)
     await writer.write("b", "b:3", SUCCEEDED, {"id": "3"}, LINE)
     assert 0 < await redis.pttl(keys.result("b:3")) <= 60_000
     assert 0 < await redis.pttl(keys.batch("b")) <= 60_000
     status = await batch_status(redis, "b")
     assert status.started_at is not None and status.updated_at is not None
+
+
+async def test_a_record_of_another_run_is_never_written(redis: ArqRedis) -> None:
+    await register_batch(redis, "b", RUN, "src", 0)
+    writer = RecordWriter(redis, ttl_ms=0)
+    stale: LinePayload = {**LINE, "run": "run-0"}
+    assert not await writer.write("b", "b:4", SUCCEEDED, {"id": "4"}, stale)
+    assert await redis.exists(keys.result("b:4")) == 0
+    assert await counts(redis) == (0, 0)

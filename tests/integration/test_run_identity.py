@@ -1,0 +1,157 @@
+"""Run identity end to end: enqueue.py -> Redis -> a real worker.py process -> the local Cohere
+wire server -> batch.py results.  Another model or an edited file is another batch, never the
+old scores; the same command twice is a resume that sends nothing."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cohere_server import CohereServer, cohere_server, score
+from tests.support import ROOT, env_with, read_jsonl, run_script, write_dataset
+
+pytestmark = pytest.mark.integration
+
+KEY = "identity-cohere-key"
+MODEL_A = "cohere/rerank-v3.5"
+MODEL_B = "cohere/rerank-english-v3.0"
+
+
+@pytest.fixture
+def server() -> Iterator[CohereServer]:
+    with cohere_server(KEY) as running:
+        yield running
+
+
+def lines(documents_per_line: int, top_n: int | None = None) -> list[dict[str, Any]]:
+    made = []
+    for n in range(3):
+        documents = [f"solar wind {n}", f"river {n}", "solar", f"mountain coffee {n}", "wind"]
+        line: dict[str, Any] = {
+            "id": f"q{n}",
+            "query": f"solar wind {n}",
+            "documents": documents[:documents_per_line],
+        }
+        if top_n is not None:
+            line["top_n"] = top_n
+        made.append(line)
+    return made
+
+
+class Runner:
+    def __init__(self, redis_url: str, server: CohereServer, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.server = server
+        self.env = {
+            "REDIS_URL": redis_url,
+            "COHERE_API_KEY": KEY,
+            "COHERE_API_BASE": server.base_url,
+            "RR_JOB_TIMEOUT": "30",
+            "RR_HTTP_TIMEOUT": "5",
+            "RR_RETRY_MAX_SECONDS": "10",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+
+    def enqueue(self, dataset: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_script("enqueue.py", str(dataset), "--no-progress", *args, env=self.env, timeout=120)
+
+    def run(self, dataset: Path, *args: str) -> tuple[str, str, list[dict[str, Any]]]:
+        """Enqueue, drain with one burst worker, export: (batch, enqueue stdout, results)."""
+        enqueued = self.enqueue(dataset, *args)
+        assert enqueued.returncode == 0, enqueued.stdout + enqueued.stderr
+        found = re.search(r"^batch (\S+)$", enqueued.stdout, re.MULTILINE)
+        assert found, enqueued.stdout
+        batch = found.group(1)
+        worker = subprocess.run(
+            [sys.executable, str(ROOT / "worker.py"), "--burst"],
+            env=env_with(self.env), cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert worker.returncode == 0, worker.stderr
+        out, err = self.tmp_path / f"{batch}.out.jsonl", self.tmp_path / f"{batch}.err.jsonl"
+        exported = run_script(
+            "batch.py", "results", batch, "--output", str(out), "--errors", str(err), env=self.env
+        )
+        assert exported.returncode == 0, exported.stderr
+        assert read_jsonl(err) == []
+        return batch, enqueued.stdout, read_jsonl(out)
+
+    def requests_for(self, model: str) -> int:
+        """Requests the server answered for a ``provider/model`` name (its body names the wire model)."""
+        wire_model = model.partition("/")[2]
+        bodies = [r.body for r in self.server.requests if isinstance(r.body, dict)]
+        return sum(1 for body in bodies if body.get("model") == wire_model)
+
+
+def scores_of(record: dict[str, Any], line: dict[str, Any]) -> list[tuple[int, float]]:
+    """The (index, score) pairs a record holds, checked against what the server scores."""
+    pairs = [(r["index"], r["relevance_score"]) for r in record["results"]]
+    for index, value in pairs:
+        assert value == score(line["query"], line["documents"][index])
+    return pairs
+
+
+def test_model_switch_and_in_place_edit_never_export_stale_scores(
+    server: CohereServer, redis_url: str, tmp_path: Path
+) -> None:
+    runner = Runner(redis_url, server, tmp_path)
+    dataset = write_dataset(tmp_path / "topics.jsonl", lines(4))
+
+    batch_a, _, results_a = runner.run(dataset, "--model", MODEL_A)
+    assert re.fullmatch(r"topics-cohere-rerank-v3\.5-[0-9a-f]{10}", batch_a)
+    assert {r["model"] for r in results_a} == {MODEL_A} and runner.requests_for(MODEL_A) == 3
+
+    # the same file through another model: another batch, every line re-ranked by that model
+    batch_b, stdout_b, results_b = runner.run(dataset, "--model", MODEL_B)
+    assert batch_b != batch_a and batch_b.startswith("topics-cohere-rerank-english-v3.0-")
+    assert "enqueued 3 new lines" in stdout_b
+    assert {r["model"] for r in results_b} == {MODEL_B} and runner.requests_for(MODEL_B) == 3
+    assert len({r["run"] for r in results_a} | {r["run"] for r in results_b}) == 2
+
+    # the file rewritten in place (5 documents, top_n 3): another batch, the new lines' scores
+    edited = lines(5, top_n=3)
+    write_dataset(dataset, edited)
+    batch_c, stdout_c, results_c = runner.run(dataset, "--model", MODEL_B)
+    assert batch_c not in (batch_a, batch_b) and "enqueued 3 new lines" in stdout_c
+    assert runner.requests_for(MODEL_B) == 6
+    for record, line in zip(results_c, edited, strict=True):
+        assert len(scores_of(record, line)) == 3
+
+    # the same command again is the same batch: a resume that sends nothing
+    before = len(server.requests)
+    batch_again, stdout_again, results_again = runner.run(dataset, "--model", MODEL_B)
+    assert batch_again == batch_c
+    assert "enqueued 0 new lines" in stdout_again and "3 already done" in stdout_again
+    assert len(server.requests) == before and results_again == results_c
+
+
+def test_a_named_batch_refuses_other_content_until_replaced(
+    server: CohereServer, redis_url: str, tmp_path: Path
+) -> None:
+    runner = Runner(redis_url, server, tmp_path)
+    dataset = write_dataset(tmp_path / "named.jsonl", lines(4))
+    _, _, first = runner.run(dataset, "--model", MODEL_A, "--batch", "mine")
+    assert all(len(r["results"]) == 4 for r in first)
+
+    for change in (["--model", MODEL_B], ["--model", MODEL_A]):
+        if change == ["--model", MODEL_A]:
+            write_dataset(dataset, lines(5, top_n=2))
+        refused = runner.enqueue(dataset, *change, "--batch", "mine")
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "batch 'mine' already holds another run" in refused.stderr
+        assert "--replace" in refused.stderr and "--batch" in refused.stderr
+    assert "the lines differ" in refused.stderr
+
+    requests_before = len(server.requests)
+    _, stdout, replaced = runner.run(dataset, "--model", MODEL_A, "--batch", "mine", "--replace")
+    assert "replaced batch mine: dropped its 3 lines" in stdout and "enqueued 3 new lines" in stdout
+    assert len(server.requests) == requests_before + 3
+    edited = lines(5, top_n=2)
+    for record, line in zip(replaced, edited, strict=True):
+        assert len(scores_of(record, line)) == 2

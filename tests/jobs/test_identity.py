@@ -1,0 +1,77 @@
+"""The run identity: what changes it, what does not, and that it never holds a secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from pydantic import SecretStr
+
+from jobs.identity import RunIdentity, default_batch_name, run_identity
+from jobs.validation import ModelCheck, validate_file
+from providers.deployment import Credentials
+from tests.support import synthetic_lines, write_dataset
+
+CONFIG = """
+model_list:
+  - model_name: ranker
+    litellm_params:
+      model: cohere/rerank-v3.5
+      api_key: sk-very-secret
+      api_base: http://one.example
+      rpm: 100
+  - model_name: ranker
+    litellm_params:
+      model: azure_ai/cohere-rerank-v3.5
+      api_key: os.environ/AZURE_AI_API_KEY
+      api_base: os.environ/AZURE_AI_API_BASE
+      headers: {Authorization: Bearer nope, X-Tenant: t1}
+  - model_name: backup
+    litellm_params:
+      model: jina_ai/jina-reranker-v2-base-multilingual
+router_settings:
+  fallbacks: [{"ranker": ["backup"]}]
+"""
+
+
+def identity(path: Path, model: str, config: Path | None = None, **credentials: Credentials) -> RunIdentity:
+    report = validate_file(path, ModelCheck(), lambda error: None)
+    return run_identity(path, report, model, config, credentials)
+
+
+def test_lines_and_model_change_the_identity_and_nothing_else_does(tmp_path: Path) -> None:
+    path = write_dataset(tmp_path / "d.jsonl", synthetic_lines(4))
+    first = identity(path, "cohere/rerank-v3.5")
+    assert identity(path, "cohere/rerank-v3.5") == first
+    assert identity(path, "cohere/rerank-english-v3.0").digest != first.digest
+    base = Credentials(api_base="http://elsewhere")
+    assert identity(path, "cohere/rerank-v3.5", cohere=base).digest != first.digest
+    key = Credentials(api_key=SecretStr("k2"))
+    assert identity(path, "cohere/rerank-v3.5", cohere=key).digest == first.digest
+    write_dataset(path, synthetic_lines(4, top_n=2))
+    edited = identity(path, "cohere/rerank-v3.5")
+    assert edited.digest != first.digest
+    assert edited.differences(first.summary()) == ["the lines differ (4 lines then, 4 now)"]
+    assert default_batch_name(path, edited) == f"d-cohere-rerank-v3.5-{edited.digest[:10]}"
+
+
+def test_a_model_list_name_covers_its_deployments_and_fallbacks_without_secrets(tmp_path: Path) -> None:
+    path = write_dataset(tmp_path / "d.jsonl", synthetic_lines(2))
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG)
+    found = identity(path, "ranker", config)
+    assert set(found.models) == {"ranker", "backup"}
+    ranker = found.models["ranker"]
+    assert ranker["fallbacks"] == ["backup"]
+    assert {d["model"] for d in ranker["deployments"]} == {
+        "cohere/rerank-v3.5",
+        "azure_ai/cohere-rerank-v3.5",
+    }
+    text = orjson.dumps(found.summary()).decode()
+    for secret in ("sk-very-secret", "AZURE_AI_API_KEY", "Bearer nope", "rpm"):
+        assert secret not in text
+    assert "http://one.example" in text and "os.environ/AZURE_AI_API_BASE" in text and "t1" in text
+    config.write_text(CONFIG.replace("http://one.example", "http://two.example"))
+    moved = identity(path, "ranker", config)
+    assert moved.digest != found.digest
+    assert "resolves to differs" in moved.differences(found.summary())[0]
