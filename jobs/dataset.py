@@ -28,6 +28,12 @@ OPTIONAL_FIELDS = (
     "metadata",
 )
 KNOWN_FIELDS = frozenset(("id", "query", "documents", *OPTIONAL_FIELDS))
+ID_FIELDS = frozenset(("id", "_id", "docid", "doc_id"))
+"""Fields that name a document rather than hold text to rank (corpus files' spellings)."""
+ONLY_IDS = (
+    "are only ids, with no text to rank; give each document's text (a string, or an object "
+    "with a text field); rankers never see ids"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +107,17 @@ def _check_id(value: Any) -> str | None:
     return None
 
 
-def _check_document(index: int, doc: Any) -> FieldError | None:
+def _rankable(value: Any) -> bool:
+    """A value a ranker can read: text (or structured data, rendered as JSON), never a bare
+    number, boolean or null (a retrieval score, a rank, a flag)."""
+    return (isinstance(value, str) and bool(value.strip())) or isinstance(value, dict | list)
+
+
+def _only_ids(doc: Any) -> bool:
+    return isinstance(doc, dict) and not any(_rankable(v) for k, v in doc.items() if k not in ID_FIELDS)
+
+
+def _check_document(index: int, doc: Any, rank_fields: Any) -> FieldError | None:
     where = f"documents[{index}]"
     if isinstance(doc, str):
         return None
@@ -111,12 +127,16 @@ def _check_document(index: int, doc: Any) -> FieldError | None:
         return FieldError(f"{where}.id", reason)
     if "text" in doc and not isinstance(doc["text"], str):
         return FieldError(f"{where}.text", f"must be a string, got {_kind(doc['text'])}")
-    if not any(k != "id" for k in doc):
-        return FieldError(where, "has no fields to rank besides id")
+    if _only_ids(doc):
+        fields = ", ".join(sorted(doc)) or "none"
+        return FieldError(where, f"has no text to rank besides its id (fields: {fields})")
+    names = rank_fields if isinstance(rank_fields, list) else []
+    if names and all(isinstance(f, str) for f in names) and not any(_rankable(doc.get(f)) for f in names):
+        return FieldError(where, f"has none of rank_fields ({', '.join(names)}) to rank")
     return None
 
 
-def _check_documents(value: Any) -> list[FieldError]:
+def _check_documents(value: Any, rank_fields: Any = None) -> list[FieldError]:
     if not isinstance(value, list):
         return [FieldError("documents", f"must be an array, got {_kind(value)}")]
     if not value:
@@ -125,7 +145,9 @@ def _check_documents(value: Any) -> list[FieldError]:
         return [FieldError("documents", f"has {len(value)} items; at most {MAX_DOCUMENTS} per line")]
     if set(map(type, value)) == {str}:  # the common case, checked at C speed
         return []
-    return [e for i, d in enumerate(value) if (e := _check_document(i, d))]
+    if all(_only_ids(d) for d in value):  # a line of ids: one error, not one per document
+        return [FieldError("documents", f"all {len(value)} documents {ONLY_IDS}")]
+    return [e for i, d in enumerate(value) if (e := _check_document(i, d, rank_fields))]
 
 
 def _check_optional(name: str, value: Any) -> str | None:
@@ -187,7 +209,7 @@ def _required_field_errors(obj: dict[str, Any]) -> Iterator[FieldError]:
     if "documents" not in obj:
         yield FieldError("documents", "is required")
     else:
-        yield from _check_documents(obj["documents"])
+        yield from _check_documents(obj["documents"], obj.get("rank_fields"))
 
 
 def _other_field_errors(

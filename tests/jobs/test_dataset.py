@@ -12,7 +12,7 @@ from jobs import keys
 from jobs.dataset import DatasetLine, LineError, parse_line
 from jobs.payload import line_payload, rerank_request
 from jobs.validation import ModelCheck, ValidationReport, validate_file
-from tests.support import synthetic_lines, write_dataset
+from tests.support import run_script, synthetic_lines, write_dataset
 
 
 def errors_of(obj: Any) -> list[tuple[str, str]]:
@@ -26,7 +26,7 @@ def test_minimal_line_parses_with_defaults() -> None:
     assert isinstance(parsed, DatasetLine)
     assert (parsed.id, parsed.top_n, parsed.return_documents) == (5, None, False)
     assert keys.job_id("b", parsed.id) == "b:5"
-    request = rerank_request(line_payload("b", parsed, "local/bm25"))
+    request = rerank_request(line_payload("b", parsed, "local/bm25", "r"))
     assert request.documents == ["a", {"id": "d", "text": "b"}]
 
 
@@ -46,7 +46,7 @@ def test_every_optional_field_is_carried() -> None:
     parsed = parse_line(1, json.dumps(line).encode())
     assert isinstance(parsed, DatasetLine)
     assert parsed.model == "cohere/rerank-v3.5"
-    payload = line_payload("b", parsed, "ignored/model")
+    payload = line_payload("b", parsed, "ignored/model", "r")
     assert payload["model"] == "ignored/model"
     request = rerank_request(payload)
     assert (request.rank_fields, request.return_documents, request.top_n) == (["title"], True, 2)
@@ -73,8 +73,26 @@ def test_every_optional_field_is_carried() -> None:
             [
                 ("documents[1]", "must be a string or an object, got number"),
                 ("documents[2].text", "must be a string, got number"),
-                ("documents[3]", "has no fields to rank besides id"),
+                ("documents[3]", "has no text to rank besides its id (fields: id)"),
             ],
+        ),
+        (
+            {"id": "a", "query": "q", "documents": [{"id": "d7"}, {"_id": "d8", "score": 12.5}]},
+            [
+                (
+                    "documents",
+                    "all 2 documents are only ids, with no text to rank; give each document's "
+                    "text (a string, or an object with a text field); rankers never see ids",
+                )
+            ],
+        ),
+        (
+            {"id": "a", "query": "q", "documents": [{"id": "d1", "title": "t"}, {"docid": "d2", "rank": 3}]},
+            [("documents[1]", "has no text to rank besides its id (fields: docid, rank)")],
+        ),
+        (
+            {"id": "a", "query": "q", "documents": [{"title": "t"}, {"body": "b"}], "rank_fields": ["title"]},
+            [("documents[1]", "has none of rank_fields (title) to rank")],
         ),
         (
             {"id": "a", "query": "q", "documents": ["a"], "top_n": 0},
@@ -161,3 +179,23 @@ def test_clean_file_has_no_errors(tmp_path: Path) -> None:
     path = write_dataset(tmp_path / "d.jsonl", synthetic_lines(500))
     report, messages = collect(path)
     assert report.ok and report.valid == 500 and messages == []
+
+
+def test_a_line_of_ids_is_rejected_by_line_number_and_never_enqueued(tmp_path: Path) -> None:
+    path = tmp_path / "ids.jsonl"
+    path.write_text(
+        '{"id": "q1", "query": "solar", "documents": ["solar wind", "river"]}\n'
+        '{"id": "q2", "query": "solar", "documents": [{"id": "d7"}, {"id": "d9"}]}\n'
+    )
+    report, messages = collect(path)
+    assert (report.valid, report.invalid_lines) == (1, 1)
+    assert messages == [
+        "line 2: documents: all 2 documents are only ids, with no text to rank; give each "
+        "document's text (a string, or an object with a text field); rankers never see ids"
+    ]
+    rejects = tmp_path / "rejects.jsonl"
+    done = run_script(
+        "enqueue.py", str(path), "--redis-url", "redis://127.0.0.1:9/0", "--rejects", str(rejects), env={}
+    )
+    assert done.returncode == 1 and "nothing enqueued" in done.stderr and "line 2: documents" in done.stderr
+    assert [json.loads(line)["line"] for line in rejects.read_text().splitlines()] == [2]
