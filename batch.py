@@ -88,7 +88,8 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
                 print(
                     f"batch {status.batch}: {state}\n"
                     f"  total {status.total}  succeeded {status.succeeded}  failed {status.failed}  "
-                    f"pending {status.pending}\n  rate {rate}  eta {_duration(status.eta_seconds)}"
+                    f"pending {status.pending}\n  rate {rate}  eta {_duration(status.eta_seconds)}\n"
+                    f"  score cache: {status.cache_hits} documents served, {status.cache_misses} requested"
                 )
             return 0
         if args.command == "results":

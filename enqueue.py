@@ -83,6 +83,11 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
     )
     parser.add_argument("--check", action="store_true", help="validate the file and stop")
     parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="request every document even when the score cache has it (fresh scores refresh the cache)",
+    )
+    parser.add_argument(
         "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="embedded Redis data (local mode)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -228,6 +233,7 @@ async def enqueue_and_follow(run: Run) -> int:
             valid_lines(args.dataset, run.report),
             default_model=model,
             run=run.identity.digest,
+            no_cache=args.no_cache,
             job_expiry_ms=settings.job_expiry_ms,
             result_ttl_ms=settings.result_ttl_ms,
         )
@@ -344,8 +350,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     rejects.move_to(paths.rejects)
     if (status := stop_before_enqueue(args, report, paths)) is not None:
         return status
+    run = Run(args, settings, batch, paths, report, identity, prog)
     try:
-        return asyncio.run(enqueue_and_follow(Run(args, settings, batch, paths, report, identity, prog)))
+        return asyncio.run(enqueue_and_follow(run))
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130

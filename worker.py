@@ -25,6 +25,7 @@ from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
 
 from jobs import keys
+from jobs.cache import ScoreCache
 from jobs.records import RecordWriter
 from jobs.serializer import deserialize, serialize
 from jobs.settings import RunnerSettings, model_list, provider_credentials
@@ -65,6 +66,9 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
             line_deadline=settings.line_deadline,
             max_tries=settings.max_tries,
         )
+        if settings.cache_ttl_ms:
+            state = ctx["state"]
+            state.cache = ScoreCache(ctx["redis"], state.reranker, settings.cache_ttl_ms)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if client := ctx.get("http_client"):

@@ -28,6 +28,9 @@ class BatchStatus:
     created_at: float | None
     started_at: float | None
     updated_at: float | None
+    cache_hits: int = 0
+    """Documents of succeeded lines scored from the score cache (and requested: misses)."""
+    cache_misses: int = 0
 
     @property
     def done(self) -> int:
@@ -68,6 +71,7 @@ class BatchStatus:
             "finished": self.finished,
             "rate_per_s": round(self.rate, 2) if self.rate else None,
             "eta_s": round(self.eta_seconds, 1) if self.eta_seconds is not None else None,
+            "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
         }
 
 
@@ -93,6 +97,8 @@ async def batch_status(redis: Redis, batch: str) -> BatchStatus:
         created_at=_float(count.get("created_at")),
         started_at=_float(count.get("started_at")),
         updated_at=_float(count.get("updated_at")),
+        cache_hits=int(count.get("cache_hits", 0)),
+        cache_misses=int(count.get("cache_misses", 0)),
     )
 
 

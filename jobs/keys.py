@@ -54,7 +54,8 @@ def result(job: str) -> str:
 
 
 def batch(name: str) -> str:
-    """Hash of the batch's counters (total, succeeded, failed) and facts
+    """Hash of the batch's counters (total, succeeded, failed; cache_hits and cache_misses,
+    documents of succeeded lines the score cache served or not) and facts
     (created_at, source, default_model, cancelled, started_at, updated_at), and its run
     identity (:mod:`jobs.identity`): ``run``, the digest every job payload and record of the
     batch carries, and ``identity``, the JSON summary that explains a mismatch (no secrets)."""
@@ -71,6 +72,14 @@ def batch_failed(name: str) -> str:
     failure.  The dead-letter store: never expires; ``batch.py retry-failed`` re-queues from it
     and a later success removes the entry."""
     return f"rr:batch:{name}:failed"
+
+
+def score_cache(scorer: str, entry: str) -> str:
+    """The score cache (:mod:`jobs.cache`), per scorer (a model name's deployments, hashed):
+    ``rr:cache:{scorer}:{query key}`` is a hash of document hash -> score;
+    ``rr:cache:{scorer}:line:{line key}`` a whole line's results as JSON.  Every entry expires
+    ``RR_CACHE_TTL_DAYS`` after its last use."""
+    return f"rr:cache:{scorer}:{entry}"
 
 
 def limiter(deployment: str) -> str:

@@ -34,6 +34,8 @@ class LinePayload(TypedDict):
     max_tokens_per_doc: NotRequired[int]
     return_documents: NotRequired[bool]
     metadata: NotRequired[Any]
+    no_cache: NotRequired[bool]
+    """``enqueue --no-cache``: request every document (fresh scores still refresh the cache)."""
 
 
 def line_payload(batch: str, line: DatasetLine, model: str, run: str) -> LinePayload:

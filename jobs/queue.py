@@ -121,13 +121,14 @@ async def register_batch(redis: Redis, batch: str, identity: RunIdentity, source
         raise BatchConflictError(batch, orjson.loads(stored) if stored else None)
 
 
-async def enqueue_lines(
+async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its state)
     redis: Redis,
     batch: str,
     lines: Iterable[DatasetLine],
     *,
     default_model: str,
     run: str,
+    no_cache: bool = False,
     job_expiry_ms: int,
     result_ttl_ms: int,
     on_chunk: Callable[[EnqueueCounts], None] | None = None,
@@ -160,6 +161,8 @@ async def enqueue_lines(
     enqueue_ms, entries, chunk_bytes = int(time.time() * 1000), [], 0
     for line in lines:
         payload = line_payload(batch, line, line.model or default_model, run)
+        if no_cache:
+            payload["no_cache"] = True
         job = serialize_job(keys.JOB_FUNCTION, (payload,), {}, None, enqueue_ms, serializer=serialize)
         entries += [keys.job_id(batch, line.id), keys.line_member(line.id), line.line_no, job]
         chunk_bytes += len(job)

@@ -26,7 +26,7 @@ FAILED = "failed"
 WRITE_LUA = """
 local result_key, batch_key, failed_key = KEYS[1], KEYS[2], KEYS[3]
 local status, record, ttl, job_id, line = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local run = ARGV[6]
+local run, cache_hits, cache_misses = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 if (redis.call('HGET', batch_key, 'run') or '') ~= run then
   return -1
 end
@@ -55,6 +55,10 @@ if previous then
   redis.call('HINCRBY', batch_key, previous, -1)
 end
 redis.call('HINCRBY', batch_key, status, 1)
+if status == 'succeeded' and cache_hits + cache_misses > 0 then
+  redis.call('HINCRBY', batch_key, 'cache_hits', cache_hits)
+  redis.call('HINCRBY', batch_key, 'cache_misses', cache_misses)
+end
 return 1
 """
 
@@ -121,6 +125,8 @@ class RecordWriter:
                 job_id,
                 orjson.dumps(line),
                 line.get("run", ""),
+                record.get("cache", {}).get("hits", 0),
+                record.get("cache", {}).get("misses", 0),
             ],
         )
         return int(changed) == 1

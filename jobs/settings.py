@@ -33,6 +33,8 @@ class RunnerSettings(BaseSettings):
     """A queued job not started within this time is dropped by arq (reported as lost)."""
     result_ttl_days: float = Field(30.0, ge=0)
     """How long result records and batch bookkeeping live; 0 keeps them forever."""
+    cache_ttl_days: float = Field(30.0, ge=0)
+    """How long a cached score lives after its last use; 0 turns the score cache off."""
     max_jobs: int = Field(16, ge=1)
     """Concurrent lines per worker process."""
     max_tries: int = Field(25, ge=2)
@@ -71,6 +73,10 @@ class RunnerSettings(BaseSettings):
     @property
     def job_expiry_ms(self) -> int:
         return int(self.job_expiry_hours * 3_600_000)
+
+    @property
+    def cache_ttl_ms(self) -> int:
+        return int(self.cache_ttl_days * 86_400_000)
 
     @property
     def result_ttl_ms(self) -> int:

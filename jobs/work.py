@@ -11,10 +11,12 @@ from typing import Any
 from arq import Retry
 
 from jobs import keys
+from jobs.cache import CacheStats, ScoreCache
 from jobs.payload import LinePayload, rerank_request
 from jobs.records import FAILED, SUCCEEDED, RecordWriter, failure_record, success_record
 from providers.errors import DeadlineExceededError, DeferredError, RerankError
 from providers.reranker import Reranker
+from providers.types import RerankResponse
 
 log = logging.getLogger("rerank_runner.worker")
 
@@ -27,6 +29,15 @@ class WorkerState:
     writer: RecordWriter
     line_deadline: float
     max_tries: int
+    cache: ScoreCache | None = None
+    """None: ``RR_CACHE_TTL_DAYS=0``, every line is requested."""
+
+
+async def _rerank(state: WorkerState, line: LinePayload) -> tuple[RerankResponse, CacheStats | None]:
+    request = rerank_request(line)
+    if state.cache is None:
+        return await state.reranker.rerank(line["model"], request), None
+    return await state.cache.rerank(line["model"], request, read=not line.get("no_cache", False))
 
 
 async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
@@ -43,8 +54,10 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
     started = time.monotonic()
     try:
         async with asyncio.timeout(state.line_deadline):
-            response = await state.reranker.rerank(line["model"], rerank_request(line))
+            response, stats = await _rerank(state, line)
         status, record = SUCCEEDED, success_record(line, response, time.monotonic() - started)
+        if stats is not None:
+            record["cache"] = stats.to_json()
     except DeferredError as exc:
         if ctx.get("job_try", 1) < state.max_tries - 1:
             # nothing can take the line soon: free this slot, come back when capacity is due

@@ -69,6 +69,12 @@ class HttpAdapter:
     variants: Mapping[str, Capabilities] = field(default_factory=dict)
     """The documented variants ``capabilities`` chooses between by deployment (e.g. Cohere's v1
     and v2 routes), by name; empty when it answers the same for every deployment."""
+    independent_scores: bool = False
+    """True when a document's score depends only on the query and that document (a
+    cross-encoder scoring each pair), never on the other candidates: only then may the score
+    cache (:mod:`jobs.cache`) send just the uncached documents of a line.  False (the safe
+    default) for listwise or LLM rerankers, proxies of unknown models, and anything whose
+    scores depend on the candidate set; their lines are cached whole."""
     score_kind: str = "probability in [0, 1]"
     """What a relevance score means.  This and the fields below are read only by
     :mod:`providers.catalog`, which writes the provider table in ``docs/providers.md``."""

@@ -161,6 +161,9 @@ def e2e_env(**variables: str) -> dict[str, str]:
         "RR_HTTP_TIMEOUT": "10",
         "RR_RETRY_MAX_SECONDS": "20",
         "RR_JOB_TIMEOUT": "60",
+        # these tests check how each line's own parameters (top_n included) reach the wire;
+        # the score cache would ask per-document scorers without top_n
+        "RR_CACHE_TTL_DAYS": "0",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }

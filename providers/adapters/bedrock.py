@@ -103,6 +103,7 @@ def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
 
 ADAPTER = HttpAdapter(
     provider="bedrock",
+    independent_scores=True,  # a cross-encoder: each document scored on its own
     build_request=build_request,
     parse_response=parse_response,
     capabilities=static(Capabilities(object_documents=True, max_documents=MAX_DOCUMENTS)),

@@ -86,6 +86,7 @@ def _hosted(deployment: Deployment) -> bool:
 
 ADAPTER = HttpAdapter(
     provider="nvidia_nim",
+    independent_scores=True,  # a cross-encoder: each document scored on its own
     build_request=build_request,
     parse_response=parse_response,
     capabilities=static(CAPABILITIES),

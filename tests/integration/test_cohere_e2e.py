@@ -112,6 +112,9 @@ def worker_env(redis_url: str, base: str, key: str) -> dict[str, str]:
         "RR_HTTP_TIMEOUT": "5",
         "RR_RETRY_MAX_SECONDS": "10",
         "RR_SHUTDOWN_GRACE": "2",
+        # these tests check how each line's own parameters (top_n included) reach the wire;
+        # the score cache would ask per-document scorers without top_n
+        "RR_CACHE_TTL_DAYS": "0",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }

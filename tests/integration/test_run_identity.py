@@ -5,8 +5,6 @@ old scores; the same command twice is a resume that sends nothing."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.cohere_server import CohereServer, cohere_server, score
-from tests.support import ROOT, env_with, read_jsonl, run_script, write_dataset
+from tests.e2e import WORKER_ENV, CliRun
+from tests.support import write_dataset
 
 pytestmark = pytest.mark.integration
 
@@ -44,49 +43,14 @@ def lines(documents_per_line: int, top_n: int | None = None) -> list[dict[str, A
     return made
 
 
-class Runner:
-    def __init__(self, redis_url: str, server: CohereServer, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.server = server
-        self.env = {
-            "REDIS_URL": redis_url,
-            "COHERE_API_KEY": KEY,
-            "COHERE_API_BASE": server.base_url,
-            "RR_JOB_TIMEOUT": "30",
-            "RR_HTTP_TIMEOUT": "5",
-            "RR_RETRY_MAX_SECONDS": "10",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
+def cohere_env(redis_url: str, server: CohereServer) -> dict[str, str]:
+    return {**WORKER_ENV, "REDIS_URL": redis_url, "COHERE_API_KEY": KEY, "COHERE_API_BASE": server.base_url}
 
-    def enqueue(self, dataset: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        return run_script("enqueue.py", str(dataset), "--no-progress", *args, env=self.env, timeout=120)
 
-    def run(self, dataset: Path, *args: str) -> tuple[str, str, list[dict[str, Any]]]:
-        """Enqueue, drain with one burst worker, export: (batch, enqueue stdout, results)."""
-        enqueued = self.enqueue(dataset, *args)
-        assert enqueued.returncode == 0, enqueued.stdout + enqueued.stderr
-        found = re.search(r"^batch (\S+)$", enqueued.stdout, re.MULTILINE)
-        assert found, enqueued.stdout
-        batch = found.group(1)
-        worker = subprocess.run(
-            [sys.executable, str(ROOT / "worker.py"), "--burst"],
-            env=env_with(self.env), cwd=ROOT, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert worker.returncode == 0, worker.stderr
-        out, err = self.tmp_path / f"{batch}.out.jsonl", self.tmp_path / f"{batch}.err.jsonl"
-        exported = run_script(
-            "batch.py", "results", batch, "--output", str(out), "--errors", str(err), env=self.env
-        )
-        assert exported.returncode == 0, exported.stderr
-        assert read_jsonl(err) == []
-        return batch, enqueued.stdout, read_jsonl(out)
-
-    def requests_for(self, model: str) -> int:
-        """Requests the server answered for a ``provider/model`` name (its body names the wire model)."""
-        wire_model = model.partition("/")[2]
-        bodies = [r.body for r in self.server.requests if isinstance(r.body, dict)]
-        return sum(1 for body in bodies if body.get("model") == wire_model)
+def requests_for(server: CohereServer, model: str) -> int:
+    """Requests the server answered for a ``provider/model`` name (its body names the wire model)."""
+    wire_model = model.partition("/")[2]
+    return sum(1 for r in server.requests if isinstance(r.body, dict) and r.body.get("model") == wire_model)
 
 
 def scores_of(record: dict[str, Any], line: dict[str, Any]) -> list[tuple[int, float]]:
@@ -100,18 +64,18 @@ def scores_of(record: dict[str, Any], line: dict[str, Any]) -> list[tuple[int, f
 def test_model_switch_and_in_place_edit_never_export_stale_scores(
     server: CohereServer, redis_url: str, tmp_path: Path
 ) -> None:
-    runner = Runner(redis_url, server, tmp_path)
+    runner = CliRun(cohere_env(redis_url, server), tmp_path)
     dataset = write_dataset(tmp_path / "topics.jsonl", lines(4))
 
     batch_a, _, results_a = runner.run(dataset, "--model", MODEL_A)
     assert re.fullmatch(r"topics-cohere-rerank-v3\.5-[0-9a-f]{10}", batch_a)
-    assert {r["model"] for r in results_a} == {MODEL_A} and runner.requests_for(MODEL_A) == 3
+    assert {r["model"] for r in results_a} == {MODEL_A} and requests_for(server, MODEL_A) == 3
 
     # the same file through another model: another batch, every line re-ranked by that model
     batch_b, stdout_b, results_b = runner.run(dataset, "--model", MODEL_B)
     assert batch_b != batch_a and batch_b.startswith("topics-cohere-rerank-english-v3.0-")
     assert "enqueued 3 new lines" in stdout_b
-    assert {r["model"] for r in results_b} == {MODEL_B} and runner.requests_for(MODEL_B) == 3
+    assert {r["model"] for r in results_b} == {MODEL_B} and requests_for(server, MODEL_B) == 3
     assert len({r["run"] for r in results_a} | {r["run"] for r in results_b}) == 2
 
     # the file rewritten in place (5 documents, top_n 3): another batch, the new lines' scores
@@ -119,7 +83,7 @@ def test_model_switch_and_in_place_edit_never_export_stale_scores(
     write_dataset(dataset, edited)
     batch_c, stdout_c, results_c = runner.run(dataset, "--model", MODEL_B)
     assert batch_c not in (batch_a, batch_b) and "enqueued 3 new lines" in stdout_c
-    assert runner.requests_for(MODEL_B) == 6
+    assert requests_for(server, MODEL_B) == 6
     for record, line in zip(results_c, edited, strict=True):
         assert len(scores_of(record, line)) == 3
 
@@ -134,7 +98,7 @@ def test_model_switch_and_in_place_edit_never_export_stale_scores(
 def test_a_named_batch_refuses_other_content_until_replaced(
     server: CohereServer, redis_url: str, tmp_path: Path
 ) -> None:
-    runner = Runner(redis_url, server, tmp_path)
+    runner = CliRun(cohere_env(redis_url, server), tmp_path)
     dataset = write_dataset(tmp_path / "named.jsonl", lines(4))
     _, _, first = runner.run(dataset, "--model", MODEL_A, "--batch", "mine")
     assert all(len(r["results"]) == 4 for r in first)

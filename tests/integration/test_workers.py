@@ -174,9 +174,11 @@ def test_sigkilled_worker_lines_rerun_and_count_once(
     line_for_query = {line["query"]: line["id"] for line in lines}
     query_for = {line["id"]: line["query"] for line in lines}
     path = write_dataset(tmp_path / "kill.jsonl", lines)
+    # without the score cache, so that every run of a line reaches the wire, where it is counted
     env = cohere_env(
-        redis_url, server, RR_JOB_TIMEOUT="10", RR_HTTP_TIMEOUT="3", RR_RETRY_MAX_SECONDS="2", RR_MAX_JOBS="8"
-    )
+        redis_url, server, RR_JOB_TIMEOUT="10", RR_HTTP_TIMEOUT="3", RR_RETRY_MAX_SECONDS="2",
+        RR_MAX_JOBS="8", RR_CACHE_TTL_DAYS="0",
+    )  # fmt: skip
     assert enqueue(redis_url, path, "kill") == (200, 0, 0, 0)
     victim, sleeper, survivor = (start_verbose_worker(workers, env) for _ in range(3))
 

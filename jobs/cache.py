@@ -1,0 +1,204 @@
+"""The score cache: scores any batch already paid for, shared by every batch and model.
+
+A score is keyed on everything that determines it: the model name's *scorer* (each
+deployment's provider, wire model, effective base URL and non-secret settings: never a key),
+the query, every line parameter that changes what the provider scores (``rank_fields``,
+``max_chunks_per_doc``, ``max_tokens_per_doc``) and a hash of the document's content.
+
+Two shapes, chosen per model name:
+
+- **pairs** (every deployment's adapter has ``independent_scores`` and the name has no
+  fallbacks): ``rr:cache:{scorer}:{query key}`` is a hash of document hash -> score.  Only the
+  uncached documents of a line are sent, without ``top_n`` (every document gets a score), and
+  the line's ranking is cut to ``top_n`` here.
+- **lines** (everything else: listwise rerankers, proxies, ``local/``, names with fallbacks):
+  ``rr:cache:{scorer}:line:{line key}`` holds the whole line's results, keyed on all the
+  documents and ``top_n`` too, so a line is served from the cache only when it is the same line.
+
+Scores served by a fallback model are never stored (they are another model's).  Every entry
+expires ``RR_CACHE_TTL_DAYS`` after its last use (a hit refreshes it): the cache's size is
+bounded by what was used within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from jobs import keys
+from providers.adapter import resolve_base
+from providers.deployment import Deployment
+from providers.errors import ConfigurationError
+from providers.registry import HTTP_ADAPTERS
+from providers.reranker import Reranker
+from providers.types import Document, RankedDocument, RerankRequest, RerankResponse, sort_and_cut
+
+CACHE_VERSION = 1
+"""Bumped whenever what a key covers changes, so old entries are never read."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    hits: int
+    """Documents of the line whose score came from the cache."""
+    misses: int
+    """Documents whose score had to be requested."""
+
+    def to_json(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses}
+
+
+def _digest(value: Any, size: int = 16) -> str:
+    return hashlib.blake2b(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), digest_size=size).hexdigest()
+
+
+def document_hash(document: Document) -> str:
+    """The document's content (its id included: an object's fields are its content)."""
+    return _digest(document, 12)
+
+
+def _params(request: RerankRequest) -> list[Any]:
+    return [request.rank_fields, request.max_chunks_per_doc, request.max_tokens_per_doc]
+
+
+def pair_key(request: RerankRequest) -> str:
+    return _digest([CACHE_VERSION, "pairs", request.query, *_params(request)])
+
+
+def line_key(request: RerankRequest) -> str:
+    documents = [document_hash(d) for d in request.documents]
+    return _digest([CACHE_VERSION, "line", request.query, documents, request.top_n, *_params(request)])
+
+
+@dataclass(frozen=True, slots=True)
+class Scorer:
+    namespace: str
+    pairs: bool
+    """Whether documents may be scored (and cached) one by one."""
+
+
+def scorer_for(deployments: Sequence[Deployment], has_fallbacks: bool) -> Scorer:
+    """A model name's cache namespace, from the deployments it resolves to."""
+    described = []
+    pairs = not has_fallbacks
+    for deployment in deployments:
+        adapter = HTTP_ADAPTERS.get(deployment.provider)
+        base = deployment.credentials.api_base
+        if adapter is not None:
+            try:
+                base = resolve_base(adapter, deployment)
+            except ConfigurationError:
+                base = None  # the line fails before any request; nothing gets stored
+        params = {k: str(v) for k, v in deployment.credentials.params.items() if not _secret(k)}
+        described.append([deployment.provider, deployment.wire_model, base, params])
+        pairs = pairs and adapter is not None and adapter.independent_scores
+    return Scorer(_digest([CACHE_VERSION, sorted(described, key=orjson.dumps)]), pairs)
+
+
+async def peek(redis: Redis, scorer: Scorer, request: RerankRequest) -> list[int]:
+    """The positions of the documents the cache would have to request (read only: no expiry
+    is refreshed); every position when the line itself is not cached."""
+    if not scorer.pairs:
+        cached = await redis.exists(keys.score_cache(scorer.namespace, "line:" + line_key(request)))
+        return [] if cached else list(range(len(request.documents)))
+    hashes = [document_hash(d) for d in request.documents]
+    unique = list(dict.fromkeys(hashes))
+    values = await redis.hmget(keys.score_cache(scorer.namespace, pair_key(request)), unique)  # type: ignore[misc]
+    known = {h for h, v in zip(unique, values, strict=True) if v is not None}
+    first: dict[str, int] = {}
+    for position, digest in enumerate(hashes):
+        if digest not in known:
+            first.setdefault(digest, position)
+    return sorted(first.values())
+
+
+class ScoreCache:
+    """Reads and writes the cache around :meth:`Reranker.rerank`; one per worker."""
+
+    def __init__(self, redis: Redis, reranker: Reranker, ttl_ms: int) -> None:
+        self.redis = redis
+        self.reranker = reranker
+        self.ttl_ms = ttl_ms
+        self._scorers: dict[str, Scorer] = {}
+
+    def scorer(self, model: str) -> Scorer:
+        if model not in self._scorers:
+            deployments = self.reranker.candidates(model)
+            self._scorers[model] = scorer_for(deployments, bool(self.reranker.fallbacks.get(model)))
+        return self._scorers[model]
+
+    async def rerank(
+        self, model: str, request: RerankRequest, *, read: bool = True
+    ) -> tuple[RerankResponse, CacheStats]:
+        """The line's response and how much of it the cache served; ``read=False`` requests
+        every document (and stores the fresh scores)."""
+        scorer = self.scorer(model)
+        if scorer.pairs:
+            return await self._by_pairs(scorer, model, request, read)
+        return await self._by_line(scorer, model, request, read)
+
+    async def _by_line(
+        self, scorer: Scorer, model: str, request: RerankRequest, read: bool
+    ) -> tuple[RerankResponse, CacheStats]:
+        key = keys.score_cache(scorer.namespace, "line:" + line_key(request))
+        documents = len(request.documents)
+        if read and (cached := await self.redis.get(key)) is not None:
+            await self.redis.pexpire(key, self.ttl_ms)
+            results = [RankedDocument(index, score) for index, score in orjson.loads(cached)]
+            return _from_cache(results), CacheStats(documents, 0)
+        response = await self.reranker.rerank(model, request)
+        if not response.fallback_from:
+            pairs = [[r.index, r.relevance_score] for r in response.results]
+            await self.redis.set(key, orjson.dumps(pairs), px=self.ttl_ms)
+        return response, CacheStats(0, documents)
+
+    async def _by_pairs(
+        self, scorer: Scorer, model: str, request: RerankRequest, read: bool
+    ) -> tuple[RerankResponse, CacheStats]:
+        key = keys.score_cache(scorer.namespace, pair_key(request))
+        hashes = [document_hash(d) for d in request.documents]
+        unique = list(dict.fromkeys(hashes))
+        known: dict[str, float] = {}
+        if read:
+            values = await self.redis.hmget(key, unique)  # type: ignore[misc]
+            known = {h: float(v) for h, v in zip(unique, values, strict=True) if v is not None}
+        wanted = {h: i for i, h in reversed(list(enumerate(hashes))) if h not in known}
+        response: RerankResponse | None = None
+        if wanted:
+            positions = sorted(wanted.values())
+            part = replace(request, documents=[request.documents[i] for i in positions], top_n=None)
+            response = await self.reranker.rerank(model, part)
+            fresh = {hashes[positions[r.index]]: r.relevance_score for r in response.results}
+            await self._store(key, fresh)
+            known.update(fresh)
+        elif known:
+            await self.redis.pexpire(key, self.ttl_ms)
+        scored = [RankedDocument(i, known[h]) for i, h in enumerate(hashes) if h in known]
+        results = sort_and_cut(scored, request.top_n)
+        misses = sum(1 for h in hashes if h in wanted)
+        stats = CacheStats(len(hashes) - misses, misses)
+        if response is None:
+            return _from_cache(results), stats
+        response.results = results
+        return response, stats
+
+    async def _store(self, key: str, scores: Mapping[str, float]) -> None:
+        if not scores:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping={h: repr(s) for h, s in scores.items()})
+            pipe.pexpire(key, self.ttl_ms)
+            await pipe.execute()
+
+
+def _secret(name: str) -> bool:
+    return any(word in name for word in ("key", "secret", "token", "password", "credentials"))
+
+
+def _from_cache(results: Sequence[RankedDocument]) -> RerankResponse:
+    return RerankResponse(results=list(results), attempts=0, requests=0, deployment="cache")
