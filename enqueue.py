@@ -24,7 +24,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,12 +35,17 @@ from arq.worker import Worker
 from jobs.batches import BatchBusyError, BatchStatus, drop, export, export_to_files
 from jobs.connection import DEFAULT_STATE_DIR, Connection, connect, open_pool, redacted
 from jobs.dataset import DatasetLine, LineError, read_lines, trusted_line
+from jobs.estimate import estimate, prices_from
 from jobs.identity import RunIdentity, default_batch_name, run_identity
+from jobs.payload import line_payload, rerank_request
 from jobs.progress import wait_for_batch
 from jobs.queue import BatchConflictError, EnqueueCounts, enqueue_lines, register_batch
 from jobs.settings import RunnerSettings, model_list, provider_credentials
 from jobs.validation import ModelCheck, ValidationReport, fingerprint, validate_file
+from providers.deployment import Deployment
 from providers.errors import ConfigurationError
+from providers.registry import deployment_for
+from providers.types import RerankRequest
 from worker import worker_options
 
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -82,6 +87,12 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
         "--skip-invalid", action="store_true", help="enqueue the valid lines even if some are bad"
     )
     parser.add_argument("--check", action="store_true", help="validate the file and stop")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate, then print per model: lines, requests, estimated tokens, search units, "
+        "requests the score cache saves and cost (model list prices); nothing is enqueued or sent",
+    )
     parser.add_argument(
         "--no-cache",
         action="store_true",
@@ -215,6 +226,41 @@ async def register(run: Run, conn: Connection) -> int | None:
     print(f"replaced batch {run.batch}: dropped its {dropped} lines and their records")
     await register_batch(conn.redis, run.batch, run.identity, source, run.settings.result_ttl_ms)
     return None
+
+
+def resolver(settings: RunnerSettings, names: Iterable[str]) -> dict[str, tuple[list[Deployment], bool]]:
+    """Each model name -> (its deployments, whether it has fallbacks), as a worker with this
+    environment would resolve it (keys the environment lacks are not needed to plan)."""
+    try:
+        models = model_list(settings)
+    except ConfigurationError:
+        models = model_list(settings, resolve_env=False)
+    credentials = provider_credentials()
+    return {
+        name: (
+            models.deployments.get(name) or [deployment_for(name, credentials)],
+            bool(models.fallbacks.get(name)),
+        )
+        for name in names
+    }
+
+
+async def dry_run(run: Run) -> int:
+    args, settings = run.args, run.settings
+
+    def planned() -> Iterator[tuple[DatasetLine, RerankRequest, str]]:
+        for line in valid_lines(args.dataset, run.report):
+            model = line.model or settings.default_model
+            yield line, rerank_request(line_payload(run.batch, line, model, run.identity.digest)), model
+
+    resolve = resolver(settings, run.identity.models)
+    prices = prices_from(settings.config)
+    async with connect(settings.redis_url, args.state_dir) as conn:
+        estimates = await estimate(None if args.no_cache else conn.redis, planned(), resolve, prices)
+    print(f"dry run of batch {run.batch}: nothing enqueued, no provider called")
+    for found in estimates:
+        print("\n".join(found.describe()))
+    return 0
 
 
 async def enqueue_and_follow(run: Run) -> int:
@@ -352,7 +398,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         return status
     run = Run(args, settings, batch, paths, report, identity, prog)
     try:
-        return asyncio.run(enqueue_and_follow(run))
+        return asyncio.run(dry_run(run) if args.dry_run else enqueue_and_follow(run))
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130
