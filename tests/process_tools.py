@@ -32,9 +32,10 @@ from jobs.dataset import DatasetLine, parse_line
 from jobs.queue import job_payload
 from jobs.serializer import serialize
 from jobs.settings import DEFAULT_MODEL
-from tests.cohere_server import CohereServer, Recorded, Reply
 from tests.conftest import Workers
+from tests.servers.cohere import CohereServer
 from tests.support import ROOT, env_with, read_jsonl, run_script, wait_until
+from tests.wire_server import Recorded, Reply
 
 # arq's INFO lines (worker.py --verbose), e.g.
 #   "  0.01s → big:q7:rerank_line({'batch': 'big', ...}) try=2 delayed=1.50s"
@@ -116,11 +117,9 @@ class SlowCohereServer(CohereServer):
         super().__init__(api_key)
         self.delay = delay
 
-    def reply(self, record: Recorded, raw: bytes) -> Reply:
-        with contextlib.suppress(ValueError):
-            record.body = json.loads(raw)  # parsed before the wait, so in-flight requests are countable
-        time.sleep(self.delay)
-        return super().reply(record, raw)
+    def handle(self, record: Recorded) -> Reply:
+        time.sleep(self.delay)  # the body is parsed on arrival: in-flight requests are countable
+        return super().handle(record)
 
     def queries(self) -> Counter[str]:
         """How many requests arrived per query (in-flight ones included)."""
@@ -131,12 +130,8 @@ class SlowCohereServer(CohereServer):
 
 @contextlib.contextmanager
 def slow_cohere_server(api_key: str, delay: float) -> Iterator[SlowCohereServer]:
-    server = SlowCohereServer(api_key, delay)
-    server.start()
-    try:
+    with SlowCohereServer(api_key, delay) as server:
         yield server
-    finally:
-        server.stop()
 
 
 class RedisProbe:

@@ -12,18 +12,11 @@ from typing import Any
 import pytest
 
 from providers.render import document_text
-from tests.cohere_server import (
-    V2_FIELDS,
-    CohereServer,
-    Fault,
-    cohere_server,
-    rate_limited,
-    score,
-    unavailable,
-    v1_text,
-)
 from tests.conftest import Workers
+from tests.ranking_lines import expected_results as ranked_as
+from tests.servers.cohere import V2_FIELDS, CohereServer, cohere_server, v1_text
 from tests.support import WORDS, read_jsonl, run_script, wait_until, write_dataset
+from tests.wire_server import Fault, rate_limited, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -90,17 +83,7 @@ def faults_for(n: int) -> list[Fault]:
 def expected_results(line: dict[str, Any], version: int) -> list[dict[str, Any]]:
     """What the result record must hold, recomputed from the wire server's scoring."""
     docs, fields = line["documents"], line.get("rank_fields")
-    texts = [document_text(d, fields) if version == 2 else v1_text(d, fields) for d in docs]
-    ranked = sorted((-score(line["query"], text), i) for i, text in enumerate(texts))
-    expected = []
-    for negated, index in ranked[: line.get("top_n") or len(docs)]:
-        item: dict[str, Any] = {"index": index, "relevance_score": -negated}
-        if isinstance(docs[index], dict) and "id" in docs[index]:
-            item["document_id"] = docs[index]["id"]
-        if line.get("return_documents"):
-            item["document"] = docs[index]
-        expected.append(item)
-    return expected
+    return ranked_as(line, [document_text(d, fields) if version == 2 else v1_text(d, fields) for d in docs])
 
 
 def worker_env(redis_url: str, base: str, key: str) -> dict[str, str]:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.cohere_server import cohere_server
 from tests.e2e import run_batch
 from tests.ranking_lines import check_records, lines_for
+from tests.servers.cohere import cohere_server
 from tests.servers.huggingface import TeiServer
 from tests.servers.jina_ai import JinaServer
 from tests.servers.voyage import VoyageServer

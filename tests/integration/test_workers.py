@@ -6,7 +6,7 @@ graceful SIGTERM (lines finish, or go back to the queue when they outlast
 RR_SHUTDOWN_GRACE), a bad file through the CLI, local mode with its embedded Redis, and
 cancel + resume of a running batch.
 
-Slow lines come from the Cohere wire server (tests/cohere_server.py) with a latency
+Slow lines come from the Cohere wire server (tests/servers/cohere.py) with a latency
 that the tests change while the batch runs.  Which lines each worker started, finished
 or handed back is read from its arq log (``worker.py --verbose``).
 """

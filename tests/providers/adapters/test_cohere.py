@@ -34,7 +34,8 @@ from providers.registry import credentials_from
 from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 from providers.types import Document, RankedDocument, RerankRequest, RerankResponse
-from tests.cohere_server import CohereServer, Fault, cohere_server, rate_limited, score, unavailable
+from tests.servers.cohere import CohereServer, cohere_server
+from tests.wire_server import Fault, rate_limited, score, unavailable
 
 KEY = "test-cohere-key"
 BASE = "https://api.cohere.com"
