@@ -27,6 +27,7 @@ from providers.errors import (
     ServerError,
 )
 from providers.render import document_text
+from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest, RerankResponse
 
@@ -78,10 +79,13 @@ class FakeSleep:
 
 
 @asynccontextmanager
-async def transport_for(mock: Mock, max_attempts: int = 1) -> AsyncIterator[tuple[Dispatcher, FakeSleep]]:
+async def transport_for(
+    mock: Mock, max_attempts: int = 1, **policy: Any
+) -> AsyncIterator[tuple[Dispatcher, FakeSleep]]:
+    """A Dispatcher over ``mock``, and the fake sleep its retry policy (``policy``) records into."""
     sleep = FakeSleep()
     async with httpx.AsyncClient(transport=httpx.MockTransport(mock)) as client:
-        yield Dispatcher(client, RetryPolicy(max_attempts=max_attempts, sleep=sleep)), sleep
+        yield Dispatcher(client, RetryPolicy(max_attempts=max_attempts, sleep=sleep, **policy)), sleep
 
 
 async def rerank(
@@ -98,6 +102,11 @@ async def failure(
         with pytest.raises(ProviderError) as raised:
             await transport.rerank(adapter, d, r)
     return raised.value, sleep.waits
+
+
+def reranker_for(client: httpx.AsyncClient, d: Deployment) -> Reranker:
+    """A Reranker over ``client`` (one attempt) knowing ``d``'s provider by its credentials."""
+    return Reranker(Dispatcher(client, RetryPolicy(max_attempts=1)), {d.provider: d.credentials})
 
 
 def http_date(seconds_from_now: float) -> str:

@@ -63,12 +63,19 @@ def rendered(line: dict[str, Any]) -> list[str]:
     return [document_text(d, line.get("rank_fields")) for d in line["documents"]]
 
 
-def expected_results(line: dict[str, Any], texts: list[str]) -> list[dict[str, Any]]:
-    """The record's results when the server ranked ``texts`` for ``line``."""
+def unchanged(score: float) -> float:
+    return score
+
+
+def expected_results(
+    line: dict[str, Any], texts: list[str], score: Callable[[float], float] = unchanged
+) -> list[dict[str, Any]]:
+    """The record's results when the server ranked ``texts`` for ``line`` (``score``: the
+    server's score for a word-overlap fraction)."""
     documents = line["documents"]
     results = []
     for index, value in ranked(line["query"], texts, line.get("top_n")):
-        item: dict[str, Any] = {"index": index, "relevance_score": value}
+        item: dict[str, Any] = {"index": index, "relevance_score": score(value)}
         if isinstance(documents[index], dict) and "id" in documents[index]:
             item["document_id"] = documents[index]["id"]
         if line.get("return_documents"):
@@ -81,12 +88,13 @@ def check_records(
     lines: list[dict[str, Any]],
     results: list[dict[str, Any]],
     texts_of: Callable[[dict[str, Any]], list[str]] = rendered,
+    score: Callable[[float], float] = unchanged,
 ) -> None:
     """One record per line in dataset order, ranked as the server scored ``texts_of(line)``,
     with metadata passed through."""
     assert [r["id"] for r in results] == [line["id"] for line in lines]
     for line, record in zip(lines, results, strict=True):
         assert record["model"] == line["model"], line["id"]
-        assert record["results"] == expected_results(line, texts_of(line)), line["id"]
+        assert record["results"] == expected_results(line, texts_of(line), score), line["id"]
         assert record.get("metadata") == line.get("metadata"), line["id"]
         assert ("metadata" in record) == ("metadata" in line), line["id"]
