@@ -21,7 +21,8 @@ def word(n: int) -> str:
 
 def lines_for(model: str, count: int) -> list[dict[str, Any]]:
     """Three shapes in turn: strings with ``top_n``; objects with ids, ``rank_fields``,
-    ``return_documents`` and metadata; objects (some without id) mixed with strings."""
+    ``return_documents`` and metadata; objects (some without id) mixed with strings, the line's
+    id an integer and its metadata every other time null."""
     lines: list[dict[str, Any]] = []
     for n in range(count):
         a, b, c = word(n), word(n * 7 + 3), word(n * 5 + 11)
@@ -41,7 +42,8 @@ def lines_for(model: str, count: int) -> list[dict[str, Any]]:
                 {"title": b, "text": c},
                 f"plain {a}",
             ]
-            line["metadata"] = {"shape": "mixed"}
+            line["id"] = n  # an integer id must come back as an integer
+            line["metadata"] = {"shape": "mixed"} if n % 2 == 0 else None
         lines.append(line)
     return lines
 
@@ -56,7 +58,6 @@ CHUNKED: dict[str, Any] = {
 }
 """Chunked client-side into 2-word windows: only the first document's third window has both words."""
 CHUNKED_SENT = ["w1 w2", "w3 w4", "alpha omega", "alpha beta"]
-CHUNKED_RESULTS = [{"index": 0, "relevance_score": 1.0}]
 
 
 def rendered(line: dict[str, Any]) -> list[str]:

@@ -47,6 +47,10 @@ class DeepInfraServer(WireServer):
     def error_body(self, status: int, message: str) -> Any:
         return {"detail": {"error": message}}
 
+    def query_of(self, body: Any) -> str | None:
+        queries = body.get("queries") if isinstance(body, dict) else None
+        return str(queries[0]) if isinstance(queries, list) and queries else None
+
     def answer(self, record: Recorded) -> Reply:
         path = record.path.split("?")[0]
         if record.method != "POST" or not path.startswith(PREFIX):

@@ -73,6 +73,10 @@ class NimServer(WireServer):
             "detail": message,
         }
 
+    def query_of(self, body: Any) -> str | None:
+        query = body.get("query") if isinstance(body, dict) else None
+        return _text_of(query)
+
     def _error(self, status: int, message: str) -> Reply:
         return status, {}, self.error_body(status, message)
 

@@ -1,0 +1,84 @@
+"""Azure AI Foundry's Cohere deployments: the route picks Cohere v1 or v2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from providers.deployment import Deployment
+from providers.types import Document, RankedDocument, RerankRequest
+from tests.adapter_kit import deployment
+from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, strings_body
+from tests.ranking_lines import check_records
+from tests.servers.azure_ai import AzureAIServer, azure_ai_server
+
+KEY = "test-azure-key"
+WIRE_MODEL = "cohere-rerank-v3.5"
+SERVERLESS = "https://rerank-x.eastus2.models.ai.azure.com"
+FOUNDRY = "https://res.services.ai.azure.com/providers/cohere/v2"
+VERSION = "?api-version=2024-05-01-preview"
+HEAD = {"model": WIRE_MODEL, "query": "solar power"}
+STRINGS: list[Document] = ["solar power plants", "coffee"]
+SEARCH_UNIT = {"billed_units": {"search_units": 1}}
+
+
+def dep(base: str | None = SERVERLESS, key: str | None = KEY) -> Deployment:
+    return deployment("azure_ai", WIRE_MODEL, key, base)
+
+
+def req(**overrides: Any) -> RerankRequest:
+    return RerankRequest(**{"query": "solar power", "documents": STRINGS, **overrides})
+
+
+def ok(results: list[tuple[int, float]], meta: dict[str, Any] | None = None) -> httpx.Response:
+    body = {
+        "id": "resp-az",
+        "results": [{"index": i, "relevance_score": s} for i, s in results],
+        "meta": meta if meta is not None else {"api_version": {"version": "1"}, **SEARCH_UNIT},
+    }
+    return httpx.Response(200, json=body, headers={"x-request-id": "req-az"})
+
+
+def capped(model: str) -> list[Line]:
+    """A line with ``max_tokens_per_doc``, which the v2 route takes natively."""
+    return [{"id": "capped", "model": model, "query": "wind farm", "documents": ["coffee", "wind farm"],
+             "max_tokens_per_doc": 256}]  # fmt: skip
+
+
+def capped_is_sent_as_is(server: AzureAIServer, lines: list[Line], results: list[Record]) -> None:
+    check_records(lines, results)
+    (seen,) = [r for r in server.requests if r.body["query"] == "wind farm"]
+    assert seen.body == strings_body(WIRE_MODEL, lines[0], max_tokens_per_doc=256)
+
+
+MESSAGE = "Rate limit is exceeded. Try again in 7 seconds."
+CASE = ProviderCase(
+    provider="azure_ai",
+    wire_model=WIRE_MODEL,
+    deployment=dep(f"{FOUNDRY}{VERSION}"),
+    request=req(),
+    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
+    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    url=f"{FOUNDRY}/rerank{VERSION}",
+    authorization=bearer(KEY),
+    envelope={"error": {"code": "429", "message": MESSAGE}},
+    message=MESSAGE,
+    missing=((dep(base=None), ("AZURE_AI_API_BASE",)), (dep(key=None), ("AZURE_AI_API_KEY",))),
+    key_vars=("AZURE_AI_API_KEY",),
+    base_vars=("AZURE_AI_API_BASE",),
+    ignored_vars={"AZURE_API_KEY": "openai-key"},
+    batch=Batch(
+        server=lambda: azure_ai_server(KEY),
+        env=lambda server, _: {
+            "AZURE_AI_API_KEY": KEY,
+            "AZURE_AI_API_BASE": f"{server.base_url}/providers/cohere/v2{VERSION}",
+        },
+        path=f"/providers/cohere/v2/rerank{VERSION}",
+        authorization=lambda _: bearer(KEY),
+        body=lambda line: strings_body(WIRE_MODEL, line),
+        usage=lambda _: SEARCH_UNIT,
+        extra_lines=capped,
+        check=capped_is_sent_as_is,
+    ),
+)

@@ -1,0 +1,73 @@
+"""DashScope (Model Studio): the compatible-api ``/reranks`` route, strings only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from providers.deployment import Deployment
+from providers.types import Document, RankedDocument, RerankRequest
+from tests.adapter_kit import deployment
+from tests.cases.case import Batch, ProviderCase, bearer, strings_body, word_count
+from tests.servers.dashscope import dashscope_server
+
+KEY = "sk-test-dashscope"
+WIRE_MODEL = "qwen3-rerank"
+DEFAULT_URL = "https://dashscope.aliyuncs.com/compatible-api/v1/reranks"
+HEAD = {"model": WIRE_MODEL, "query": "rerank model"}
+STRINGS: list[Document] = ["rerank models sort", "quantum computing"]
+
+
+def dep(base: str | None = None, key: str | None = KEY) -> Deployment:
+    return deployment("dashscope", WIRE_MODEL, key, base)
+
+
+def req(**overrides: Any) -> RerankRequest:
+    return RerankRequest(**{"query": "rerank model", "documents": STRINGS, **overrides})
+
+
+def ok(results: list[tuple[int, float]], usage: Any = None) -> httpx.Response:
+    body = {
+        "id": "5f8c1a2e",
+        "object": "list",
+        "model": WIRE_MODEL,
+        "results": [{"index": i, "relevance_score": s} for i, s in results],
+        "usage": usage if usage is not None else {"total_tokens": 25},
+    }
+    return httpx.Response(200, json=body)
+
+
+def envelope(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message, "request_id": "b3a1c9e0-req"}
+
+
+MESSAGE = "Requests rate limit exceeded, please try again later."
+CASE = ProviderCase(
+    provider="dashscope",
+    wire_model=WIRE_MODEL,
+    deployment=dep(),
+    request=req(),
+    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
+    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    url=DEFAULT_URL,
+    authorization=bearer(KEY),
+    envelope=envelope("Throttling.RateQuota", MESSAGE),
+    message=MESSAGE,
+    error_request_id="b3a1c9e0-req",
+    missing=((dep(key=None), ("DASHSCOPE_API_KEY",)),),
+    key_vars=("DASHSCOPE_API_KEY",),
+    base_vars=("DASHSCOPE_API_BASE_RERANK",),
+    ignored_vars={"DASHSCOPE_API_BASE": "https://dashscope.aliyuncs.com/compatible-mode/v1"},
+    batch=Batch(
+        server=lambda: dashscope_server(KEY, [WIRE_MODEL]),
+        env=lambda server, _: {
+            "DASHSCOPE_API_KEY": KEY,
+            "DASHSCOPE_API_BASE_RERANK": f"{server.base_url}/compatible-api/v1",
+        },
+        path="/compatible-api/v1/reranks",
+        authorization=lambda _: bearer(KEY),
+        body=lambda line: strings_body(WIRE_MODEL, line),
+        usage=lambda line: {"tokens": {"total_tokens": word_count(line)}},
+    ),
+)

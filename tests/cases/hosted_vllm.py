@@ -1,0 +1,89 @@
+"""A vLLM server (``vllm serve <reranker>``): ``/rerank`` routes, a key only when it wants one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from providers.deployment import Deployment
+from providers.types import RankedDocument, RerankRequest
+from tests.adapter_kit import deployment
+from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, split_count, strings_body
+from tests.servers.hosted_vllm import VllmServer, vllm_server
+
+BASE = "http://vllm:8000"
+MODEL = "BAAI/bge-reranker-v2-m3"
+TEXTS = ["solar power plants", "coffee"]
+
+
+def dep(base: str | None = BASE, key: str | None = None) -> Deployment:
+    return deployment("hosted_vllm", MODEL, key=key, base=base)
+
+
+def req(**overrides: Any) -> RerankRequest:
+    return RerankRequest(**{"query": "solar power", "documents": list(TEXTS), **overrides})
+
+
+def body(documents: list[str], **extra: Any) -> dict[str, Any]:
+    return {"model": MODEL, "query": "solar power", "documents": documents, **extra}
+
+
+def results(*pairs: tuple[int, float], usage: dict[str, Any] | None = None) -> httpx.Response:
+    payload = {
+        "id": "rerank-abc",
+        "model": MODEL,
+        "usage": usage if usage is not None else {"total_tokens": 12},
+        "results": [{"index": i, "document": {"text": "t"}, "relevance_score": s} for i, s in pairs],
+    }
+    return httpx.Response(200, json=payload, headers={"x-request-id": "req-1"})
+
+
+def tokens(line: Line) -> dict[str, Any]:
+    count = split_count(line)
+    return {"tokens": {"prompt_tokens": count, "total_tokens": count}}
+
+
+def long_line(model: str) -> list[Line]:
+    """``max_tokens_per_doc``, which vLLM would ignore: truncated here."""
+    return [{"id": "long", "model": model, "query": "omega alpha", "max_tokens_per_doc": 2,
+             "documents": ["alpha beta gamma omega", {"text": "omega alpha"}]}]  # fmt: skip
+
+
+def truncated_here(server: VllmServer, lines: list[Line], results: list[Record]) -> None:
+    assert [(r["index"], r["relevance_score"]) for r in results[0]["results"]] == [(1, 1.0), (0, 0.5)]
+    (seen,) = [r for r in server.requests if r.body["query"] == "omega alpha"]
+    assert seen.body["documents"] == ["alpha beta", "omega alpha"]
+    assert server.ignored == []  # every field sent is one vLLM honours
+
+
+MESSAGE = "The model `x` does not exist."
+CASE = ProviderCase(
+    provider="hosted_vllm",
+    wire_model=MODEL,
+    deployment=dep(key="sk-vllm"),
+    request=req(),
+    ok=lambda: results((1, 0.9), (0, 0.1)),
+    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    url=f"{BASE}/rerank",
+    authorization=bearer("sk-vllm"),
+    keyless=dep(),
+    envelope={"error": {"message": MESSAGE, "type": "NotFoundError", "param": None, "code": 404}},
+    message=MESSAGE,
+    missing=((dep(base=None), ("HOSTED_VLLM_API_BASE",)),),
+    key_vars=("HOSTED_VLLM_API_KEY",),
+    base_vars=("HOSTED_VLLM_API_BASE",),
+    batch=Batch(
+        server=lambda: vllm_server(MODEL, api_key="sk-e2e"),
+        env=lambda server, _: {
+            "HOSTED_VLLM_API_BASE": f"{server.base_url}/v1",
+            "HOSTED_VLLM_API_KEY": "sk-e2e",
+        },
+        path="/v1/rerank",
+        authorization=lambda _: bearer("sk-e2e"),
+        body=lambda line: strings_body(MODEL, line),
+        usage=tokens,
+        extra_lines=long_line,
+        check=truncated_here,
+    ),
+)

@@ -1,0 +1,70 @@
+"""Infinity (self-hosted): ``{base}/rerank``, a key only when the server wants one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from providers.deployment import Deployment
+from providers.types import Document, RankedDocument, RerankRequest
+from tests.adapter_kit import deployment
+from tests.cases.case import Batch, Line, ProviderCase, bearer, strings_body, word_count
+from tests.servers.infinity import infinity_server
+
+BASE = "http://infinity.internal:7997"
+WIRE_MODEL = "mixedbread-ai/mxbai-rerank-xsmall-v1"
+HEAD = {"model": WIRE_MODEL, "query": "Where is Munich?"}
+STRINGS: list[Document] = ["Munich is in Germany.", "The sky is blue."]
+
+
+def dep(base: str | None = BASE, key: str | None = None) -> Deployment:
+    return deployment("infinity", WIRE_MODEL, key, base)
+
+
+def req(**overrides: Any) -> RerankRequest:
+    return RerankRequest(**{"query": "Where is Munich?", "documents": STRINGS, **overrides})
+
+
+def ok(results: list[tuple[int, float]], usage: Any = None) -> httpx.Response:
+    body = {
+        "object": "rerank",
+        "results": [{"relevance_score": s, "index": i, "document": None} for i, s in results],
+        "model": WIRE_MODEL,
+        "usage": usage if usage is not None else {"prompt_tokens": 12, "total_tokens": 12},
+        "id": "infinity-1",
+        "created": 1_700_000_000,
+    }
+    return httpx.Response(200, json=body)
+
+
+def tokens(line: Line) -> dict[str, Any]:
+    count = word_count(line)
+    return {"tokens": {"prompt_tokens": count, "total_tokens": count}}
+
+
+MESSAGE = "model mixedbread-ai/mxbai-rerank-xsmall-v1 is currently overloaded"
+CASE = ProviderCase(
+    provider="infinity",
+    wire_model=WIRE_MODEL,
+    deployment=dep(key="inf-key"),
+    request=req(),
+    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
+    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    url=f"{BASE}/rerank",
+    authorization=bearer("inf-key"),
+    keyless=dep(),
+    envelope={"error": {"message": MESSAGE, "type": None, "param": None, "code": 429}},
+    message=MESSAGE,
+    missing=((dep(base=None), ("INFINITY_API_BASE",)),),
+    key_vars=("INFINITY_API_KEY",),
+    base_vars=("INFINITY_API_BASE",),
+    batch=Batch(  # a server without a key: no header at all
+        server=lambda: infinity_server(None, [WIRE_MODEL], url_prefix="/v1"),
+        env=lambda server, _: {"INFINITY_API_BASE": f"{server.base_url}/v1"},
+        path="/v1/rerank",
+        authorization=lambda _: None,
+        body=lambda line: strings_body(WIRE_MODEL, line),
+        usage=tokens,
+    ),
+)

@@ -1,0 +1,61 @@
+"""Jina AI: the API's own path (a base's path is replaced), strings or ``{text}`` objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from providers.deployment import Deployment
+from providers.types import Document, RankedDocument, RerankRequest
+from tests.adapter_kit import deployment
+from tests.cases.case import Batch, ProviderCase, bearer, strings_body, word_count
+from tests.servers.jina_ai import jina_server
+
+KEY = "jina_test_key"
+WIRE_MODEL = "jina-reranker-v2-base-multilingual"
+HEAD = {"model": WIRE_MODEL, "query": "organic skincare"}
+STRINGS: list[Document] = ["organic skincare products", "makeup trends"]
+
+
+def dep(base: str | None = None, key: str | None = KEY) -> Deployment:
+    return deployment("jina_ai", WIRE_MODEL, key, base)
+
+
+def req(**overrides: Any) -> RerankRequest:
+    return RerankRequest(**{"query": "organic skincare", "documents": STRINGS, **overrides})
+
+
+def ok(results: list[tuple[int, float]], usage: Any = None, document: Any = None) -> httpx.Response:
+    body = {
+        "model": WIRE_MODEL,
+        "usage": usage if usage is not None else {"total_tokens": 20},
+        "results": [{"index": i, "relevance_score": s, "document": document} for i, s in results],
+    }
+    return httpx.Response(200, json=body)
+
+
+MESSAGE = "[RID: 51853d71] Too many requests, please slow down"
+CASE = ProviderCase(
+    provider="jina_ai",
+    wire_model=WIRE_MODEL,
+    deployment=dep(),
+    request=req(),
+    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
+    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    url="https://api.jina.ai/v1/rerank",
+    authorization=bearer(KEY),
+    envelope={"detail": MESSAGE},
+    message=MESSAGE,
+    missing=((dep(key=None), ("JINA_AI_API_KEY", "JINA_API_KEY", "JINA_AI_TOKEN")),),
+    key_vars=("JINA_AI_API_KEY", "JINA_API_KEY", "JINA_AI_TOKEN"),
+    base_vars=("JINA_AI_API_BASE",),
+    batch=Batch(
+        server=lambda: jina_server(KEY, [WIRE_MODEL]),
+        env=lambda server, _: {"JINA_API_KEY": KEY, "JINA_AI_API_BASE": f"{server.base_url}/v1/anything"},
+        path="/v1/rerank",
+        authorization=lambda _: bearer(KEY),
+        body=lambda line: strings_body(WIRE_MODEL, line),
+        usage=lambda line: {"tokens": {"total_tokens": word_count(line)}},
+    ),
+)

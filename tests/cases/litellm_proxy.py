@@ -1,0 +1,67 @@
+"""A LiteLLM proxy: Cohere's v1 route (or the base's own), whatever backend serves the name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from providers.deployment import Deployment
+from providers.types import Document, RankedDocument, RerankRequest
+from tests.adapter_kit import deployment
+from tests.cases.case import Batch, ProviderCase, bearer, strings_body
+from tests.servers.litellm_proxy import litellm_proxy_server
+
+KEY = "sk-proxy-test"
+BASE = "http://proxy.internal:4000"
+MODEL = "my-reranker"
+HEAD = {"model": MODEL, "query": "solar power"}
+STRINGS: list[Document] = ["solar power plants", "coffee"]
+SEARCH_UNIT = {"billed_units": {"search_units": 1}}
+
+
+def dep(base: str | None = BASE, key: str | None = KEY) -> Deployment:
+    return deployment("litellm_proxy", MODEL, key, base)
+
+
+def req(**overrides: Any) -> RerankRequest:
+    return RerankRequest(**{"query": "solar power", "documents": STRINGS, **overrides})
+
+
+def ok(results: list[tuple[int, float]], meta: dict[str, Any] | None = None) -> httpx.Response:
+    body = {
+        "id": "resp-1",
+        "results": [{"index": i, "relevance_score": s} for i, s in results],
+        "meta": meta if meta is not None else SEARCH_UNIT,
+    }
+    return httpx.Response(200, json=body, headers={"x-litellm-call-id": "call-1"})
+
+
+MESSAGE = "litellm.RateLimitError: CohereException - You are past the per minute request limit"
+CASE = ProviderCase(
+    provider="litellm_proxy",
+    wire_model=MODEL,
+    deployment=dep(),
+    request=req(),
+    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
+    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    url=f"{BASE}/v1/rerank",
+    authorization=bearer(KEY),
+    envelope={"error": {"message": MESSAGE, "type": "throttling_error", "param": "None", "code": "429"}},
+    message=MESSAGE,
+    missing=(
+        (dep(base=None), ("LITELLM_PROXY_API_BASE",)),
+        (dep(key=None), ("LITELLM_PROXY_API_KEY",)),
+    ),
+    key_vars=("LITELLM_PROXY_API_KEY",),
+    base_vars=("LITELLM_PROXY_API_BASE",),
+    ignored_vars={"COHERE_API_KEY": "c", "COHERE_API_BASE": "https://api.cohere.com"},
+    batch=Batch(
+        server=lambda: litellm_proxy_server(KEY, [MODEL]),
+        env=lambda server, _: {"LITELLM_PROXY_API_KEY": KEY, "LITELLM_PROXY_API_BASE": server.base_url},
+        path="/v1/rerank",
+        authorization=lambda _: bearer(KEY),
+        body=lambda line: strings_body(MODEL, line),
+        usage=lambda _: SEARCH_UNIT,
+    ),
+)

@@ -1,0 +1,73 @@
+"""Together AI: a serverless rerank endpoint taking strings only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from providers.deployment import Deployment
+from providers.types import Document, RankedDocument, RerankRequest
+from tests.adapter_kit import deployment
+from tests.cases.case import Batch, Line, ProviderCase, bearer, strings_body, word_count
+from tests.servers.together_ai import together_server
+
+KEY = "test-together-key"
+WIRE_MODEL = "mixedbread-ai/Mxbai-Rerank-Large-V2"
+HEAD = {"model": WIRE_MODEL, "query": "animals near Peru"}
+STRINGS: list[Document] = ["llamas live in Peru", "pandas live in China"]
+
+
+def dep(base: str | None = None, key: str | None = KEY) -> Deployment:
+    return deployment("together_ai", WIRE_MODEL, key, base)
+
+
+def req(**overrides: Any) -> RerankRequest:
+    return RerankRequest(**{"query": "animals near Peru", "documents": STRINGS, **overrides})
+
+
+def ok(results: list[tuple[int, float]], usage: Any = None) -> httpx.Response:
+    body = {
+        "object": "rerank",
+        "id": "9dfa1a09",
+        "model": WIRE_MODEL,
+        "results": [{"index": i, "relevance_score": s, "document": {"text": None}} for i, s in results],
+        "usage": usage,
+    }
+    return httpx.Response(200, json=body)
+
+
+def tokens(line: Line) -> dict[str, Any]:
+    count = word_count(line)
+    return {"tokens": {"prompt_tokens": count, "completion_tokens": 0, "total_tokens": count}}
+
+
+MESSAGE = "You have exceeded your rate limit for this model"
+CASE = ProviderCase(
+    provider="together_ai",
+    wire_model=WIRE_MODEL,
+    deployment=dep(),
+    request=req(),
+    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
+    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    url="https://api.together.ai/v1/rerank",
+    authorization=bearer(KEY),
+    envelope={"error": {"message": MESSAGE, "type": "invalid_request_error", "param": None, "code": None}},
+    message=MESSAGE,
+    missing=(
+        (
+            dep(key=None),
+            ("TOGETHER_API_KEY", "TOGETHER_AI_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_AI_TOKEN"),
+        ),
+    ),
+    key_vars=("TOGETHER_API_KEY", "TOGETHER_AI_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_AI_TOKEN"),
+    base_vars=("TOGETHER_AI_API_BASE",),
+    batch=Batch(
+        server=lambda: together_server(KEY, [WIRE_MODEL]),
+        env=lambda server, _: {"TOGETHER_API_KEY": KEY, "TOGETHER_AI_API_BASE": f"{server.base_url}/v1"},
+        path="/v1/rerank",
+        authorization=lambda _: bearer(KEY),
+        body=lambda line: strings_body(WIRE_MODEL, line),
+        usage=tokens,
+    ),
+)
