@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.deployment import Deployment
-from providers.types import Document, RankedDocument, RerankRequest
-from tests.adapter_kit import deployment
-from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, strings_body
+from providers.types import Document, RerankRequest
+from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer, strings_body
 from tests.ranking_lines import check_records
 from tests.servers.azure_ai import AzureAIServer, azure_ai_server
 
@@ -23,12 +22,10 @@ STRINGS: list[Document] = ["solar power plants", "coffee"]
 SEARCH_UNIT = {"billed_units": {"search_units": 1}}
 
 
-def dep(base: str | None = SERVERLESS, key: str | None = KEY) -> Deployment:
-    return deployment("azure_ai", WIRE_MODEL, key, base)
+dep = Deployer("azure_ai", WIRE_MODEL, key=KEY, base=SERVERLESS)
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": STRINGS, **overrides})
+req = partial(RerankRequest, query="solar power", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]], meta: dict[str, Any] | None = None) -> httpx.Response:
@@ -53,13 +50,10 @@ def capped_is_sent_as_is(server: AzureAIServer, lines: list[Line], results: list
 
 
 MESSAGE = "Rate limit is exceeded. Try again in 7 seconds."
+MALFORMED = ({"id": "x", "results": [{"index": 2, "relevance_score": 0.5}]},)
 CASE = ProviderCase(
-    provider="azure_ai",
-    wire_model=WIRE_MODEL,
     deployment=dep(f"{FOUNDRY}{VERSION}"),
-    request=req(),
-    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=ok,
     url=f"{FOUNDRY}/rerank{VERSION}",
     authorization=bearer(KEY),
     envelope={"error": {"code": "429", "message": MESSAGE}},
@@ -68,6 +62,9 @@ CASE = ProviderCase(
     key_vars=("AZURE_AI_API_KEY",),
     base_vars=("AZURE_AI_API_BASE",),
     ignored_vars={"AZURE_API_KEY": "openai-key"},
+    native=frozenset({"top_n", "max_tokens_per_doc"}),
+    max_documents=1000,
+    malformed=MALFORMED,
     batch=Batch(
         server=lambda: azure_ai_server(KEY),
         env=lambda server, _: {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from pydantic import SecretStr
 
 from providers.adapters import bedrock
 from providers.deployment import Credentials, Deployment
-from providers.types import Document, RankedDocument, RerankRequest
+from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Line, ProviderCase, Record
 from tests.servers.bedrock import BedrockServer, bedrock_server, source_text
 
@@ -37,8 +38,7 @@ def dep(
     )
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": STRINGS, **overrides})
+req = partial(RerankRequest, query="solar power", documents=STRINGS)
 
 
 def text(value: str) -> dict[str, Any]:
@@ -93,13 +93,10 @@ def both_kinds_sent(server: BedrockServer, lines: list[Line], results: list[Reco
 
 
 ENVELOPE = {"message": "Too many requests, please wait before trying again."}
+MALFORMED = ({"results": [{"index": 2, "relevanceScore": 0.5}]},)
 CASE = ProviderCase(
-    provider="bedrock",
-    wire_model=ARN,
     deployment=dep(),
-    request=req(),
-    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=ok,
     url=URL,
     authorization=SIGNED.format(key=KEY_ID),
     envelope=ENVELOPE,
@@ -121,6 +118,9 @@ CASE = ProviderCase(
     secret_settings=frozenset(
         {"aws_env_access_key_id", "aws_env_secret_access_key", "aws_env_session_token"}
     ),
+    native=frozenset({"object_documents", "top_n"}),
+    max_documents=1000,
+    malformed=MALFORMED,
     batch=Batch(
         server=lambda: bedrock_server(session_token=TOKEN),
         env=worker_env,

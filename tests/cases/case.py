@@ -9,15 +9,16 @@ import re
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from providers.adapter import HttpAdapter
+from providers.adapter import Capabilities, HttpAdapter
 from providers.deployment import Deployment
 from providers.registry import HTTP_ADAPTERS
-from providers.types import RankedDocument, RerankRequest
+from tests.adapter_kit import deployment
 from tests.ranking_lines import rendered, unchanged
 from tests.wire_server import Recorded, words
 
@@ -77,20 +78,18 @@ class Batch:
     """The provider's own assertions on the server and the extra lines' records."""
 
 
+Pairs = list[tuple[int, float]]
+NATIVE_FLAGS = ("object_documents", "top_n", "max_tokens_per_doc", "max_chunks_per_doc")
+
+
 @dataclass(frozen=True)
 class ProviderCase:
-    provider: str
-    wire_model: str
     deployment: Deployment
     """A deployment that can send (key, base and settings set)."""
-    request: RerankRequest
-    """Two documents, small enough for one request."""
-    ok: Callable[[], httpx.Response]
-    """The provider's answer to ``request``, in its wire format."""
-    ranked: list[RankedDocument]
-    """What ``ok`` parses to."""
+    answer: Callable[[Pairs], httpx.Response]
+    """The provider's answer ranking (index, score) pairs, in its wire format."""
     url: str
-    """Where ``request`` goes for ``deployment``."""
+    """Where a request goes for ``deployment``."""
     authorization: str
     """A regular expression the ``Authorization`` header of ``deployment`` must match in full."""
     envelope: Any
@@ -99,6 +98,12 @@ class ProviderCase:
     """The message to carry from ``envelope``."""
     missing: tuple[tuple[Deployment, tuple[str, ...]], ...]
     """Deployments lacking a setting, and the variables the error must name."""
+    native: frozenset[str]
+    """What ``deployment``'s endpoint does itself (of :data:`NATIVE_FLAGS`); the rest is planned."""
+    max_documents: int | None
+    """Documents per request; longer lists are split."""
+    malformed: tuple[Any, ...]
+    """Answers (HTTP 200) that do not fit its format, or not the request."""
     batch: Batch
     error_request_id: str | None = None
     """The request id an error takes from ``envelope`` (when no header carries one)."""
@@ -114,15 +119,57 @@ class ProviderCase:
     """Variables of neighbouring tools this provider must not read."""
 
     @property
+    def provider(self) -> str:
+        return self.deployment.provider
+
+    @property
     def adapter(self) -> HttpAdapter:
         return HTTP_ADAPTERS[self.provider]
 
     @property
+    def capabilities(self) -> Capabilities:
+        """What ``native`` and ``max_documents`` say the adapter declares."""
+        flags = {flag: flag in self.native for flag in NATIVE_FLAGS}
+        return Capabilities(**flags, max_documents=self.max_documents)
+
     def model(self) -> str:
-        return f"{self.provider}/{self.wire_model}"
+        """The model name a batch's lines ask for."""
+        if self.batch.config is not None:
+            return "e2e-model"
+        return f"{self.provider}/{self.batch.wire_model or self.deployment.wire_model}"
 
     def __str__(self) -> str:
         return self.provider
+
+
+class Default(Enum):
+    """The deployment's own value (a base or key argument left out)."""
+
+    VALUE = 0
+
+
+@dataclass(frozen=True)
+class Deployer:
+    """``dep(base, key, model)``: a deployment of ``provider`` with ``key`` and ``base`` unless
+    given (``None`` included: a deployment without it)."""
+
+    provider: str
+    wire_model: str
+    key: str | None = None
+    base: str | None = None
+
+    def __call__(
+        self,
+        base: str | Default | None = Default.VALUE,
+        key: str | Default | None = Default.VALUE,
+        model: str | None = None,
+    ) -> Deployment:
+        return deployment(
+            self.provider,
+            model or self.wire_model,
+            self.key if key is Default.VALUE else key,
+            self.base if base is Default.VALUE else base,
+        )
 
 
 def bearer(key: str) -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.deployment import Deployment
-from providers.types import Document, RankedDocument, RerankRequest
-from tests.adapter_kit import deployment
-from tests.cases.case import Batch, ProviderCase, bearer, strings_body
+from providers.types import Document, RerankRequest
+from tests.cases.case import Batch, Deployer, ProviderCase, bearer, strings_body
 from tests.servers.cohere import cohere_server
 
 KEY = "test-cohere-key"
@@ -20,12 +19,10 @@ STRINGS: list[Document] = ["solar power plants", "coffee"]
 SEARCH_UNIT = {"billed_units": {"search_units": 1}}
 
 
-def dep(base: str | None = BASE, key: str | None = KEY) -> Deployment:
-    return deployment("cohere", WIRE_MODEL, key, base)
+dep = Deployer("cohere", WIRE_MODEL, key=KEY, base=BASE)
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": STRINGS, **overrides})
+req = partial(RerankRequest, query="solar power", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]] | None = None, meta: dict[str, Any] | None = None) -> httpx.Response:
@@ -45,13 +42,10 @@ def error(status: int, message: str = "nope", headers: dict[str, str] | None = N
     )
 
 
+MALFORMED = ({"id": "x", "results": [{"index": 2, "relevance_score": 0.5}]},)
 CASE = ProviderCase(
-    provider="cohere",
-    wire_model=WIRE_MODEL,
     deployment=dep(),
-    request=req(),
-    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=ok,
     url=V2_URL,
     authorization=bearer(KEY),
     envelope={"message": "invalid request: query must be a non-empty string"},
@@ -59,6 +53,9 @@ CASE = ProviderCase(
     missing=((dep(key=None), ("COHERE_API_KEY", "CO_API_KEY")),),
     key_vars=("COHERE_API_KEY", "CO_API_KEY"),
     base_vars=("COHERE_API_BASE",),
+    native=frozenset({"top_n", "max_tokens_per_doc"}),
+    max_documents=1000,
+    malformed=MALFORMED,
     batch=Batch(
         server=lambda: cohere_server(KEY),
         env=lambda server, _: {"COHERE_API_KEY": KEY, "COHERE_API_BASE": server.base_url},

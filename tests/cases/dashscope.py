@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.deployment import Deployment
-from providers.types import Document, RankedDocument, RerankRequest
-from tests.adapter_kit import deployment
-from tests.cases.case import Batch, ProviderCase, bearer, strings_body, word_count
+from providers.types import Document, RerankRequest
+from tests.cases.case import Batch, Deployer, ProviderCase, bearer, strings_body, word_count
 from tests.servers.dashscope import dashscope_server
 
 KEY = "sk-test-dashscope"
@@ -19,12 +18,10 @@ HEAD = {"model": WIRE_MODEL, "query": "rerank model"}
 STRINGS: list[Document] = ["rerank models sort", "quantum computing"]
 
 
-def dep(base: str | None = None, key: str | None = KEY) -> Deployment:
-    return deployment("dashscope", WIRE_MODEL, key, base)
+dep = Deployer("dashscope", WIRE_MODEL, key=KEY)
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "rerank model", "documents": STRINGS, **overrides})
+req = partial(RerankRequest, query="rerank model", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]], usage: Any = None) -> httpx.Response:
@@ -43,13 +40,10 @@ def envelope(code: str, message: str) -> dict[str, str]:
 
 
 MESSAGE = "Requests rate limit exceeded, please try again later."
+MALFORMED = ({"results": [{"index": 2, "relevance_score": 0.5}]},)
 CASE = ProviderCase(
-    provider="dashscope",
-    wire_model=WIRE_MODEL,
     deployment=dep(),
-    request=req(),
-    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=ok,
     url=DEFAULT_URL,
     authorization=bearer(KEY),
     envelope=envelope("Throttling.RateQuota", MESSAGE),
@@ -59,6 +53,9 @@ CASE = ProviderCase(
     key_vars=("DASHSCOPE_API_KEY",),
     base_vars=("DASHSCOPE_API_BASE_RERANK",),
     ignored_vars={"DASHSCOPE_API_BASE": "https://dashscope.aliyuncs.com/compatible-mode/v1"},
+    native=frozenset({"top_n"}),
+    max_documents=500,
+    malformed=MALFORMED,
     batch=Batch(
         server=lambda: dashscope_server(KEY, [WIRE_MODEL]),
         env=lambda server, _: {

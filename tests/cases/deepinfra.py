@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.deployment import Deployment
-from providers.types import RankedDocument, RerankRequest
-from tests.adapter_kit import deployment
-from tests.cases.case import Batch, Line, ProviderCase, bearer, split_count
+from providers.types import RerankRequest
+from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, split_count
 from tests.ranking_lines import rendered
 from tests.servers.deepinfra import deepinfra_server
 
@@ -19,12 +18,10 @@ URL = f"https://api.deepinfra.com/v1/inference/{MODEL}"
 TEXTS = ["solar power plants", "coffee"]
 
 
-def dep(base: str | None = None, key: str | None = KEY) -> Deployment:
-    return deployment("deepinfra", MODEL, key=key, base=base)
+dep = Deployer("deepinfra", MODEL, key=KEY)
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": list(TEXTS), **overrides})
+req = partial(RerankRequest, query="solar power", documents=TEXTS)
 
 
 def body(documents: list[str], query: str = "solar power") -> dict[str, Any]:
@@ -45,13 +42,16 @@ def line_body(line: Line) -> dict[str, Any]:
     return body(rendered(line), line["query"])
 
 
+MALFORMED = (
+    {"scores": [0.5], "input_tokens": 3},  # fewer scores than documents
+    {"scores": [0.5, 0.1, 0.2]},  # more scores than documents
+    {"scores": [0.5, None]},
+    {"scores": [0.5, "NaN"]},
+    {"results": [{"index": 0, "relevance_score": 0.5}]},  # Cohere's shape
+)
 CASE = ProviderCase(
-    provider="deepinfra",
-    wire_model=MODEL,
     deployment=dep(),
-    request=req(),
-    ok=lambda: scores(0.1, 0.9),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=lambda pairs: scores(*(s for _, s in sorted(pairs))),
     url=URL,
     authorization=bearer(KEY),
     envelope={"detail": {"error": "Model is not available"}},
@@ -59,6 +59,9 @@ CASE = ProviderCase(
     missing=((dep(key=None), ("DEEPINFRA_API_KEY",)),),
     key_vars=("DEEPINFRA_API_KEY",),
     base_vars=("DEEPINFRA_API_BASE",),
+    native=frozenset(),
+    max_documents=None,
+    malformed=MALFORMED,
     batch=Batch(
         server=lambda: deepinfra_server(KEY, frozenset({MODEL})),
         env=lambda server, _: {

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.deployment import Deployment
-from providers.types import RankedDocument, RerankRequest
-from tests.adapter_kit import deployment
-from tests.cases.case import Batch, Line, ProviderCase, bearer, split_count, strings_body
+from providers.types import RerankRequest
+from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, split_count, strings_body
 from tests.servers.fireworks_ai import fireworks_server
 
 KEY = "fw-test"
@@ -19,12 +18,10 @@ SENT_MODEL = "fireworks/qwen3-reranker-8b"
 TEXTS = ["solar power plants", "coffee"]
 
 
-def dep(base: str | None = None, key: str | None = KEY, model: str = WIRE_MODEL) -> Deployment:
-    return deployment("fireworks_ai", model, key=key, base=base)
+dep = Deployer("fireworks_ai", WIRE_MODEL, key=KEY)
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": list(TEXTS), **overrides})
+req = partial(RerankRequest, query="solar power", documents=TEXTS)
 
 
 def body(documents: list[str], **extra: Any) -> dict[str, Any]:
@@ -48,13 +45,14 @@ def tokens(line: Line) -> dict[str, Any]:
 
 
 MESSAGE = "top_n must be positive"
+MALFORMED = (
+    {"data": [{"index": 2, "relevance_score": 0.1}]},
+    {"object": "list"},  # no results
+    {"data": [{"index": 0, "score": 0.1}]},  # the wrong score name
+)
 CASE = ProviderCase(
-    provider="fireworks_ai",
-    wire_model=WIRE_MODEL,
     deployment=dep(),
-    request=req(),
-    ok=lambda: data((1, 0.9), (0, 0.1)),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=lambda pairs: data(*pairs),
     url=URL,
     authorization=bearer(KEY),
     envelope={"error": {"object": "error", "type": "invalid_request_error", "message": MESSAGE}},
@@ -67,6 +65,9 @@ CASE = ProviderCase(
     ),
     key_vars=("FIREWORKS_API_KEY", "FIREWORKS_AI_API_KEY", "FIREWORKSAI_API_KEY", "FIREWORKS_AI_TOKEN"),
     base_vars=("FIREWORKS_API_BASE",),
+    native=frozenset({"top_n"}),
+    max_documents=None,
+    malformed=MALFORMED,
     batch=Batch(
         server=lambda: fireworks_server(KEY),
         env=lambda server, _: {  # an empty first variable does not hide the second

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.deployment import Deployment
-from providers.types import RankedDocument, RerankRequest
-from tests.adapter_kit import deployment
-from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, split_count, strings_body
+from providers.types import RerankRequest
+from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer, split_count, strings_body
 from tests.servers.hosted_vllm import VllmServer, vllm_server
 
 BASE = "http://vllm:8000"
@@ -17,12 +16,10 @@ MODEL = "BAAI/bge-reranker-v2-m3"
 TEXTS = ["solar power plants", "coffee"]
 
 
-def dep(base: str | None = BASE, key: str | None = None) -> Deployment:
-    return deployment("hosted_vllm", MODEL, key=key, base=base)
+dep = Deployer("hosted_vllm", MODEL, base=BASE)
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": list(TEXTS), **overrides})
+req = partial(RerankRequest, query="solar power", documents=TEXTS)
 
 
 def body(documents: list[str], **extra: Any) -> dict[str, Any]:
@@ -58,13 +55,14 @@ def truncated_here(server: VllmServer, lines: list[Line], results: list[Record])
 
 
 MESSAGE = "The model `x` does not exist."
+MALFORMED = (
+    {"id": "x", "results": [{"index": 2, "relevance_score": 0.1}]},
+    {"id": "x", "data": []},  # no results
+    [{"index": 0, "score": 0.1}],  # TEI's shape
+)
 CASE = ProviderCase(
-    provider="hosted_vllm",
-    wire_model=MODEL,
     deployment=dep(key="sk-vllm"),
-    request=req(),
-    ok=lambda: results((1, 0.9), (0, 0.1)),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=lambda pairs: results(*pairs),
     url=f"{BASE}/rerank",
     authorization=bearer("sk-vllm"),
     keyless=dep(),
@@ -73,6 +71,9 @@ CASE = ProviderCase(
     missing=((dep(base=None), ("HOSTED_VLLM_API_BASE",)),),
     key_vars=("HOSTED_VLLM_API_KEY",),
     base_vars=("HOSTED_VLLM_API_BASE",),
+    native=frozenset({"top_n"}),
+    max_documents=None,
+    malformed=MALFORMED,
     batch=Batch(
         server=lambda: vllm_server(MODEL, api_key="sk-e2e"),
         env=lambda server, _: {

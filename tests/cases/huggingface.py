@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.deployment import Deployment
-from providers.types import RankedDocument, RerankRequest
-from tests.adapter_kit import deployment
-from tests.cases.case import Batch, Line, ProviderCase, Record, bearer
+from providers.types import RerankRequest
+from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer
 from tests.ranking_lines import rendered
 from tests.servers.huggingface import TeiServer, tei_server
 
@@ -20,12 +19,10 @@ BATCH_SIZE = 32
 """TEI's default ``--max-client-batch-size``."""
 
 
-def dep(base: str | None = BASE, key: str | None = None) -> Deployment:
-    return deployment("huggingface", MODEL, key=key, base=base)
+dep = Deployer("huggingface", MODEL, base=BASE)
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": list(TEXTS), **overrides})
+req = partial(RerankRequest, query="solar power", documents=TEXTS)
 
 
 def body(texts: list[str], query: str = "solar power") -> dict[str, Any]:
@@ -54,13 +51,15 @@ TEI_ERROR = {
     "error": "Input validation error: `inputs` must have less than 512 tokens",
     "error_type": "validation",
 }
+MALFORMED = (
+    {"results": [{"index": 0, "score": 1.0}]},  # an object, not a list
+    [{"index": 0, "relevance_score": 1.0}],  # Cohere's score name
+    [{"index": 3, "score": 1.0}],
+    [{"index": 0, "score": None}],
+)
 CASE = ProviderCase(
-    provider="huggingface",
-    wire_model=MODEL,
     deployment=dep(key="hf_secret"),
-    request=req(),
-    ok=lambda: ranks((1, 0.9), (0, 0.1)),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=lambda pairs: ranks(*pairs),
     url=f"{BASE}/rerank",
     authorization=bearer("hf_secret"),
     keyless=dep(),
@@ -70,6 +69,9 @@ CASE = ProviderCase(
     key_vars=("HUGGINGFACE_API_KEY",),
     base_vars=("HF_API_BASE", "HUGGINGFACE_API_BASE"),
     ignored_vars={"HF_TOKEN": "hf_y"},  # LiteLLM does not read it
+    native=frozenset(),
+    max_documents=32,
+    malformed=MALFORMED,
     batch=Batch(
         server=tei_server,
         env=lambda server, _: {

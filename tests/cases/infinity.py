@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.deployment import Deployment
-from providers.types import Document, RankedDocument, RerankRequest
-from tests.adapter_kit import deployment
-from tests.cases.case import Batch, Line, ProviderCase, bearer, strings_body, word_count
+from providers.types import Document, RerankRequest
+from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, strings_body, word_count
 from tests.servers.infinity import infinity_server
 
 BASE = "http://infinity.internal:7997"
@@ -18,12 +17,10 @@ HEAD = {"model": WIRE_MODEL, "query": "Where is Munich?"}
 STRINGS: list[Document] = ["Munich is in Germany.", "The sky is blue."]
 
 
-def dep(base: str | None = BASE, key: str | None = None) -> Deployment:
-    return deployment("infinity", WIRE_MODEL, key, base)
+dep = Deployer("infinity", WIRE_MODEL, base=BASE)
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "Where is Munich?", "documents": STRINGS, **overrides})
+req = partial(RerankRequest, query="Where is Munich?", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]], usage: Any = None) -> httpx.Response:
@@ -44,13 +41,10 @@ def tokens(line: Line) -> dict[str, Any]:
 
 
 MESSAGE = "model mixedbread-ai/mxbai-rerank-xsmall-v1 is currently overloaded"
+MALFORMED = ({"results": [{"index": 2, "relevance_score": 0.5}]},)
 CASE = ProviderCase(
-    provider="infinity",
-    wire_model=WIRE_MODEL,
     deployment=dep(key="inf-key"),
-    request=req(),
-    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=ok,
     url=f"{BASE}/rerank",
     authorization=bearer("inf-key"),
     keyless=dep(),
@@ -59,6 +53,9 @@ CASE = ProviderCase(
     missing=((dep(base=None), ("INFINITY_API_BASE",)),),
     key_vars=("INFINITY_API_KEY",),
     base_vars=("INFINITY_API_BASE",),
+    native=frozenset({"top_n"}),
+    max_documents=2048,
+    malformed=MALFORMED,
     batch=Batch(  # a server without a key: no header at all
         server=lambda: infinity_server(None, [WIRE_MODEL], url_prefix="/v1"),
         env=lambda server, _: {"INFINITY_API_BASE": f"{server.base_url}/v1"},

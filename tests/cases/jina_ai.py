@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.deployment import Deployment
-from providers.types import Document, RankedDocument, RerankRequest
-from tests.adapter_kit import deployment
-from tests.cases.case import Batch, ProviderCase, bearer, strings_body, word_count
+from providers.types import Document, RerankRequest
+from tests.cases.case import Batch, Deployer, ProviderCase, bearer, strings_body, word_count
 from tests.servers.jina_ai import jina_server
 
 KEY = "jina_test_key"
@@ -18,12 +17,10 @@ HEAD = {"model": WIRE_MODEL, "query": "organic skincare"}
 STRINGS: list[Document] = ["organic skincare products", "makeup trends"]
 
 
-def dep(base: str | None = None, key: str | None = KEY) -> Deployment:
-    return deployment("jina_ai", WIRE_MODEL, key, base)
+dep = Deployer("jina_ai", WIRE_MODEL, key=KEY)
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "organic skincare", "documents": STRINGS, **overrides})
+req = partial(RerankRequest, query="organic skincare", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]], usage: Any = None, document: Any = None) -> httpx.Response:
@@ -36,13 +33,10 @@ def ok(results: list[tuple[int, float]], usage: Any = None, document: Any = None
 
 
 MESSAGE = "[RID: 51853d71] Too many requests, please slow down"
+MALFORMED = ({"results": [{"index": 2, "relevance_score": 0.5}]},)
 CASE = ProviderCase(
-    provider="jina_ai",
-    wire_model=WIRE_MODEL,
     deployment=dep(),
-    request=req(),
-    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=ok,
     url="https://api.jina.ai/v1/rerank",
     authorization=bearer(KEY),
     envelope={"detail": MESSAGE},
@@ -50,6 +44,9 @@ CASE = ProviderCase(
     missing=((dep(key=None), ("JINA_AI_API_KEY", "JINA_API_KEY", "JINA_AI_TOKEN")),),
     key_vars=("JINA_AI_API_KEY", "JINA_API_KEY", "JINA_AI_TOKEN"),
     base_vars=("JINA_AI_API_BASE",),
+    native=frozenset({"top_n"}),
+    max_documents=None,
+    malformed=MALFORMED,
     batch=Batch(
         server=lambda: jina_server(KEY, [WIRE_MODEL]),
         env=lambda server, _: {"JINA_API_KEY": KEY, "JINA_AI_API_BASE": f"{server.base_url}/v1/anything"},

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.deployment import Deployment
-from providers.types import Document, RankedDocument, RerankRequest
-from tests.adapter_kit import deployment
-from tests.cases.case import Batch, ProviderCase, bearer, strings_body
+from providers.types import Document, RerankRequest
+from tests.cases.case import Batch, Deployer, ProviderCase, bearer, strings_body
 from tests.servers.litellm_proxy import litellm_proxy_server
 
 KEY = "sk-proxy-test"
@@ -20,12 +19,10 @@ STRINGS: list[Document] = ["solar power plants", "coffee"]
 SEARCH_UNIT = {"billed_units": {"search_units": 1}}
 
 
-def dep(base: str | None = BASE, key: str | None = KEY) -> Deployment:
-    return deployment("litellm_proxy", MODEL, key, base)
+dep = Deployer("litellm_proxy", MODEL, key=KEY, base=BASE)
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": STRINGS, **overrides})
+req = partial(RerankRequest, query="solar power", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]], meta: dict[str, Any] | None = None) -> httpx.Response:
@@ -38,13 +35,10 @@ def ok(results: list[tuple[int, float]], meta: dict[str, Any] | None = None) -> 
 
 
 MESSAGE = "litellm.RateLimitError: CohereException - You are past the per minute request limit"
+MALFORMED = ({"id": "x", "results": [{"index": 2, "relevance_score": 0.5}]},)
 CASE = ProviderCase(
-    provider="litellm_proxy",
-    wire_model=MODEL,
     deployment=dep(),
-    request=req(),
-    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=ok,
     url=f"{BASE}/v1/rerank",
     authorization=bearer(KEY),
     envelope={"error": {"message": MESSAGE, "type": "throttling_error", "param": "None", "code": "429"}},
@@ -56,6 +50,9 @@ CASE = ProviderCase(
     key_vars=("LITELLM_PROXY_API_KEY",),
     base_vars=("LITELLM_PROXY_API_BASE",),
     ignored_vars={"COHERE_API_KEY": "c", "COHERE_API_BASE": "https://api.cohere.com"},
+    native=frozenset({"top_n"}),
+    max_documents=None,
+    malformed=MALFORMED,
     batch=Batch(
         server=lambda: litellm_proxy_server(KEY, [MODEL]),
         env=lambda server, _: {"LITELLM_PROXY_API_KEY": KEY, "LITELLM_PROXY_API_BASE": server.base_url},

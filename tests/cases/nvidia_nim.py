@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from providers.deployment import Deployment
-from providers.types import RankedDocument, RerankRequest
+from providers.types import RerankRequest
 from tests.adapter_kit import deployment
 from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, split_count
 from tests.ranking_lines import rendered
@@ -52,13 +52,15 @@ def schema_accepts_every_body(server: NimServer, lines: list[Line], results: lis
 
 NVCF_ERROR = {"type": "about:blank", "status": 400, "title": "Bad Request", "detail": "passages: too many",
               "requestId": "nvcf-err-1"}  # fmt: skip
+MALFORMED = (
+    {"rankings": [{"index": 5, "logit": 1.0}]},
+    {"rankings": [{"index": 0, "score": 1.0}]},  # no logit
+    {"results": [{"index": 0, "relevance_score": 1.0}]},  # Cohere's shape
+    {"rankings": [{"index": 0, "logit": 1.0}, {"index": 0, "logit": 2.0}]},  # a repeated index
+)
 CASE = ProviderCase(
-    provider="nvidia_nim",
-    wire_model=HOSTED,
     deployment=dep(),
-    request=req(),
-    ok=lambda: rankings((1, 2.5), (0, -1.0)),
-    ranked=[RankedDocument(1, 2.5), RankedDocument(0, -1.0)],
+    answer=lambda pairs: rankings(*pairs),
     url=HOSTED_URL,
     authorization=bearer(KEY),
     keyless=dep(RANKING, base="http://nim:8000", key=None),  # a self-hosted NIM
@@ -76,6 +78,9 @@ CASE = ProviderCase(
     ),
     key_vars=("NVIDIA_NIM_API_KEY",),
     base_vars=("NVIDIA_NIM_API_BASE",),
+    native=frozenset(),
+    max_documents=512,
+    malformed=MALFORMED,
     batch=Batch(  # a self-hosted NIM: no key anywhere
         server=lambda: nim_server(api_key=None),
         env=lambda server, _: {"NVIDIA_NIM_API_BASE": f"{server.base_url}/v1", "NVIDIA_NIM_API_KEY": ""},

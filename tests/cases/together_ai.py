@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.deployment import Deployment
-from providers.types import Document, RankedDocument, RerankRequest
-from tests.adapter_kit import deployment
-from tests.cases.case import Batch, Line, ProviderCase, bearer, strings_body, word_count
+from providers.types import Document, RerankRequest
+from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, strings_body, word_count
 from tests.servers.together_ai import together_server
 
 KEY = "test-together-key"
@@ -18,12 +17,10 @@ HEAD = {"model": WIRE_MODEL, "query": "animals near Peru"}
 STRINGS: list[Document] = ["llamas live in Peru", "pandas live in China"]
 
 
-def dep(base: str | None = None, key: str | None = KEY) -> Deployment:
-    return deployment("together_ai", WIRE_MODEL, key, base)
+dep = Deployer("together_ai", WIRE_MODEL, key=KEY)
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "animals near Peru", "documents": STRINGS, **overrides})
+req = partial(RerankRequest, query="animals near Peru", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]], usage: Any = None) -> httpx.Response:
@@ -43,13 +40,10 @@ def tokens(line: Line) -> dict[str, Any]:
 
 
 MESSAGE = "You have exceeded your rate limit for this model"
+MALFORMED = ({"results": [{"index": 2, "relevance_score": 0.5}]},)
 CASE = ProviderCase(
-    provider="together_ai",
-    wire_model=WIRE_MODEL,
     deployment=dep(),
-    request=req(),
-    ok=lambda: ok([(1, 0.9), (0, 0.1)]),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=ok,
     url="https://api.together.ai/v1/rerank",
     authorization=bearer(KEY),
     envelope={"error": {"message": MESSAGE, "type": "invalid_request_error", "param": None, "code": None}},
@@ -62,6 +56,9 @@ CASE = ProviderCase(
     ),
     key_vars=("TOGETHER_API_KEY", "TOGETHER_AI_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_AI_TOKEN"),
     base_vars=("TOGETHER_AI_API_BASE",),
+    native=frozenset({"top_n"}),
+    max_documents=None,
+    malformed=MALFORMED,
     batch=Batch(
         server=lambda: together_server(KEY, [WIRE_MODEL]),
         env=lambda server, _: {"TOGETHER_API_KEY": KEY, "TOGETHER_AI_API_BASE": f"{server.base_url}/v1"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
@@ -9,7 +10,7 @@ from pydantic import SecretStr
 
 from providers.adapters import vertex_ai
 from providers.deployment import Credentials, Deployment
-from providers.types import Document, RankedDocument, RerankRequest
+from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, config_for
 from tests.servers.vertex_ai import VertexServer, record_text, vertex_server
 
@@ -28,8 +29,7 @@ def dep(base: str | None = None, **params: Any) -> Deployment:
     )
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": STRINGS, **overrides})
+req = partial(RerankRequest, query="solar power", documents=STRINGS)
 
 
 def head(records: list[dict[str, Any]], query: str = "solar power", **extra: Any) -> dict[str, Any]:
@@ -54,13 +54,18 @@ def project_header_and_titles(server: VertexServer, lines: list[Line], results: 
 
 
 MESSAGE = "Quota exceeded for ranking requests."
+MALFORMED = tuple(
+    {"records": records}  # records that do not map back to the request's documents
+    for records in (
+        [{"id": "7", "score": 0.5}],
+        [{"id": "x", "score": 0.5}],
+        [{"score": 0.5}],
+        [{"id": "0"}, {"id": "0"}],
+    )
+)
 CASE = ProviderCase(
-    provider="vertex_ai",
-    wire_model=MODEL,
     deployment=dep(),
-    request=req(),
-    ok=lambda: ok([{"id": "1", "score": 0.9}, {"id": "0", "score": 0.1}]),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=lambda pairs: ok([{"id": str(i), "score": s} for i, s in pairs]),
     url=f"https://discoveryengine.googleapis.com{RANK}",
     authorization=bearer(TOKEN),
     envelope={"error": {"code": 429, "message": MESSAGE, "status": "RESOURCE_EXHAUSTED"}},
@@ -78,6 +83,9 @@ CASE = ProviderCase(
     },
     secret_settings=frozenset({"vertex_credentials", "vertex_access_token"}),
     ignored_vars={"VERTEXAI_LOCATION": "us-central1"},  # a compute region is not a Ranking API location
+    native=frozenset({"object_documents", "top_n"}),
+    max_documents=200,
+    malformed=MALFORMED,
     batch=Batch(
         server=lambda: vertex_server(token=TOKEN, project=PROJECT),
         config=lambda server: config_for(f"vertex_ai/{MODEL}", server.base_url, vertex_project=PROJECT),

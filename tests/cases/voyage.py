@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.deployment import Deployment
-from providers.types import RankedDocument, RerankRequest
-from tests.adapter_kit import deployment
-from tests.cases.case import Batch, Line, ProviderCase, bearer, split_count, strings_body
+from providers.types import RerankRequest
+from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, split_count, strings_body
 from tests.servers.voyage import voyage_server
 
 KEY = "pa-test"
@@ -18,12 +17,10 @@ URL = "https://api.voyageai.com/v1/rerank"
 TEXTS = ["solar power plants", "coffee"]
 
 
-def dep(base: str | None = None, key: str | None = KEY) -> Deployment:
-    return deployment("voyage", MODEL, key=key, base=base)
+dep = Deployer("voyage", MODEL, key=KEY)
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": list(TEXTS), **overrides})
+req = partial(RerankRequest, query="solar power", documents=TEXTS)
 
 
 def body(documents: list[str], **extra: Any) -> dict[str, Any]:
@@ -51,13 +48,14 @@ def line_body(line: Line) -> dict[str, Any]:
 
 
 ENVELOPE = {"detail": "The number of documents must be between 1 and 1000, got 1001."}
+MALFORMED = (
+    {"data": [{"index": 2, "relevance_score": 0.1}]},
+    {"results": [{"index": 0, "relevance_score": 0.1}]},  # Cohere's key
+    {"data": [{"index": 0}]},  # no score
+)
 CASE = ProviderCase(
-    provider="voyage",
-    wire_model=MODEL,
     deployment=dep(),
-    request=req(),
-    ok=lambda: data((1, 0.9), (0, 0.1)),
-    ranked=[RankedDocument(1, 0.9), RankedDocument(0, 0.1)],
+    answer=lambda pairs: data(*pairs),
     url=URL,
     authorization=bearer(KEY),
     envelope=ENVELOPE,
@@ -65,6 +63,9 @@ CASE = ProviderCase(
     missing=((dep(key=None), ("VOYAGE_API_KEY",)),),
     key_vars=("VOYAGE_API_KEY", "VOYAGE_AI_API_KEY", "VOYAGE_AI_TOKEN"),
     base_vars=("VOYAGE_API_BASE",),
+    native=frozenset({"top_n"}),
+    max_documents=1000,
+    malformed=MALFORMED,
     batch=Batch(
         server=lambda: voyage_server(KEY),
         env=lambda server, _: {"VOYAGE_API_KEY": KEY, "VOYAGE_API_BASE": f"{server.base_url}/v1"},

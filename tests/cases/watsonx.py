@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
 from providers.deployment import Credentials, Deployment
-from providers.types import Document, RankedDocument, RerankRequest
+from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, word_count
 from tests.ranking_lines import rendered
 from tests.servers.watsonx import MODEL, IamServer, WatsonxServer, logit
@@ -36,8 +37,7 @@ def dep(base: str | None = BASE, key: str | None = None, **params: Any) -> Deplo
     )
 
 
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": STRINGS, **overrides})
+req = partial(RerankRequest, query="solar power", documents=STRINGS)
 
 
 def inputs(*texts: Document) -> list[dict[str, Document]]:
@@ -90,13 +90,10 @@ def one_exchange_and_truncated(server: WatsonxServer, lines: list[Line], results
 
 
 MESSAGE = "Rate limit of 8 requests per second exceeded"
+MALFORMED = ({"results": [{"index": 2, "score": 0.5}]},)
 CASE = ProviderCase(
-    provider="watsonx",
-    wire_model=MODEL,
     deployment=dep(),
-    request=req(),
-    ok=lambda: ok([(1, 5.5), (0, -3.2)]),
-    ranked=[RankedDocument(1, 5.5), RankedDocument(0, -3.2)],
+    answer=ok,
     url=URL,
     authorization=bearer(TOKEN),
     envelope={
@@ -127,6 +124,9 @@ CASE = ProviderCase(
         "space_id": ("WATSONX_DEPLOYMENT_SPACE_ID", "WATSONX_SPACE_ID"),
     },
     secret_settings=frozenset({"token", "zen_api_key"}),
+    native=frozenset({"top_n", "max_tokens_per_doc"}),
+    max_documents=None,
+    malformed=MALFORMED,
     batch=Batch(
         server=servers,
         env=lambda server, _: {

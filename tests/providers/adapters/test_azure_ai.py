@@ -13,7 +13,7 @@ from providers.adapters import cohere
 from providers.adapters.azure_ai import ADAPTER, rerank_url
 from providers.errors import InvalidRequestError
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, failure, rerank, reranker_for, single, wires
+from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
 from tests.cases.azure_ai import FOUNDRY, HEAD, KEY, SERVERLESS, STRINGS, VERSION, WIRE_MODEL, dep, ok, req
 from tests.servers.azure_ai import AzureAIServer, azure_ai_server
 
@@ -77,23 +77,10 @@ def test_url_rules_and_the_version_they_select(base: str, url: str, version: int
              "max_tokens_per_doc": 512},
             id="v2-objects-rendered-max_tokens-native",
         ),
-        pytest.param(
-            FOUNDRY,
-            {"documents": [LONG, "solar"], "max_chunks_per_doc": 2, "max_tokens_per_doc": 4, "top_n": 1},
-            {**HEAD, "documents": ["w0 w1 w2 w3", "w4 w5 w6 w7", "solar"]},
-            id="v2-max_chunks_per_doc-chunked-here",
-        ),
     ],
 )  # fmt: skip
 def test_body_follows_the_cohere_version(base: str, overrides: dict[str, Any], body: dict[str, Any]) -> None:
     assert single(ADAPTER, dep(base), req(**overrides)).body == body
-
-
-def test_more_than_a_thousand_documents_are_split() -> None:
-    documents: list[Document] = [f"doc {i}" for i in range(cohere.MAX_DOCUMENTS + 5)]
-    parts = wires(ADAPTER, dep(FOUNDRY), req(documents=documents, top_n=2))
-    assert [len(w.body["documents"]) for w in parts] == [cohere.MAX_DOCUMENTS, 5]
-    assert [w.body["top_n"] for w in parts] == [2, 2]
 
 
 # --- what comes back --------------------------------------------------------------------------------

@@ -36,7 +36,6 @@ OBJECTS: list[Document] = [
     {"id": "a", "title": "Solar", "body": "photovoltaic power", "year": 2020},
     {"id": "b", "title": "Coffee", "body": "espresso"},
 ]
-LONG = " ".join(f"w{i}" for i in range(10))
 FROZEN = datetime.datetime(2026, 1, 2, 3, 4, 5)
 
 
@@ -103,12 +102,6 @@ def test_region_precedence(model: str, params: dict[str, Any], region: str) -> N
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        pytest.param({}, body([text("solar power plants"), text("coffee beans")], 2), id="strings"),
-        pytest.param(
-            {"top_n": 1, "return_documents": True},
-            body([text("solar power plants"), text("coffee beans")], 1),
-            id="top_n-numberOfResults-return_documents-never",
-        ),
         pytest.param(
             {"top_n": 10}, body([text("solar power plants"), text("coffee beans")], 2), id="top_n-capped"
         ),
@@ -123,16 +116,6 @@ def test_region_precedence(model: str, params: dict[str, Any], region: str) -> N
             body([json_doc({"body": "photovoltaic power"}), json_doc({"body": "espresso"}),
                   text("plain")], 3),
             id="objects-rank_fields-and-strings",
-        ),
-        pytest.param(
-            {"documents": [LONG, {"id": "x", "text": LONG}], "max_tokens_per_doc": 3},
-            body([text("w0 w1 w2"), text("w0 w1 w2")], 2),
-            id="max_tokens_per_doc-truncated-here-objects-rendered",
-        ),
-        pytest.param(
-            {"documents": [LONG, "solar"], "max_chunks_per_doc": 2, "max_tokens_per_doc": 4, "top_n": 1},
-            body([text("w0 w1 w2 w3"), text("w4 w5 w6 w7"), text("solar")], 3),
-            id="max_chunks_per_doc-chunked-here",
         ),
     ],
 )  # fmt: skip

@@ -69,35 +69,11 @@ STRINGS = ["solar power plants", "coffee"]
 @pytest.mark.parametrize(
     ("base", "overrides", "body"),
     [
-        pytest.param(BASE, {}, {**HEAD, "documents": STRINGS}, id="v2-strings"),
         pytest.param(
             BASE,
             {"top_n": 1, "max_tokens_per_doc": 512, "return_documents": True},
             {**HEAD, "documents": STRINGS, "top_n": 1, "max_tokens_per_doc": 512},
             id="v2-top_n-max_tokens",
-        ),
-        pytest.param(
-            BASE,
-            {"documents": OBJECTS},
-            {**HEAD, "documents": [
-                "title: Solar panels\ntext: Photovoltaic cells turn light into power.",
-                "title: Coffee\ntext: Espresso is brewed under pressure.\nyear: 2020",
-            ]},
-            id="v2-objects-all-fields-but-id",
-        ),
-        pytest.param(
-            BASE,
-            {"documents": OBJECTS, "rank_fields": ["year", "title", "missing"]},
-            {**HEAD, "documents": ["title: Solar panels", "year: 2020\ntitle: Coffee"]},
-            id="v2-objects-rank_fields-in-order",
-        ),
-        pytest.param(
-            BASE,
-            {"documents": [*OBJECTS, "plain"], "rank_fields": ["text"]},
-            {**HEAD, "documents": [
-                "Photovoltaic cells turn light into power.", "Espresso is brewed under pressure.", "plain",
-            ]},
-            id="v2-rank_fields-text-only-is-bare",
         ),
         pytest.param(
             BASE,
@@ -130,17 +106,6 @@ def test_build_request_body(base: str, overrides: dict[str, Any], body: dict[str
 
 
 LONG = " ".join(f"w{i}" for i in range(10))
-
-
-@pytest.mark.parametrize("base", [BASE, "https://api.cohere.com/v2/rerank"])
-def test_v2_chunks_client_side_for_max_chunks_per_doc(base: str) -> None:
-    wire = single(
-        cohere.ADAPTER,
-        dep(base),
-        req(documents=[LONG, "solar"], max_tokens_per_doc=4, max_chunks_per_doc=2, top_n=1),
-    )
-    # windows of 4 words, at most 2 per document; top_n is applied after max-pooling
-    assert wire.body == {**HEAD, "documents": ["w0 w1 w2 w3", "w4 w5 w6 w7", "solar"]}
 
 
 @pytest.mark.parametrize("base", [V1_BASE, "https://api.cohere.com/v1/rerank"])

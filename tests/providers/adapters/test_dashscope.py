@@ -5,7 +5,6 @@ test_contract.py.)"""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -13,16 +12,11 @@ import pytest
 from providers.adapters.dashscope import ADAPTER, MAX_DOCUMENTS
 from providers.errors import BadResponseError
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, failure, rerank, single, wires
-from tests.cases.dashscope import DEFAULT_URL, HEAD, KEY, STRINGS, WIRE_MODEL, dep, envelope, ok, req
+from tests.adapter_kit import Mock, failure, rerank, single
+from tests.cases.dashscope import DEFAULT_URL, HEAD, KEY, WIRE_MODEL, dep, envelope, ok, req
 from tests.servers.dashscope import DashScopeServer, dashscope_server
 
 INTL = "https://dashscope-intl.aliyuncs.com/compatible-api/v1"
-OBJECTS: list[Document] = [
-    {"id": "a", "title": "Rerank", "text": "Rerank models sort documents."},
-    {"id": "b", "title": "Quantum", "text": "Quantum computing."},
-]
-LONG = " ".join(f"w{i}" for i in range(10))
 
 
 # --- what goes on the wire --------------------------------------------------------------------------
@@ -46,41 +40,6 @@ LONG = " ".join(f"w{i}" for i in range(10))
 def test_url_rules(base: str | None, url: str) -> None:
     wire = single(ADAPTER, dep(base), req())
     assert (wire.method, wire.url) == ("POST", url)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "body"),
-    [
-        pytest.param({}, {**HEAD, "documents": STRINGS}, id="strings"),
-        pytest.param(
-            {"top_n": 1, "return_documents": True},
-            {**HEAD, "documents": STRINGS, "top_n": 1},
-            id="top_n-sent-return_documents-never",
-        ),
-        pytest.param(
-            {"documents": OBJECTS, "rank_fields": ["title"]},
-            {**HEAD, "documents": ["title: Rerank", "title: Quantum"]},
-            id="objects-rendered-with-rank_fields",
-        ),
-        pytest.param(
-            {"documents": [LONG, "rerank"], "max_tokens_per_doc": 3},
-            {**HEAD, "documents": ["w0 w1 w2", "rerank"]},
-            id="max_tokens_per_doc-truncated-here",
-        ),
-        pytest.param(
-            {"documents": [LONG, "rerank"], "max_chunks_per_doc": 2, "max_tokens_per_doc": 4, "top_n": 1},
-            {**HEAD, "documents": ["w0 w1 w2 w3", "w4 w5 w6 w7", "rerank"]},
-            id="max_chunks_per_doc-chunked-here",
-        ),
-    ],
-)  # fmt: skip
-def test_body_takes_strings_only(overrides: dict[str, Any], body: dict[str, Any]) -> None:
-    assert single(ADAPTER, dep(), req(**overrides)).body == body
-
-
-def test_lists_over_500_documents_are_split() -> None:
-    parts = wires(ADAPTER, dep(), req(documents=[f"doc {i}" for i in range(2 * MAX_DOCUMENTS + 1)]))
-    assert [len(w.body["documents"]) for w in parts] == [MAX_DOCUMENTS, MAX_DOCUMENTS, 1]
 
 
 # --- what comes back --------------------------------------------------------------------------------

@@ -10,12 +10,12 @@ import httpx
 import pytest
 
 from providers.adapters.deepinfra import ADAPTER
-from providers.errors import AuthenticationError, BadResponseError, InvalidRequestError
+from providers.errors import AuthenticationError, InvalidRequestError
 from providers.reranker import Reranker
-from providers.types import Document, RankedDocument
+from providers.types import RankedDocument
 from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
-from tests.cases.deepinfra import KEY, MODEL, TEXTS, URL, body, dep, req, scores
-from tests.servers.deepinfra import DeepInfraServer, check, deepinfra_server
+from tests.cases.deepinfra import KEY, MODEL, URL, body, dep, req, scores
+from tests.servers.deepinfra import DeepInfraServer, deepinfra_server
 
 # --- URL and body (prepare: no I/O) -------------------------------------------------------------------
 
@@ -38,47 +38,7 @@ def test_url_has_the_model_and_no_openai(base: str | None, url: str) -> None:
     assert (wire.method, wire.url, wire.headers) == ("POST", url, {})
 
 
-OBJECTS: list[Document] = [
-    {"id": "a", "title": "Solar panels", "text": "Photovoltaic cells"},
-    {"id": "b", "title": "Coffee", "text": "Espresso", "year": 2020},
-]
 LONG = " ".join(f"w{i}" for i in range(10))
-
-
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [
-        pytest.param({}, body(TEXTS), id="one-query-per-document-no-model"),
-        pytest.param({"top_n": 1, "return_documents": True}, body(TEXTS), id="no-top_n-no-return_documents"),
-        pytest.param(
-            {"documents": OBJECTS, "rank_fields": ["text", "title"]},
-            body(["text: Photovoltaic cells\ntitle: Solar panels", "text: Espresso\ntitle: Coffee"]),
-            id="objects-rank_fields",
-        ),
-        pytest.param(
-            {"documents": [LONG, "x"], "max_tokens_per_doc": 4}, body(["w0 w1 w2 w3", "x"]), id="max_tokens"
-        ),
-        pytest.param(
-            {"documents": [LONG], "max_tokens_per_doc": 4, "max_chunks_per_doc": 2},
-            body(["w0 w1 w2 w3", "w4 w5 w6 w7"]),
-            id="max_chunks",
-        ),
-    ],
-)
-def test_body(overrides: dict[str, Any], expected: dict[str, Any]) -> None:
-    wire = single(ADAPTER, dep(), req(**overrides))
-    assert wire.body == expected
-    assert check(wire.body) is None
-
-
-def test_nothing_but_strings_is_native() -> None:
-    caps = ADAPTER.capabilities(dep())
-    assert (caps.object_documents, caps.top_n, caps.max_tokens_per_doc, caps.max_chunks_per_doc) == (
-        False,
-        False,
-        False,
-        False,
-    )
 
 
 # --- the shared HTTP path over MockTransport ----------------------------------------------------------
@@ -117,21 +77,6 @@ async def test_chunk_scores_are_max_pooled() -> None:
 async def test_other_detail_envelopes(envelope: Any, message: str) -> None:
     exc, _ = await failure(ADAPTER, dep(), req(), Mock(httpx.Response(422, json=envelope)))
     assert isinstance(exc, InvalidRequestError) and exc.message == message
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [
-        pytest.param({"scores": [0.5], "input_tokens": 3}, id="fewer-scores-than-documents"),
-        pytest.param({"scores": [0.5, 0.1, 0.2]}, id="more-scores-than-documents"),
-        pytest.param({"scores": [0.5, None]}, id="null-score"),
-        pytest.param({"scores": [0.5, "NaN"]}, id="nan-score"),
-        pytest.param({"results": [{"index": 0, "relevance_score": 0.5}]}, id="cohere-shape"),
-    ],
-)
-async def test_wrong_shape_is_bad_response(payload: Any) -> None:
-    exc, _ = await failure(ADAPTER, dep(), req(), Mock(httpx.Response(200, json=payload)))
-    assert isinstance(exc, BadResponseError)
 
 
 # --- against the local DeepInfra server ---------------------------------------------------------------

@@ -4,18 +4,17 @@ and ignoring what vLLM does.  (What every provider does alike: test_contract.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from providers.adapters.hosted_vllm import ADAPTER
-from providers.errors import AuthenticationError, BadResponseError, InvalidRequestError
+from providers.errors import AuthenticationError, InvalidRequestError
 from providers.reranker import Reranker
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
-from tests.cases.hosted_vllm import MODEL, TEXTS, body, dep, req, results
-from tests.servers.hosted_vllm import VllmServer, check, vllm_server
+from tests.cases.hosted_vllm import MODEL, body, dep, req, results
+from tests.servers.hosted_vllm import VllmServer, vllm_server
 
 # --- URL and body (prepare: no I/O) -------------------------------------------------------------------
 
@@ -38,50 +37,7 @@ def test_url(base: str, url: str) -> None:
     assert (wire.method, wire.url, wire.headers) == ("POST", url, {})
 
 
-OBJECTS: list[Document] = [
-    {"id": "a", "title": "Solar panels", "text": "Photovoltaic cells"},
-    {"id": "b", "title": "Coffee", "text": "Espresso", "year": 2020},
-]
 LONG = " ".join(f"w{i}" for i in range(10))
-
-
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [
-        pytest.param({}, body(TEXTS), id="strings"),
-        pytest.param({"top_n": 1, "return_documents": True}, body(TEXTS, top_n=1), id="top_n-native"),
-        pytest.param(
-            {"documents": OBJECTS, "rank_fields": ["title"]},
-            body(["title: Solar panels", "title: Coffee"]),
-            id="objects-rendered-with-rank_fields",
-        ),
-        pytest.param(
-            {"documents": [LONG, "x"], "max_tokens_per_doc": 3},
-            body(["w0 w1 w2", "x"]),
-            id="max_tokens_per_doc-client-side",
-        ),
-        pytest.param(
-            {"documents": [LONG, "x"], "max_tokens_per_doc": 6, "max_chunks_per_doc": 2, "top_n": 1},
-            body(["w0 w1 w2 w3 w4 w5", "w6 w7 w8 w9", "x"]),
-            id="max_chunks_per_doc-client-side-no-top_n",
-        ),
-    ],
-)
-def test_body(overrides: dict[str, Any], expected: dict[str, Any]) -> None:
-    wire = single(ADAPTER, dep(), req(**overrides))
-    assert wire.body == expected
-    assert check(wire.body) is None
-
-
-def test_top_n_alone_is_native_and_lists_are_never_split() -> None:
-    caps = ADAPTER.capabilities(dep())
-    assert (caps.object_documents, caps.top_n, caps.max_tokens_per_doc, caps.max_chunks_per_doc) == (
-        False,
-        True,
-        False,
-        False,
-    )
-    assert caps.max_documents is None
 
 
 # --- the shared HTTP path over MockTransport ----------------------------------------------------------
@@ -114,19 +70,6 @@ async def test_legacy_flat_envelope_message_is_extracted() -> None:
     flat = {"object": "error", "message": "top_n: Input should be a valid integer", "type": "BadRequestError"}
     exc, _ = await failure(ADAPTER, dep(), req(), Mock(httpx.Response(400, json=flat)))
     assert isinstance(exc, InvalidRequestError) and exc.message == flat["message"]
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [
-        pytest.param({"id": "x", "results": [{"index": 2, "relevance_score": 0.1}]}, id="index-past-end"),
-        pytest.param({"id": "x", "data": []}, id="no-results"),
-        pytest.param([{"index": 0, "score": 0.1}], id="tei-shape"),
-    ],
-)
-async def test_wrong_shape_is_bad_response(payload: Any) -> None:
-    exc, _ = await failure(ADAPTER, dep(), req(), Mock(httpx.Response(200, json=payload)))
-    assert isinstance(exc, BadResponseError)
 
 
 # --- against the local vLLM server --------------------------------------------------------------------

@@ -3,24 +3,15 @@ Infinity server validating as Infinity does.  (What every provider does alike: t
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
 from providers.adapters.infinity import ADAPTER, MAX_DOCUMENTS
 from providers.errors import AuthenticationError, InvalidRequestError
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, failure, rerank, single, wires
-from tests.cases.infinity import BASE, HEAD, STRINGS, WIRE_MODEL, dep, ok, req
+from tests.adapter_kit import Mock, failure, rerank, single
+from tests.cases.infinity import BASE, HEAD, WIRE_MODEL, dep, ok, req
 from tests.servers.infinity import infinity_server
-
-OBJECTS: list[Document] = [
-    {"id": "a", "title": "Munich", "text": "Munich is in Germany."},
-    {"text": "The sky."},
-]
-LONG = " ".join(f"w{i}" for i in range(10))
-
 
 # --- what goes on the wire --------------------------------------------------------------------------
 
@@ -38,47 +29,6 @@ LONG = " ".join(f"w{i}" for i in range(10))
 def test_url_is_base_plus_rerank(base: str, url: str) -> None:
     wire = single(ADAPTER, dep(base), req())
     assert (wire.method, wire.url) == ("POST", url)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "body"),
-    [
-        pytest.param({}, {**HEAD, "documents": STRINGS}, id="strings"),
-        pytest.param(
-            {"top_n": 1, "return_documents": True},
-            {**HEAD, "documents": STRINGS, "top_n": 1},
-            id="top_n-sent-return_documents-never",
-        ),
-        pytest.param(
-            {"documents": OBJECTS, "rank_fields": ["title", "text"]},
-            {**HEAD, "documents": ["title: Munich\ntext: Munich is in Germany.", "text: The sky."]},
-            id="objects-rendered-with-rank_fields",
-        ),
-        pytest.param(
-            {"documents": OBJECTS},
-            {**HEAD, "documents": ["title: Munich\ntext: Munich is in Germany.", "The sky."]},
-            id="objects-rendered-all-fields-but-id",
-        ),
-        pytest.param(
-            {"documents": [LONG, "munich"], "max_tokens_per_doc": 3},
-            {**HEAD, "documents": ["w0 w1 w2", "munich"]},
-            id="max_tokens_per_doc-truncated-here",
-        ),
-        pytest.param(
-            {"documents": [LONG, "munich"], "max_chunks_per_doc": 2, "max_tokens_per_doc": 4, "top_n": 1},
-            {**HEAD, "documents": ["w0 w1 w2 w3", "w4 w5 w6 w7", "munich"]},
-            id="max_chunks_per_doc-chunked-here",
-        ),
-    ],
-)  # fmt: skip
-def test_body_is_infinitys_rerank_input(overrides: dict[str, Any], body: dict[str, Any]) -> None:
-    assert single(ADAPTER, dep(), req(**overrides)).body == body
-
-
-def test_lists_over_2048_documents_are_split() -> None:
-    parts = wires(ADAPTER, dep(), req(documents=[f"doc {i}" for i in range(MAX_DOCUMENTS + 10)], top_n=5))
-    assert [len(w.body["documents"]) for w in parts] == [MAX_DOCUMENTS, 10]
-    assert [w.body["top_n"] for w in parts] == [5, 5]
 
 
 # --- what comes back --------------------------------------------------------------------------------

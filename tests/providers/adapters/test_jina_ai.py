@@ -10,17 +10,10 @@ import httpx
 import pytest
 
 from providers.adapters.jina_ai import ADAPTER
-from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, rerank, single, wires
-from tests.cases.jina_ai import HEAD, KEY, STRINGS, WIRE_MODEL, dep, ok, req
+from providers.types import RankedDocument
+from tests.adapter_kit import Mock, rerank, single
+from tests.cases.jina_ai import HEAD, KEY, WIRE_MODEL, dep, ok, req
 from tests.servers.jina_ai import JinaServer, jina_server
-
-OBJECTS: list[Document] = [
-    {"id": "a", "title": "Skincare", "text": "Organic skincare for sensitive skin."},
-    {"id": "b", "title": "Makeup", "text": "Bold colors.", "year": 2024},
-]
-LONG = " ".join(f"w{i}" for i in range(10))
-
 
 # --- what goes on the wire --------------------------------------------------------------------------
 
@@ -39,48 +32,6 @@ LONG = " ".join(f"w{i}" for i in range(10))
 def test_base_path_is_replaced(base: str | None, url: str) -> None:
     wire = single(ADAPTER, dep(base), req())
     assert (wire.method, wire.url) == ("POST", url)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "body"),
-    [
-        pytest.param({}, {**HEAD, "documents": STRINGS}, id="strings"),
-        pytest.param(
-            {"top_n": 1, "return_documents": True},
-            {**HEAD, "documents": STRINGS, "top_n": 1},
-            id="top_n-sent-return_documents-never",
-        ),
-        pytest.param(
-            {"documents": OBJECTS, "rank_fields": ["text", "year"]},
-            {**HEAD, "documents": [
-                "text: Organic skincare for sensitive skin.", "text: Bold colors.\nyear: 2024",
-            ]},
-            id="rank_fields-used-to-render-never-sent",
-        ),
-        pytest.param(
-            {"documents": [{"text": "plain"}, "s"]},
-            {**HEAD, "documents": ["plain", "s"]},
-            id="text-only-objects-are-their-text",
-        ),
-        pytest.param(
-            {"documents": [LONG, "skincare"], "max_tokens_per_doc": 3},
-            {**HEAD, "documents": ["w0 w1 w2", "skincare"]},
-            id="max_tokens_per_doc-truncated-here",
-        ),
-        pytest.param(
-            {"documents": [LONG, "skincare"], "max_chunks_per_doc": 2, "max_tokens_per_doc": 4, "top_n": 1},
-            {**HEAD, "documents": ["w0 w1 w2 w3", "w4 w5 w6 w7", "skincare"]},
-            id="max_chunks_per_doc-chunked-here",
-        ),
-    ],
-)  # fmt: skip
-def test_body_has_only_jinas_fields(overrides: dict[str, Any], body: dict[str, Any]) -> None:
-    assert single(ADAPTER, dep(), req(**overrides)).body == body
-
-
-def test_long_lists_go_in_one_request() -> None:
-    (wire,) = wires(ADAPTER, dep(), req(documents=[f"doc {i}" for i in range(3000)]))
-    assert len(wire.body["documents"]) == 3000
 
 
 # --- what comes back --------------------------------------------------------------------------------

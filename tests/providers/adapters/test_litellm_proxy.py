@@ -10,17 +10,10 @@ import httpx
 import pytest
 
 from providers.adapters.litellm_proxy import ADAPTER, rerank_url
-from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, rerank, single, wires
-from tests.cases.litellm_proxy import BASE, HEAD, KEY, MODEL, STRINGS, dep, ok, req
+from providers.types import RankedDocument
+from tests.adapter_kit import Mock, rerank, single
+from tests.cases.litellm_proxy import BASE, HEAD, KEY, MODEL, dep, ok, req
 from tests.servers.litellm_proxy import LiteLLMProxyServer, litellm_proxy_server
-
-OBJECTS: list[Document] = [
-    {"id": "a", "title": "Solar panels", "text": "Photovoltaic cells turn light into power."},
-    {"id": "b", "title": "Coffee", "text": "Espresso is brewed under pressure.", "year": 2020},
-]
-LONG = " ".join(f"w{i}" for i in range(10))
-
 
 # --- what goes on the wire --------------------------------------------------------------------------
 
@@ -43,50 +36,6 @@ def test_url_follows_the_base(base: str, url: str) -> None:
     assert rerank_url(base) == url
     wire = single(ADAPTER, dep(base), req())
     assert (wire.method, wire.url, wire.headers) == ("POST", url, {})
-
-
-@pytest.mark.parametrize(
-    ("overrides", "body"),
-    [
-        pytest.param({}, {**HEAD, "documents": STRINGS}, id="strings"),
-        pytest.param(
-            {"top_n": 1, "return_documents": True},
-            {**HEAD, "documents": STRINGS, "top_n": 1},
-            id="top_n-sent-return_documents-never",
-        ),
-        pytest.param(
-            {"documents": OBJECTS},
-            {**HEAD, "documents": [
-                "title: Solar panels\ntext: Photovoltaic cells turn light into power.",
-                "title: Coffee\ntext: Espresso is brewed under pressure.\nyear: 2020",
-            ]},
-            id="objects-rendered",
-        ),
-        pytest.param(
-            {"documents": OBJECTS, "rank_fields": ["year", "title"]},
-            {**HEAD, "documents": ["title: Solar panels", "year: 2020\ntitle: Coffee"]},
-            id="objects-rendered-with-rank_fields",
-        ),
-        pytest.param(
-            {"documents": [LONG, {"text": LONG}], "max_tokens_per_doc": 3},
-            {**HEAD, "documents": ["w0 w1 w2", "w0 w1 w2"]},
-            id="max_tokens_per_doc-truncated-here",
-        ),
-        pytest.param(
-            {"documents": [LONG, "solar"], "max_chunks_per_doc": 2, "max_tokens_per_doc": 4, "top_n": 1},
-            {**HEAD, "documents": ["w0 w1 w2 w3", "w4 w5 w6 w7", "solar"]},
-            id="max_chunks_per_doc-chunked-here-top_n-after-pooling",
-        ),
-    ],
-)  # fmt: skip
-def test_body_is_what_any_backend_takes(overrides: dict[str, Any], body: dict[str, Any]) -> None:
-    assert single(ADAPTER, dep(), req(**overrides)).body == body
-
-
-def test_long_lists_go_in_one_request() -> None:
-    documents: list[Document] = [f"doc {i}" for i in range(3000)]
-    (wire,) = wires(ADAPTER, dep(), req(documents=documents))
-    assert len(wire.body["documents"]) == 3000
 
 
 # --- what comes back --------------------------------------------------------------------------------

@@ -9,12 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from providers.adapters import nvidia_nim
 from providers.adapters.nvidia_nim import ADAPTER
-from providers.errors import AuthenticationError, BadResponseError, InvalidRequestError
+from providers.errors import AuthenticationError, InvalidRequestError
 from providers.reranker import Reranker
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, failure, rerank, reranker_for, single, wires
+from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
 from tests.cases.nvidia_nim import HOSTED, HOSTED_URL, KEY, RANKING, TEXTS, body, dep, rankings, req
 from tests.servers.nvidia_nim import NimServer, check, logit, nim_server
 
@@ -43,13 +42,6 @@ def test_url(wire_model: str, base: str | None, url: str) -> None:
     assert ADAPTER.default_base == "https://ai.api.nvidia.com"
 
 
-OBJECTS: list[Document] = [
-    {"id": "a", "title": "Solar panels", "text": "Photovoltaic cells"},
-    {"id": "b", "title": "Coffee", "text": "Espresso", "year": 2020},
-]
-LONG = " ".join(f"w{i}" for i in range(10))
-
-
 @pytest.mark.parametrize(
     ("wire_model", "overrides", "expected"),
     [
@@ -57,39 +49,12 @@ LONG = " ".join(f"w{i}" for i in range(10))
         pytest.param(RANKING, {}, body(["solar power plants", "coffee"]), id="ranking-model-after-prefix"),
         pytest.param("ranking/acme/re_ranker_1", {}, body(TEXTS, "acme/re_ranker_1"),
                      id="ranking-keeps-underscores"),
-        pytest.param(HOSTED, {"top_n": 1, "return_documents": True}, body(TEXTS),
-                     id="no-top_k-no-return_documents"),
-        pytest.param(HOSTED, {"documents": OBJECTS},
-                     body(["title: Solar panels\ntext: Photovoltaic cells",
-                           "title: Coffee\ntext: Espresso\nyear: 2020"]), id="objects-all-fields-but-id"),
-        pytest.param(HOSTED, {"documents": OBJECTS, "rank_fields": ["text"]},
-                     body(["Photovoltaic cells", "Espresso"]), id="objects-rank_fields"),
-        pytest.param(HOSTED, {"documents": [LONG, "solar"], "max_tokens_per_doc": 3},
-                     body(["w0 w1 w2", "solar"]), id="max_tokens_per_doc-client-side"),
-        pytest.param(RANKING, {"documents": [LONG, "solar"], "max_tokens_per_doc": 4, "max_chunks_per_doc": 2,
-                               "top_n": 1},
-                     body(["w0 w1 w2 w3", "w4 w5 w6 w7", "solar"]), id="max_chunks_per_doc-client-side"),
     ],
 )  # fmt: skip
 def test_body(wire_model: str, overrides: dict[str, Any], expected: dict[str, Any]) -> None:
     wire = single(ADAPTER, dep(wire_model), req(**overrides))
     assert wire.body == expected
     assert check(wire.body) is None  # what the NIM schema accepts
-
-
-def test_more_than_512_passages_are_split() -> None:
-    docs: list[Document] = [f"doc {i}" for i in range(1030)]
-    sizes = [len(w.body["passages"]) for w in wires(ADAPTER, dep(), req(documents=docs, top_n=5))]
-    assert sizes == [512, 512, 6]
-    assert nvidia_nim.CAPABILITIES.max_documents == 512
-
-
-def test_capabilities_are_text_only_and_top_n_client_side() -> None:
-    for wire_model in (HOSTED, RANKING):
-        caps = ADAPTER.capabilities(dep(wire_model))
-        assert (caps.object_documents, caps.top_n, caps.max_tokens_per_doc, caps.max_chunks_per_doc) == (
-            False, False, False, False,
-        )  # fmt: skip
 
 
 # --- the shared HTTP path over MockTransport ----------------------------------------------------------
@@ -134,22 +99,6 @@ async def test_end_of_life_410_is_invalid_request_with_nvidias_message() -> None
     assert (exc.code, exc.status, exc.retryable) == ("invalid_request", 410, False)
     assert exc.message == detail
     assert (len(mock.requests), waits) == (1, [])
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [
-        pytest.param({"rankings": [{"index": 5, "logit": 1.0}]}, id="index-past-end"),
-        pytest.param({"rankings": [{"index": 0, "score": 1.0}]}, id="no-logit"),
-        pytest.param({"results": [{"index": 0, "relevance_score": 1.0}]}, id="cohere-shape"),
-        pytest.param(
-            {"rankings": [{"index": 0, "logit": 1.0}, {"index": 0, "logit": 2.0}]}, id="repeated-index"
-        ),
-    ],
-)
-async def test_wrong_shape_is_bad_response(payload: dict[str, Any]) -> None:
-    exc, _ = await failure(ADAPTER, dep(), req(), Mock(httpx.Response(200, json=payload)))
-    assert isinstance(exc, BadResponseError)
 
 
 # --- against the local NIM server -----------------------------------------------------------------------

@@ -10,17 +10,10 @@ import httpx
 import pytest
 
 from providers.adapters.together_ai import ADAPTER, DEFAULT_BASE
-from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, rerank, single, wires
-from tests.cases.together_ai import HEAD, KEY, STRINGS, WIRE_MODEL, dep, ok, req
+from providers.types import RankedDocument
+from tests.adapter_kit import Mock, rerank, single
+from tests.cases.together_ai import HEAD, KEY, WIRE_MODEL, dep, ok, req
 from tests.servers.together_ai import TogetherServer, together_server
-
-OBJECTS: list[Document] = [
-    {"id": "a", "title": "Llama", "text": "A domesticated South American camelid."},
-    {"id": "b", "title": "Panda", "text": "A bear species endemic to China.", "rank": 2},
-]
-LONG = " ".join(f"w{i}" for i in range(10))
-
 
 # --- what goes on the wire --------------------------------------------------------------------------
 
@@ -39,51 +32,6 @@ def test_url_is_base_plus_rerank(base: str | None, url: str) -> None:
     wire = single(ADAPTER, dep(base), req())
     assert (wire.method, wire.url, wire.headers) == ("POST", url, {})
     assert DEFAULT_BASE == "https://api.together.ai/v1"
-
-
-@pytest.mark.parametrize(
-    ("overrides", "body"),
-    [
-        pytest.param({}, {**HEAD, "documents": STRINGS}, id="strings"),
-        pytest.param(
-            {"top_n": 1, "return_documents": True},
-            {**HEAD, "documents": STRINGS, "top_n": 1},
-            id="top_n-sent-return_documents-never",
-        ),
-        pytest.param(
-            {"documents": OBJECTS},
-            {**HEAD, "documents": [
-                "title: Llama\ntext: A domesticated South American camelid.",
-                "title: Panda\ntext: A bear species endemic to China.\nrank: 2",
-            ]},
-            id="objects-rendered",
-        ),
-        pytest.param(
-            {"documents": OBJECTS, "rank_fields": ["text"]},
-            {**HEAD, "documents": [
-                "A domesticated South American camelid.", "A bear species endemic to China.",
-            ]},
-            id="rank_fields-render-not-sent",
-        ),
-        pytest.param(
-            {"documents": [LONG, {"text": LONG}], "max_tokens_per_doc": 3},
-            {**HEAD, "documents": ["w0 w1 w2", "w0 w1 w2"]},
-            id="max_tokens_per_doc-truncated-here",
-        ),
-        pytest.param(
-            {"documents": [LONG, "peru"], "max_chunks_per_doc": 2, "max_tokens_per_doc": 4, "top_n": 1},
-            {**HEAD, "documents": ["w0 w1 w2 w3", "w4 w5 w6 w7", "peru"]},
-            id="max_chunks_per_doc-chunked-here",
-        ),
-    ],
-)  # fmt: skip
-def test_body_takes_strings_only(overrides: dict[str, Any], body: dict[str, Any]) -> None:
-    assert single(ADAPTER, dep(), req(**overrides)).body == body
-
-
-def test_long_lists_go_in_one_request() -> None:
-    (wire,) = wires(ADAPTER, dep(), req(documents=[f"doc {i}" for i in range(2500)]))
-    assert len(wire.body["documents"]) == 2500
 
 
 # --- what comes back --------------------------------------------------------------------------------

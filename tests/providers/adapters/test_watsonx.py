@@ -20,16 +20,12 @@ from providers.deployment import Deployment
 from providers.dispatcher import Dispatcher, prepare
 from providers.errors import AuthenticationError, ServerError
 from providers.retry import RetryPolicy
-from providers.types import Document, RankedDocument
+from providers.types import RankedDocument
 from tests.adapter_kit import FakeSleep, Mock, rerank
 from tests.cases.watsonx import API_KEY, BASE, HEAD, PROJECT, STRINGS, TOKEN, URL, ZEN, dep, inputs, ok, req
 from tests.servers.watsonx import MODEL, IamServer, WatsonxServer, logit, problem
 from tests.wire_server import unavailable
 
-OBJECTS: list[Document] = [
-    {"id": "a", "title": "Solar", "body": "photovoltaic power"},
-    {"id": "b", "title": "Coffee", "body": "espresso", "year": 2020},
-]
 LONG = " ".join(f"w{i}" for i in range(10))
 
 
@@ -60,34 +56,11 @@ def test_url(base: str, params: dict[str, str], url: str) -> None:
 @pytest.mark.parametrize(
     ("d", "overrides", "body"),
     [
-        pytest.param(dep(), {}, {**HEAD, "inputs": inputs(*STRINGS)}, id="strings"),
-        pytest.param(
-            dep(), {"top_n": 1, "return_documents": True},
-            {**HEAD, "inputs": inputs(*STRINGS), "parameters": {"return_options": {"top_n": 1}}},
-            id="top_n-native-return_documents-never",
-        ),
-        pytest.param(
-            dep(), {"documents": OBJECTS},
-            {**HEAD, "inputs": inputs("title: Solar\nbody: photovoltaic power",
-                                      "title: Coffee\nbody: espresso\nyear: 2020")},
-            id="objects-rendered",
-        ),
-        pytest.param(
-            dep(), {"documents": [*OBJECTS, "plain"], "rank_fields": ["body"]},
-            {**HEAD, "inputs": inputs("body: photovoltaic power", "body: espresso", "plain")},
-            id="rank_fields-rendered",
-        ),
         pytest.param(
             dep(), {"documents": [LONG], "max_tokens_per_doc": 3, "top_n": 1},
             {**HEAD, "inputs": inputs(LONG),
              "parameters": {"return_options": {"top_n": 1}, "truncate_input_tokens": 3}},
             id="max_tokens_per_doc-native",
-        ),
-        pytest.param(
-            dep(),
-            {"documents": [LONG, "solar"], "max_chunks_per_doc": 2, "max_tokens_per_doc": 4, "top_n": 1},
-            {**HEAD, "inputs": inputs("w0 w1 w2 w3", "w4 w5 w6 w7", "solar")},
-            id="max_chunks_per_doc-chunked-here",
         ),
         pytest.param(
             dep(project_id=None, space_id="space-1"), {},
