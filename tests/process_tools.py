@@ -128,12 +128,6 @@ class SlowCohereServer(CohereServer):
         return Counter(body["query"] for body in bodies if isinstance(body, dict))
 
 
-@contextlib.contextmanager
-def slow_cohere_server(api_key: str, delay: float) -> Iterator[SlowCohereServer]:
-    with SlowCohereServer(api_key, delay) as server:
-        yield server
-
-
 class RedisProbe:
     """Cheap synchronous reads of the runner's keys, for polling without spawning processes."""
 

@@ -86,6 +86,20 @@ def ranked(query: str, texts: list[str], top_n: int | None = None) -> list[tuple
     return [(i, -s) for s, i in order[: top_n or len(texts)]]
 
 
+def results(
+    query: str, texts: list[str], top_n: int | None = None, returned: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    """``[{index, relevance_score, document?}]`` best first and cut to ``top_n``: the result
+    shape most rerank APIs share (``returned[index]`` as each ``document``, when given)."""
+    found: list[dict[str, Any]] = []
+    for index, value in ranked(query, texts, top_n):
+        item: dict[str, Any] = {"index": index, "relevance_score": value}
+        if returned is not None:
+            item["document"] = returned[index]
+        found.append(item)
+    return found
+
+
 class WireServer:
     request_id_header = "x-request-id"
 

@@ -10,7 +10,7 @@ import httpx
 from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer, strings_body
 from tests.ranking_lines import check_records
-from tests.servers.azure_ai import AzureAIServer, azure_ai_server
+from tests.servers.azure_ai import AzureAIServer
 
 KEY = "test-azure-key"
 WIRE_MODEL = "cohere-rerank-v3.5"
@@ -66,7 +66,7 @@ CASE = ProviderCase(
     max_documents=1000,
     malformed=MALFORMED,
     batch=Batch(
-        server=lambda: azure_ai_server(KEY),
+        server=lambda: AzureAIServer(KEY),
         env=lambda server, _: {
             "AZURE_AI_API_KEY": KEY,
             "AZURE_AI_API_BASE": f"{server.base_url}/providers/cohere/v2{VERSION}",

@@ -13,7 +13,7 @@ from providers.adapters import bedrock
 from providers.deployment import Credentials, Deployment
 from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Line, ProviderCase, Record
-from tests.servers.bedrock import BedrockServer, bedrock_server, source_text
+from tests.servers.bedrock import BedrockServer, source_text
 
 ARN = "arn:aws:bedrock:us-west-2::foundation-model/amazon.rerank-v1:0"
 KEY_ID, SECRET, TOKEN = "AKIDTESTBEDROCK", "test-secret-key", "test-session-token"
@@ -122,7 +122,7 @@ CASE = ProviderCase(
     max_documents=1000,
     malformed=MALFORMED,
     batch=Batch(
-        server=lambda: bedrock_server(session_token=TOKEN),
+        server=lambda: BedrockServer(session_token=TOKEN),
         env=worker_env,
         path="/rerank",
         authorization=lambda _: SIGNED.format(key=KEY_ID),

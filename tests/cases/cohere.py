@@ -9,7 +9,7 @@ import httpx
 
 from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, ProviderCase, bearer, strings_body
-from tests.servers.cohere import cohere_server
+from tests.servers.cohere import CohereServer
 
 KEY = "test-cohere-key"
 WIRE_MODEL = "rerank-v3.5"
@@ -57,7 +57,7 @@ CASE = ProviderCase(
     max_documents=1000,
     malformed=MALFORMED,
     batch=Batch(
-        server=lambda: cohere_server(KEY),
+        server=lambda: CohereServer(KEY),
         env=lambda server, _: {"COHERE_API_KEY": KEY, "COHERE_API_BASE": server.base_url},
         path="/v2/rerank",
         authorization=lambda _: bearer(KEY),

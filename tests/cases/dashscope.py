@@ -9,7 +9,7 @@ import httpx
 
 from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, ProviderCase, bearer, strings_body, word_count
-from tests.servers.dashscope import dashscope_server
+from tests.servers.dashscope import DashScopeServer
 
 KEY = "sk-test-dashscope"
 WIRE_MODEL = "qwen3-rerank"
@@ -57,7 +57,7 @@ CASE = ProviderCase(
     max_documents=500,
     malformed=MALFORMED,
     batch=Batch(
-        server=lambda: dashscope_server(KEY, [WIRE_MODEL]),
+        server=lambda: DashScopeServer(KEY, [WIRE_MODEL]),
         env=lambda server, _: {
             "DASHSCOPE_API_KEY": KEY,
             "DASHSCOPE_API_BASE_RERANK": f"{server.base_url}/compatible-api/v1",

@@ -10,7 +10,7 @@ import httpx
 from providers.types import RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, split_count
 from tests.ranking_lines import rendered
-from tests.servers.deepinfra import deepinfra_server
+from tests.servers.deepinfra import DeepInfraServer
 
 KEY = "di-test"
 MODEL = "Qwen/Qwen3-Reranker-4B"
@@ -63,7 +63,7 @@ CASE = ProviderCase(
     max_documents=None,
     malformed=MALFORMED,
     batch=Batch(
-        server=lambda: deepinfra_server(KEY, frozenset({MODEL})),
+        server=lambda: DeepInfraServer(KEY, frozenset({MODEL})),
         env=lambda server, _: {
             "DEEPINFRA_API_KEY": KEY,
             "DEEPINFRA_API_BASE": f"{server.base_url}/v1/openai",

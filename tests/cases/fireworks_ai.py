@@ -9,7 +9,7 @@ import httpx
 
 from providers.types import RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, split_count, strings_body
-from tests.servers.fireworks_ai import fireworks_server
+from tests.servers.fireworks_ai import FireworksServer
 
 KEY = "fw-test"
 URL = "https://api.fireworks.ai/inference/v1/rerank"
@@ -69,7 +69,7 @@ CASE = ProviderCase(
     max_documents=None,
     malformed=MALFORMED,
     batch=Batch(
-        server=lambda: fireworks_server(KEY),
+        server=lambda: FireworksServer(KEY),
         env=lambda server, _: {  # an empty first variable does not hide the second
             "FIREWORKS_API_KEY": "",
             "FIREWORKS_AI_API_KEY": KEY,

@@ -9,7 +9,7 @@ import httpx
 
 from providers.types import RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer, split_count, strings_body
-from tests.servers.hosted_vllm import VllmServer, vllm_server
+from tests.servers.hosted_vllm import VllmServer
 
 BASE = "http://vllm:8000"
 MODEL = "BAAI/bge-reranker-v2-m3"
@@ -75,7 +75,7 @@ CASE = ProviderCase(
     max_documents=None,
     malformed=MALFORMED,
     batch=Batch(
-        server=lambda: vllm_server(MODEL, api_key="sk-e2e"),
+        server=lambda: VllmServer(MODEL, api_key="sk-e2e"),
         env=lambda server, _: {
             "HOSTED_VLLM_API_BASE": f"{server.base_url}/v1",
             "HOSTED_VLLM_API_KEY": "sk-e2e",

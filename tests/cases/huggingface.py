@@ -10,7 +10,7 @@ import httpx
 from providers.types import RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer
 from tests.ranking_lines import rendered
-from tests.servers.huggingface import TeiServer, tei_server
+from tests.servers.huggingface import TeiServer
 
 BASE = "http://tei:8080"
 MODEL = "BAAI/bge-reranker-v2-m3"
@@ -73,7 +73,7 @@ CASE = ProviderCase(
     max_documents=32,
     malformed=MALFORMED,
     batch=Batch(
-        server=tei_server,
+        server=TeiServer,
         env=lambda server, _: {
             "HF_API_BASE": server.base_url,
             "HUGGINGFACE_API_BASE": "",

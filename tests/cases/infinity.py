@@ -9,7 +9,7 @@ import httpx
 
 from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, strings_body, word_count
-from tests.servers.infinity import infinity_server
+from tests.servers.infinity import InfinityServer
 
 BASE = "http://infinity.internal:7997"
 WIRE_MODEL = "mixedbread-ai/mxbai-rerank-xsmall-v1"
@@ -57,7 +57,7 @@ CASE = ProviderCase(
     max_documents=2048,
     malformed=MALFORMED,
     batch=Batch(  # a server without a key: no header at all
-        server=lambda: infinity_server(None, [WIRE_MODEL], url_prefix="/v1"),
+        server=lambda: InfinityServer(None, [WIRE_MODEL], url_prefix="/v1"),
         env=lambda server, _: {"INFINITY_API_BASE": f"{server.base_url}/v1"},
         path="/v1/rerank",
         authorization=lambda _: None,

@@ -9,7 +9,7 @@ import httpx
 
 from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, ProviderCase, bearer, strings_body, word_count
-from tests.servers.jina_ai import jina_server
+from tests.servers.jina_ai import JinaServer
 
 KEY = "jina_test_key"
 WIRE_MODEL = "jina-reranker-v2-base-multilingual"
@@ -48,7 +48,7 @@ CASE = ProviderCase(
     max_documents=None,
     malformed=MALFORMED,
     batch=Batch(
-        server=lambda: jina_server(KEY, [WIRE_MODEL]),
+        server=lambda: JinaServer(KEY, [WIRE_MODEL]),
         env=lambda server, _: {"JINA_API_KEY": KEY, "JINA_AI_API_BASE": f"{server.base_url}/v1/anything"},
         path="/v1/rerank",
         authorization=lambda _: bearer(KEY),

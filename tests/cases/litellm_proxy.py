@@ -9,7 +9,7 @@ import httpx
 
 from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, ProviderCase, bearer, strings_body
-from tests.servers.litellm_proxy import litellm_proxy_server
+from tests.servers.litellm_proxy import LiteLLMProxyServer
 
 KEY = "sk-proxy-test"
 BASE = "http://proxy.internal:4000"
@@ -54,7 +54,7 @@ CASE = ProviderCase(
     max_documents=None,
     malformed=MALFORMED,
     batch=Batch(
-        server=lambda: litellm_proxy_server(KEY, [MODEL]),
+        server=lambda: LiteLLMProxyServer(KEY, [MODEL]),
         env=lambda server, _: {"LITELLM_PROXY_API_KEY": KEY, "LITELLM_PROXY_API_BASE": server.base_url},
         path="/v1/rerank",
         authorization=lambda _: bearer(KEY),

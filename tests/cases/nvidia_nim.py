@@ -11,7 +11,7 @@ from providers.types import RerankRequest
 from tests.adapter_kit import deployment
 from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, split_count
 from tests.ranking_lines import rendered
-from tests.servers.nvidia_nim import NimServer, check, logit, nim_server
+from tests.servers.nvidia_nim import NimServer, check, logit
 
 KEY = "nvapi-test"
 HOSTED = "nvidia/llama-3_2-nv-rerankqa-1b-v2"
@@ -82,7 +82,7 @@ CASE = ProviderCase(
     max_documents=512,
     malformed=MALFORMED,
     batch=Batch(  # a self-hosted NIM: no key anywhere
-        server=lambda: nim_server(api_key=None),
+        server=lambda: NimServer(api_key=None),
         env=lambda server, _: {"NVIDIA_NIM_API_BASE": f"{server.base_url}/v1", "NVIDIA_NIM_API_KEY": ""},
         wire_model=RANKING,
         path="/v1/ranking",

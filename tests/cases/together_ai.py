@@ -9,7 +9,7 @@ import httpx
 
 from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, strings_body, word_count
-from tests.servers.together_ai import together_server
+from tests.servers.together_ai import TogetherServer
 
 KEY = "test-together-key"
 WIRE_MODEL = "mixedbread-ai/Mxbai-Rerank-Large-V2"
@@ -60,7 +60,7 @@ CASE = ProviderCase(
     max_documents=None,
     malformed=MALFORMED,
     batch=Batch(
-        server=lambda: together_server(KEY, [WIRE_MODEL]),
+        server=lambda: TogetherServer(KEY, [WIRE_MODEL]),
         env=lambda server, _: {"TOGETHER_API_KEY": KEY, "TOGETHER_AI_API_BASE": f"{server.base_url}/v1"},
         path="/v1/rerank",
         authorization=lambda _: bearer(KEY),

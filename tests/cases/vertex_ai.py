@@ -12,7 +12,7 @@ from providers.adapters import vertex_ai
 from providers.deployment import Credentials, Deployment
 from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, config_for
-from tests.servers.vertex_ai import VertexServer, record_text, vertex_server
+from tests.servers.vertex_ai import VertexServer, record_text
 
 TOKEN, PROJECT, MODEL = "ya29.test-token", "test-project", "semantic-ranker-default@latest"
 RANK = "/v1/projects/test-project/locations/global/rankingConfigs/default_ranking_config:rank"
@@ -87,7 +87,7 @@ CASE = ProviderCase(
     max_documents=200,
     malformed=MALFORMED,
     batch=Batch(
-        server=lambda: vertex_server(token=TOKEN, project=PROJECT),
+        server=lambda: VertexServer(token=TOKEN, project=PROJECT),
         config=lambda server: config_for(f"vertex_ai/{MODEL}", server.base_url, vertex_project=PROJECT),
         env=lambda _server, _tmp: {"VERTEX_AI_ACCESS_TOKEN": TOKEN},
         path=RANK,

@@ -9,7 +9,7 @@ import httpx
 
 from providers.types import RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, split_count, strings_body
-from tests.servers.voyage import voyage_server
+from tests.servers.voyage import VoyageServer
 
 KEY = "pa-test"
 MODEL = "rerank-2.5"
@@ -67,7 +67,7 @@ CASE = ProviderCase(
     max_documents=1000,
     malformed=MALFORMED,
     batch=Batch(
-        server=lambda: voyage_server(KEY),
+        server=lambda: VoyageServer(KEY),
         env=lambda server, _: {"VOYAGE_API_KEY": KEY, "VOYAGE_API_BASE": f"{server.base_url}/v1"},
         path="/v1/rerank",
         authorization=lambda _: bearer(KEY),

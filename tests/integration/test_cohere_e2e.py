@@ -14,7 +14,7 @@ import pytest
 from providers.render import document_text
 from tests.conftest import Workers
 from tests.ranking_lines import expected_results as ranked_as
-from tests.servers.cohere import V2_FIELDS, CohereServer, cohere_server, v1_text
+from tests.servers.cohere import V2_FIELDS, CohereServer, v1_text
 from tests.support import WORDS, read_jsonl, run_script, wait_until, write_dataset
 from tests.wire_server import Fault, rate_limited, unavailable
 
@@ -27,7 +27,7 @@ FINISH_TIMEOUT = 120.0
 
 @pytest.fixture
 def server() -> Iterator[CohereServer]:
-    with cohere_server(KEY) as running:
+    with CohereServer(KEY) as running:
         yield running
 
 

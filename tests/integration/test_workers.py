@@ -38,7 +38,6 @@ from tests.process_tools import (
     processes_mentioning,
     reaping,
     run_watching_state,
-    slow_cohere_server,
     start_verbose_worker,
     wait_for_finished,
 )
@@ -55,7 +54,7 @@ EXIT_MARGIN_SECONDS = 20.0
 
 @pytest.fixture
 def server() -> Iterator[SlowCohereServer]:
-    with slow_cohere_server(KEY, delay=0.3) as running:
+    with SlowCohereServer(KEY, delay=0.3) as running:
         yield running
 
 

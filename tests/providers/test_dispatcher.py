@@ -31,7 +31,7 @@ from providers.retry import RetryPolicy
 from providers.types import RerankRequest
 from tests.adapter_kit import Mock, failure, reranker_for, transport_for
 from tests.cases.cohere import dep, error, ok, req
-from tests.servers.cohere import cohere_server
+from tests.servers.cohere import CohereServer
 from tests.wire_server import Fault
 
 
@@ -205,7 +205,7 @@ async def test_base_without_scheme_is_configuration_error() -> None:
 
 
 async def test_a_slow_answer_is_a_retryable_timeout() -> None:
-    with cohere_server() as server:
+    with CohereServer() as server:
         server.fail_next(Fault(delay=0.5))
         async with httpx.AsyncClient(trust_env=False, timeout=0.1) as slow_client:
             with pytest.raises(ProviderTimeoutError) as raised:

@@ -18,7 +18,7 @@ from providers.retry import RetryPolicy
 from providers.types import RankedDocument
 from tests.adapter_kit import FakeSleep, Mock, transport_for
 from tests.cases.cohere import KEY, dep, error, ok, req
-from tests.servers.cohere import CohereServer, cohere_server
+from tests.servers.cohere import CohereServer
 from tests.wire_server import Fault, rate_limited, unavailable
 
 
@@ -141,7 +141,7 @@ async def test_policy_never_starts_an_attempt_past_its_budget() -> None:
 
 @pytest.fixture
 def server() -> Iterator[CohereServer]:
-    with cohere_server(KEY) as running:
+    with CohereServer(KEY) as running:
         yield running
 
 

@@ -13,12 +13,10 @@ relevance_score}], meta}``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from tests.servers.cohere import problem, v1_text
-from tests.wire_server import Recorded, Reply, WireServer, ranked
+from tests.wire_server import Recorded, Reply, WireServer, results
 
 ROUTES = {"/v1/rerank": 1, "/v2/rerank": 2, "/providers/cohere/v2/rerank": 2}
 CODES = {401: "Unauthorized", 429: "429", 500: "InternalServerError", 503: "ServiceUnavailable"}
@@ -43,14 +41,6 @@ class AzureAIServer(WireServer):
         if message := problem(body, version):
             return 400, {}, {"message": message}
         texts = [v1_text(d, body.get("rank_fields")) for d in body["documents"]]
-        results = [
-            {"index": i, "relevance_score": s} for i, s in ranked(body["query"], texts, body.get("top_n"))
-        ]
+        ranking = results(body["query"], texts, body.get("top_n"))
         meta = {"api_version": {"version": str(version)}, "billed_units": {"search_units": 1}}
-        return 200, {}, {"id": str(uuid.uuid4()), "results": results, "meta": meta}
-
-
-@contextmanager
-def azure_ai_server(api_key: str = "test-azure-key") -> Iterator[AzureAIServer]:
-    with AzureAIServer(api_key) as server:
-        yield server
+        return 200, {}, {"id": str(uuid.uuid4()), "results": ranking, "meta": meta}

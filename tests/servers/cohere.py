@@ -13,12 +13,10 @@ Cohere would have served.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from tests.servers.rules import Rule, counts, each, first_problem, known_fields, listed, string, text, unless
-from tests.wire_server import Recorded, Reply, WireServer, ranked
+from tests.wire_server import Recorded, Reply, WireServer, results
 
 V2_FIELDS = {"model", "query", "documents", "top_n", "max_tokens_per_doc", "priority"}
 V1_FIELDS = {"model", "query", "documents", "top_n", "rank_fields", "return_documents", "max_chunks_per_doc"}
@@ -116,18 +114,9 @@ class CohereServer(WireServer):
     def rank(self, body: dict[str, Any], version: int) -> dict[str, Any]:
         documents = body["documents"]
         texts = [v1_text(d, body.get("rank_fields")) for d in documents]
-        results: list[dict[str, Any]] = []
-        for index, value in ranked(body["query"], texts, body.get("top_n")):
-            result: dict[str, Any] = {"index": index, "relevance_score": value}
-            if version == 1 and body.get("return_documents"):
-                doc = documents[index]
-                result["document"] = {"text": doc} if isinstance(doc, str) else doc
-            results.append(result)
+        returned = None
+        if version == 1 and body.get("return_documents"):
+            returned = [{"text": d} if isinstance(d, str) else d for d in documents]
+        ranking = results(body["query"], texts, body.get("top_n"), returned)
         meta = {"api_version": {"version": str(version)}, "billed_units": {"search_units": 1}}
-        return {"id": str(uuid.uuid4()), "results": results, "meta": meta}
-
-
-@contextmanager
-def cohere_server(api_key: str = "test-cohere-key") -> Iterator[CohereServer]:
-    with CohereServer(api_key) as server:
-        yield server
+        return {"id": str(uuid.uuid4()), "results": ranking, "meta": meta}

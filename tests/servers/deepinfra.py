@@ -9,8 +9,6 @@ scores in **input order** (neither sorted nor cut).  Errors use DeepInfra's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from tests.wire_server import Recorded, Reply, WireServer, score
@@ -81,11 +79,3 @@ class DeepInfraServer(WireServer):
                 "inference_status": status,
             },
         )
-
-
-@contextmanager
-def deepinfra_server(
-    api_key: str = "test-deepinfra-key", models: frozenset[str] = frozenset()
-) -> Iterator[DeepInfraServer]:
-    with DeepInfraServer(api_key, models) as server:
-        yield server

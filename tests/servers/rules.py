@@ -3,7 +3,7 @@
 A provider's validation is a tuple of rules, each returning the provider's own message for a
 body it refuses (or None); :func:`first_problem` runs them in order, as the real API reports
 the first thing wrong.  Messages are the provider's words: ``{name}`` in a message stands for
-the field concerned, ``{value}`` for its value.
+the field concerned, ``{value}`` for its value, ``{count}`` for its length.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ Rule = Callable[[dict[str, Any]], str | None]
 
 
 def say(message: str, body: dict[str, Any], name: str) -> str:
-    return message.replace("{name}", name).replace("{value}", str(body.get(name)))
+    value = body.get(name)
+    count = str(len(value)) if isinstance(value, list | dict | str) else "0"
+    return message.replace("{name}", name).replace("{value}", str(value)).replace("{count}", count)
 
 
 def first_problem(body: Any, not_an_object: str, rules: Iterable[Rule]) -> str | None:
@@ -72,14 +74,17 @@ def each(name: str, message: str, accept: Callable[[Any], bool] = lambda item: i
     return rule
 
 
-def counts(names: Iterable[str], message: str, minimum: int = 1) -> Rule:
-    """Each of ``names``, when given, is an integer of at least ``minimum`` (booleans are not)."""
+def counts(names: Iterable[str], message: str, minimum: int = 1, *, null: bool = True) -> Rule:
+    """Each of ``names``, when given, is an integer of at least ``minimum`` (booleans are not;
+    ``null``: an explicit null counts as not given)."""
     names = tuple(names)
 
     def rule(body: dict[str, Any]) -> str | None:
         for name in names:
-            value = body.get(name)
-            if value is not None and (type(value) is not int or value < minimum):
+            if name not in body or (null and body[name] is None):
+                continue
+            value = body[name]
+            if type(value) is not int or value < minimum:
                 return say(message, body, name)
         return None
 
@@ -97,8 +102,9 @@ def flags(names: Iterable[str], message: str) -> Rule:
     return rule
 
 
-def one_of(name: str, allowed: Collection[Any], message: str) -> Rule:
-    return lambda body: None if body.get(name) in allowed else say(message, body, name)
+def one_of(name: str, allowed: Collection[Any], message: str, default: Any = None) -> Rule:
+    """The field (``default`` when left out) is one of ``allowed``."""
+    return lambda body: None if body.get(name, default) in allowed else say(message, body, name)
 
 
 def unless(condition: Callable[[dict[str, Any]], bool], message: str) -> Rule:

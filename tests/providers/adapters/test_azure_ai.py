@@ -15,7 +15,7 @@ from providers.errors import InvalidRequestError
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
 from tests.cases.azure_ai import FOUNDRY, HEAD, KEY, SERVERLESS, STRINGS, VERSION, WIRE_MODEL, dep, ok, req
-from tests.servers.azure_ai import AzureAIServer, azure_ai_server
+from tests.servers.azure_ai import AzureAIServer
 
 OBJECTS: list[Document] = [
     {"id": "a", "title": "Solar panels", "text": "Photovoltaic cells turn light into power."},
@@ -107,7 +107,7 @@ async def test_coheres_own_refusals_keep_coheres_message() -> None:
 
 @pytest.fixture
 def server() -> Iterator[AzureAIServer]:
-    with azure_ai_server(KEY) as running:
+    with AzureAIServer(KEY) as running:
         yield running
 
 

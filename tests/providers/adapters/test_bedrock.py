@@ -30,7 +30,7 @@ from providers.retry import RetryPolicy
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, failure, rerank
 from tests.cases.bedrock import ARN, KEY_ID, SECRET, TOKEN, URL, body, dep, json_doc, ok, req, text
-from tests.servers.bedrock import BedrockServer, bedrock_server
+from tests.servers.bedrock import BedrockServer
 
 OBJECTS: list[Document] = [
     {"id": "a", "title": "Solar", "body": "photovoltaic power", "year": 2020},
@@ -340,7 +340,7 @@ async def test_a_page_short_of_the_wanted_results_is_bad_response() -> None:
 
 @pytest.fixture
 def server() -> Iterator[BedrockServer]:
-    with bedrock_server(session_token=TOKEN) as running:
+    with BedrockServer(session_token=TOKEN) as running:
         yield running
 
 

@@ -18,7 +18,7 @@ from providers.retry import RetryPolicy
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import FakeSleep, Mock, rerank, reranker_for, single
 from tests.cases.cohere import BASE, KEY, V2_URL, dep, ok, req
-from tests.servers.cohere import CohereServer, cohere_server
+from tests.servers.cohere import CohereServer
 
 V1_BASE = "https://api.cohere.com/v1"
 OBJECTS: list[Document] = [
@@ -157,7 +157,7 @@ async def test_usage_is_cohere_accounting_only(meta: dict[str, Any], usage: dict
 
 @pytest.fixture
 def server() -> Iterator[CohereServer]:
-    with cohere_server(KEY) as running:
+    with CohereServer(KEY) as running:
         yield running
 
 

@@ -14,7 +14,7 @@ from providers.errors import BadResponseError
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, failure, rerank, single
 from tests.cases.dashscope import DEFAULT_URL, HEAD, KEY, WIRE_MODEL, dep, envelope, ok, req
-from tests.servers.dashscope import DashScopeServer, dashscope_server
+from tests.servers.dashscope import DashScopeServer
 
 INTL = "https://dashscope-intl.aliyuncs.com/compatible-api/v1"
 
@@ -66,7 +66,7 @@ async def test_error_envelope_on_a_200_is_a_bad_response_with_dashscopes_words()
 
 @pytest.fixture
 def server() -> Iterator[DashScopeServer]:
-    with dashscope_server(KEY, [WIRE_MODEL]) as running:
+    with DashScopeServer(KEY, [WIRE_MODEL]) as running:
         yield running
 
 

@@ -15,7 +15,7 @@ from providers.reranker import Reranker
 from providers.types import RankedDocument
 from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
 from tests.cases.deepinfra import KEY, MODEL, URL, body, dep, req, scores
-from tests.servers.deepinfra import DeepInfraServer, deepinfra_server
+from tests.servers.deepinfra import DeepInfraServer
 
 # --- URL and body (prepare: no I/O) -------------------------------------------------------------------
 
@@ -84,7 +84,7 @@ async def test_other_detail_envelopes(envelope: Any, message: str) -> None:
 
 @pytest.fixture
 def server() -> Iterator[DeepInfraServer]:
-    with deepinfra_server(KEY, frozenset({MODEL})) as running:
+    with DeepInfraServer(KEY, frozenset({MODEL})) as running:
         yield running
 
 

@@ -14,7 +14,7 @@ from providers.reranker import Reranker
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, rerank, reranker_for, single
 from tests.cases.fireworks_ai import KEY, URL, body, data, dep, req
-from tests.servers.fireworks_ai import FireworksServer, fireworks_server
+from tests.servers.fireworks_ai import FireworksServer
 
 # --- URL, model and body (prepare: no I/O) ------------------------------------------------------------
 
@@ -77,7 +77,7 @@ async def test_results_key_and_completion_tokens_are_accepted() -> None:
 
 @pytest.fixture
 def server() -> Iterator[FireworksServer]:
-    with fireworks_server(KEY) as running:
+    with FireworksServer(KEY) as running:
         yield running
 
 

@@ -14,7 +14,7 @@ from providers.reranker import Reranker
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
 from tests.cases.hosted_vllm import MODEL, body, dep, req, results
-from tests.servers.hosted_vllm import VllmServer, vllm_server
+from tests.servers.hosted_vllm import VllmServer
 
 # --- URL and body (prepare: no I/O) -------------------------------------------------------------------
 
@@ -77,7 +77,7 @@ async def test_legacy_flat_envelope_message_is_extracted() -> None:
 
 @pytest.fixture
 def server() -> Iterator[VllmServer]:
-    with vllm_server(MODEL) as running:
+    with VllmServer(MODEL) as running:
         yield running
 
 
@@ -122,7 +122,7 @@ async def test_wire_server_rejects_and_ignores_like_vllm(
 
 
 async def test_wire_server_wrong_model_and_key(client: httpx.AsyncClient) -> None:
-    with vllm_server("other/model", api_key="sk-vllm") as server:
+    with VllmServer("other/model", api_key="sk-vllm") as server:
         with pytest.raises(AuthenticationError) as denied:
             await reranker(client, server.base_url).rerank(f"hosted_vllm/{MODEL}", req())
         assert (denied.value.status, denied.value.message) == (401, "Unauthorized")

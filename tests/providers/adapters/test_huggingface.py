@@ -15,7 +15,7 @@ from providers.reranker import Reranker
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
 from tests.cases.huggingface import MODEL, dep, ranks, req
-from tests.servers.huggingface import TeiServer, tei_server
+from tests.servers.huggingface import TeiServer
 
 # --- URL and body (prepare: no I/O) -------------------------------------------------------------------
 
@@ -67,7 +67,7 @@ async def test_batch_too_large_413_is_invalid_request() -> None:
 
 @pytest.fixture
 def server() -> Iterator[TeiServer]:
-    with tei_server(max_client_batch_size=4) as running:
+    with TeiServer(max_client_batch_size=4) as running:
         yield running
 
 
@@ -98,7 +98,7 @@ async def test_wire_server_rejects_what_tei_rejects(server: TeiServer, client: h
 
 
 async def test_wire_server_splits_and_key(client: httpx.AsyncClient) -> None:
-    with tei_server(api_key="hf_key", max_client_batch_size=32) as server:
+    with TeiServer(api_key="hf_key", max_client_batch_size=32) as server:
         docs: list[Document] = [*(f"filler {i}" for i in range(40)), "solar power"]
         response = await reranker(client, server.base_url, key="hf_key").rerank(
             f"huggingface/{MODEL}", req(documents=docs, top_n=1)

@@ -11,7 +11,7 @@ from providers.errors import AuthenticationError, InvalidRequestError
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, failure, rerank, single
 from tests.cases.infinity import BASE, HEAD, WIRE_MODEL, dep, ok, req
-from tests.servers.infinity import infinity_server
+from tests.servers.infinity import InfinityServer
 
 # --- what goes on the wire --------------------------------------------------------------------------
 
@@ -63,7 +63,7 @@ async def test_validation_and_auth_failures() -> None:
 
 
 async def test_local_server_validates_like_infinity(client: httpx.AsyncClient) -> None:
-    with infinity_server("inf-key", [WIRE_MODEL]) as server:
+    with InfinityServer("inf-key", [WIRE_MODEL]) as server:
         url, auth = f"{server.base_url}/rerank", {"authorization": "Bearer inf-key"}
         good = {**HEAD, "documents": ["a"]}
         objects = await client.post(url, json={**good, "documents": [{"text": "a"}]}, headers=auth)

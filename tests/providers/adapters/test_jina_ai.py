@@ -13,7 +13,7 @@ from providers.adapters.jina_ai import ADAPTER
 from providers.types import RankedDocument
 from tests.adapter_kit import Mock, rerank, single
 from tests.cases.jina_ai import HEAD, KEY, WIRE_MODEL, dep, ok, req
-from tests.servers.jina_ai import JinaServer, jina_server
+from tests.servers.jina_ai import JinaServer
 
 # --- what goes on the wire --------------------------------------------------------------------------
 
@@ -54,7 +54,7 @@ async def test_results_sorted_cut_and_usage_as_reported(document: Any) -> None:
 
 @pytest.fixture
 def server() -> Iterator[JinaServer]:
-    with jina_server(KEY, [WIRE_MODEL]) as running:
+    with JinaServer(KEY, [WIRE_MODEL]) as running:
         yield running
 
 

@@ -13,7 +13,7 @@ from providers.adapters.litellm_proxy import ADAPTER, rerank_url
 from providers.types import RankedDocument
 from tests.adapter_kit import Mock, rerank, single
 from tests.cases.litellm_proxy import BASE, HEAD, KEY, MODEL, dep, ok, req
-from tests.servers.litellm_proxy import LiteLLMProxyServer, litellm_proxy_server
+from tests.servers.litellm_proxy import LiteLLMProxyServer
 
 # --- what goes on the wire --------------------------------------------------------------------------
 
@@ -62,7 +62,7 @@ async def test_no_usage_when_the_proxy_reports_none(meta: dict[str, Any]) -> Non
 
 @pytest.fixture
 def server() -> Iterator[LiteLLMProxyServer]:
-    with litellm_proxy_server(KEY, [MODEL]) as running:
+    with LiteLLMProxyServer(KEY, [MODEL]) as running:
         yield running
 
 

@@ -15,7 +15,7 @@ from providers.reranker import Reranker
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
 from tests.cases.nvidia_nim import HOSTED, HOSTED_URL, KEY, RANKING, TEXTS, body, dep, rankings, req
-from tests.servers.nvidia_nim import NimServer, check, logit, nim_server
+from tests.servers.nvidia_nim import NimServer, check, logit
 
 # --- URLs and bodies (prepare: no I/O) ------------------------------------------------------------------
 
@@ -106,7 +106,7 @@ async def test_end_of_life_410_is_invalid_request_with_nvidias_message() -> None
 
 @pytest.fixture
 def server() -> Iterator[NimServer]:
-    with nim_server(KEY, gone=frozenset({"nvidia/nv-rerankqa-mistral-4b-v3"})) as running:
+    with NimServer(KEY, gone=frozenset({"nvidia/nv-rerankqa-mistral-4b-v3"})) as running:
         yield running
 
 

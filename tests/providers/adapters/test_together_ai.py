@@ -13,7 +13,7 @@ from providers.adapters.together_ai import ADAPTER, DEFAULT_BASE
 from providers.types import RankedDocument
 from tests.adapter_kit import Mock, rerank, single
 from tests.cases.together_ai import HEAD, KEY, WIRE_MODEL, dep, ok, req
-from tests.servers.together_ai import TogetherServer, together_server
+from tests.servers.together_ai import TogetherServer
 
 # --- what goes on the wire --------------------------------------------------------------------------
 
@@ -57,7 +57,7 @@ async def test_no_usage_when_none_reported(usage: Any) -> None:
 
 @pytest.fixture
 def server() -> Iterator[TogetherServer]:
-    with together_server(KEY, [WIRE_MODEL]) as running:
+    with TogetherServer(KEY, [WIRE_MODEL]) as running:
         yield running
 
 

@@ -29,7 +29,7 @@ from providers.retry import RetryPolicy
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, rerank
 from tests.cases.vertex_ai import PROJECT, RANK, TOKEN, dep, head, ok, req
-from tests.servers.vertex_ai import GoogleTokenServer, vertex_server
+from tests.servers.vertex_ai import GoogleTokenServer, VertexServer
 
 OBJECTS: list[Document] = [
     {"id": "a", "title": "Solar", "body": "photovoltaic power", "year": 2020},
@@ -284,7 +284,7 @@ async def test_google_auth_against_the_local_ranking_api(
     token_server: GoogleTokenServer, service_key: tuple[str, str]
 ) -> None:
     info = json.dumps(token_server.credentials(service_key[0]))
-    with vertex_server(token=TOKEN) as server:
+    with VertexServer(token=TOKEN) as server:
         d = google_dep(base=server.base_url, vertex_credentials=info)
         async with httpx.AsyncClient(trust_env=False) as client:
             transport = Dispatcher(client, RetryPolicy(max_attempts=1))

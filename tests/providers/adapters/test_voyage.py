@@ -14,7 +14,7 @@ from providers.reranker import Reranker
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, rerank, reranker_for, single, wires
 from tests.cases.voyage import KEY, MODEL, URL, body, data, dep, req
-from tests.servers.voyage import VoyageServer, check, voyage_server
+from tests.servers.voyage import VoyageServer, check
 
 # --- URL and body (prepare: no I/O) -------------------------------------------------------------------
 
@@ -69,7 +69,7 @@ async def test_split_requests_merge_and_usage_adds_up() -> None:
 
 @pytest.fixture
 def server() -> Iterator[VoyageServer]:
-    with voyage_server(KEY) as running:
+    with VoyageServer(KEY) as running:
         yield running
 
 
