@@ -7,8 +7,8 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -101,6 +101,17 @@ async def failure(
         with pytest.raises(ProviderError) as raised:
             await transport.rerank(adapter, d, r)
     return raised.value, sleep.waits
+
+
+def serving(start: Callable[[], AbstractContextManager[Any]]) -> Any:
+    """A fixture yielding a started local server: ``server = serving(lambda: XServer(...))``."""
+
+    @pytest.fixture
+    def server() -> Iterator[Any]:
+        with start() as running:
+            yield running
+
+    return server
 
 
 def reranker_for(client: httpx.AsyncClient, d: Deployment) -> Reranker:

@@ -32,9 +32,8 @@ from jobs.dataset import DatasetLine, parse_line
 from jobs.queue import job_payload
 from jobs.serializer import serialize
 from jobs.settings import DEFAULT_MODEL
-from tests.conftest import Workers
 from tests.servers.cohere import CohereServer
-from tests.support import ROOT, env_with, read_jsonl, run_script, wait_until
+from tests.support import ROOT, env_with, read_jsonl, run_script, start_worker, wait_until
 from tests.wire_server import Recorded, Reply
 
 # arq's INFO lines (worker.py --verbose), e.g.
@@ -51,6 +50,33 @@ _FAILED = re.compile(rf"! (\S+):{keys.JOB_FUNCTION} failed, ")
 ENQUEUED = re.compile(
     r"enqueued (\d+) new lines in [\d.]+s; skipped (\d+) \((\d+) already queued, (\d+) already done\)"
 )
+
+
+class Workers:
+    """Starts ``python worker.py`` processes; stops whatever is left at teardown."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        process = start_worker(env, self.log_dir / f"worker-{len(self.processes)}.log")
+        self.processes.append(process)
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.log_dir.glob("worker-*.log")))
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @dataclass

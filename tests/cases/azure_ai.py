@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer, strings_body
 from tests.ranking_lines import check_records
 from tests.servers.azure_ai import AzureAIServer
@@ -17,15 +15,10 @@ WIRE_MODEL = "cohere-rerank-v3.5"
 SERVERLESS = "https://rerank-x.eastus2.models.ai.azure.com"
 FOUNDRY = "https://res.services.ai.azure.com/providers/cohere/v2"
 VERSION = "?api-version=2024-05-01-preview"
-HEAD = {"model": WIRE_MODEL, "query": "solar power"}
-STRINGS: list[Document] = ["solar power plants", "coffee"]
 SEARCH_UNIT = {"billed_units": {"search_units": 1}}
 
 
 dep = Deployer("azure_ai", WIRE_MODEL, key=KEY, base=SERVERLESS)
-
-
-req = partial(RerankRequest, query="solar power", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]], meta: dict[str, Any] | None = None) -> httpx.Response:

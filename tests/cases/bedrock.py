@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ from pydantic import SecretStr
 
 from providers.adapters import bedrock
 from providers.deployment import Credentials, Deployment
-from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Line, ProviderCase, Record
 from tests.servers.bedrock import BedrockServer, source_text
 
@@ -19,7 +17,6 @@ ARN = "arn:aws:bedrock:us-west-2::foundation-model/amazon.rerank-v1:0"
 KEY_ID, SECRET, TOKEN = "AKIDTESTBEDROCK", "test-secret-key", "test-session-token"
 KEYS = {"aws_access_key_id": SecretStr(KEY_ID), "aws_secret_access_key": SecretStr(SECRET)}
 URL = "https://bedrock-agent-runtime.us-west-2.amazonaws.com/rerank"
-STRINGS: list[Document] = ["solar power plants", "coffee beans"]
 SIGNED = (
     r"AWS4-HMAC-SHA256 Credential={key}/\d{{8}}/us-west-2/bedrock/aws4_request, "
     r"SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{{64}}"
@@ -36,9 +33,6 @@ def dep(
         credentials=Credentials(api_base=base, params={**KEYS, **params}),
         headers=headers or {},
     )
-
-
-req = partial(RerankRequest, query="solar power", documents=STRINGS)
 
 
 def text(value: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,16 @@ import httpx
 from providers.adapter import Capabilities, HttpAdapter
 from providers.deployment import Deployment
 from providers.registry import HTTP_ADAPTERS
+from providers.types import RerankRequest
 from tests.adapter_kit import deployment
 from tests.ranking_lines import rendered, unchanged
 from tests.wire_server import Recorded, words
 
 Line = dict[str, Any]
+QUERY = "solar power"
+TEXTS = ["solar power plants", "coffee"]
+req = partial(RerankRequest, query=QUERY, documents=TEXTS)
+"""The request every provider's tests start from (``req(top_n=1)``, ``req(documents=...)``)."""
 Record = dict[str, Any]
 
 

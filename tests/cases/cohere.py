@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, ProviderCase, bearer, strings_body
 from tests.servers.cohere import CohereServer
 
@@ -15,14 +13,10 @@ KEY = "test-cohere-key"
 WIRE_MODEL = "rerank-v3.5"
 BASE = "https://api.cohere.com"
 V2_URL = "https://api.cohere.com/v2/rerank"
-STRINGS: list[Document] = ["solar power plants", "coffee"]
 SEARCH_UNIT = {"billed_units": {"search_units": 1}}
 
 
 dep = Deployer("cohere", WIRE_MODEL, key=KEY, base=BASE)
-
-
-req = partial(RerankRequest, query="solar power", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]] | None = None, meta: dict[str, Any] | None = None) -> httpx.Response:

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, ProviderCase, bearer, strings_body, word_count
 from tests.servers.dashscope import DashScopeServer
 
 KEY = "sk-test-dashscope"
 WIRE_MODEL = "qwen3-rerank"
 DEFAULT_URL = "https://dashscope.aliyuncs.com/compatible-api/v1/reranks"
-HEAD = {"model": WIRE_MODEL, "query": "rerank model"}
-STRINGS: list[Document] = ["rerank models sort", "quantum computing"]
 
 
 dep = Deployer("dashscope", WIRE_MODEL, key=KEY)
-
-
-req = partial(RerankRequest, query="rerank model", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]], usage: Any = None) -> httpx.Response:

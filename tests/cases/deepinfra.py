@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.types import RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, split_count
 from tests.ranking_lines import rendered
 from tests.servers.deepinfra import DeepInfraServer
@@ -15,13 +13,9 @@ from tests.servers.deepinfra import DeepInfraServer
 KEY = "di-test"
 MODEL = "Qwen/Qwen3-Reranker-4B"
 URL = f"https://api.deepinfra.com/v1/inference/{MODEL}"
-TEXTS = ["solar power plants", "coffee"]
 
 
 dep = Deployer("deepinfra", MODEL, key=KEY)
-
-
-req = partial(RerankRequest, query="solar power", documents=TEXTS)
 
 
 def body(documents: list[str], query: str = "solar power") -> dict[str, Any]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.types import RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, split_count, strings_body
 from tests.servers.fireworks_ai import FireworksServer
 
@@ -15,13 +13,9 @@ KEY = "fw-test"
 URL = "https://api.fireworks.ai/inference/v1/rerank"
 WIRE_MODEL = "qwen3-reranker-8b"
 SENT_MODEL = "fireworks/qwen3-reranker-8b"
-TEXTS = ["solar power plants", "coffee"]
 
 
 dep = Deployer("fireworks_ai", WIRE_MODEL, key=KEY)
-
-
-req = partial(RerankRequest, query="solar power", documents=TEXTS)
 
 
 def body(documents: list[str], **extra: Any) -> dict[str, Any]:

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.types import RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer, split_count, strings_body
 from tests.servers.hosted_vllm import VllmServer
 
 BASE = "http://vllm:8000"
 MODEL = "BAAI/bge-reranker-v2-m3"
-TEXTS = ["solar power plants", "coffee"]
 
 
 dep = Deployer("hosted_vllm", MODEL, base=BASE)
-
-
-req = partial(RerankRequest, query="solar power", documents=TEXTS)
 
 
 def body(documents: list[str], **extra: Any) -> dict[str, Any]:

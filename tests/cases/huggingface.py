@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.types import RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer
 from tests.ranking_lines import rendered
 from tests.servers.huggingface import TeiServer
 
 BASE = "http://tei:8080"
 MODEL = "BAAI/bge-reranker-v2-m3"
-TEXTS = ["solar power plants", "coffee"]
 BATCH_SIZE = 32
 """TEI's default ``--max-client-batch-size``."""
 
 
 dep = Deployer("huggingface", MODEL, base=BASE)
-
-
-req = partial(RerankRequest, query="solar power", documents=TEXTS)
 
 
 def body(texts: list[str], query: str = "solar power") -> dict[str, Any]:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, strings_body, word_count
 from tests.servers.infinity import InfinityServer
 
 BASE = "http://infinity.internal:7997"
 WIRE_MODEL = "mixedbread-ai/mxbai-rerank-xsmall-v1"
-HEAD = {"model": WIRE_MODEL, "query": "Where is Munich?"}
-STRINGS: list[Document] = ["Munich is in Germany.", "The sky is blue."]
 
 
 dep = Deployer("infinity", WIRE_MODEL, base=BASE)
-
-
-req = partial(RerankRequest, query="Where is Munich?", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]], usage: Any = None) -> httpx.Response:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, ProviderCase, bearer, strings_body, word_count
 from tests.servers.jina_ai import JinaServer
 
 KEY = "jina_test_key"
 WIRE_MODEL = "jina-reranker-v2-base-multilingual"
-HEAD = {"model": WIRE_MODEL, "query": "organic skincare"}
-STRINGS: list[Document] = ["organic skincare products", "makeup trends"]
 
 
 dep = Deployer("jina_ai", WIRE_MODEL, key=KEY)
-
-
-req = partial(RerankRequest, query="organic skincare", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]], usage: Any = None, document: Any = None) -> httpx.Response:

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, ProviderCase, bearer, strings_body
 from tests.servers.litellm_proxy import LiteLLMProxyServer
 
 KEY = "sk-proxy-test"
 BASE = "http://proxy.internal:4000"
 MODEL = "my-reranker"
-HEAD = {"model": MODEL, "query": "solar power"}
-STRINGS: list[Document] = ["solar power plants", "coffee"]
 SEARCH_UNIT = {"billed_units": {"search_units": 1}}
 
 
 dep = Deployer("litellm_proxy", MODEL, key=KEY, base=BASE)
-
-
-req = partial(RerankRequest, query="solar power", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]], meta: dict[str, Any] | None = None) -> httpx.Response:

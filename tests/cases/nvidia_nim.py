@@ -7,7 +7,6 @@ from typing import Any
 import httpx
 
 from providers.deployment import Deployment
-from providers.types import RerankRequest
 from tests.adapter_kit import deployment
 from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, split_count
 from tests.ranking_lines import rendered
@@ -18,15 +17,10 @@ HOSTED = "nvidia/llama-3_2-nv-rerankqa-1b-v2"
 RANKING = "ranking/nvidia/llama-3.2-nv-rerankqa-1b-v2"
 HOSTED_URL = f"https://ai.api.nvidia.com/v1/retrieval/{HOSTED}/reranking"
 SENT_MODEL = "nvidia/llama-3.2-nv-rerankqa-1b-v2"
-TEXTS = ["solar power plants", "coffee"]
 
 
 def dep(wire_model: str = HOSTED, base: str | None = None, key: str | None = KEY) -> Deployment:
     return deployment("nvidia_nim", wire_model, key=key, base=base)
-
-
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": list(TEXTS), **overrides})
 
 
 def body(documents: list[str], model: str = SENT_MODEL, query: str = "solar power") -> dict[str, Any]:

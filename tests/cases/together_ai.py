@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, strings_body, word_count
 from tests.servers.together_ai import TogetherServer
 
 KEY = "test-together-key"
 WIRE_MODEL = "mixedbread-ai/Mxbai-Rerank-Large-V2"
-HEAD = {"model": WIRE_MODEL, "query": "animals near Peru"}
-STRINGS: list[Document] = ["llamas live in Peru", "pandas live in China"]
 
 
 dep = Deployer("together_ai", WIRE_MODEL, key=KEY)
-
-
-req = partial(RerankRequest, query="animals near Peru", documents=STRINGS)
 
 
 def ok(results: list[tuple[int, float]], usage: Any = None) -> httpx.Response:

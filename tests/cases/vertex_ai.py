@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
@@ -10,13 +9,11 @@ from pydantic import SecretStr
 
 from providers.adapters import vertex_ai
 from providers.deployment import Credentials, Deployment
-from providers.types import Document, RerankRequest
 from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, config_for
 from tests.servers.vertex_ai import VertexServer, record_text
 
 TOKEN, PROJECT, MODEL = "ya29.test-token", "test-project", "semantic-ranker-default@latest"
 RANK = "/v1/projects/test-project/locations/global/rankingConfigs/default_ranking_config:rank"
-STRINGS: list[Document] = ["solar power plants", "coffee beans"]
 
 
 def dep(base: str | None = None, **params: Any) -> Deployment:
@@ -27,9 +24,6 @@ def dep(base: str | None = None, **params: Any) -> Deployment:
         wire_model=MODEL,
         credentials=Credentials(api_base=base, params={k: v for k, v in settings.items() if v is not None}),
     )
-
-
-req = partial(RerankRequest, query="solar power", documents=STRINGS)
 
 
 def head(records: list[dict[str, Any]], query: str = "solar power", **extra: Any) -> dict[str, Any]:

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import httpx
 
-from providers.types import RerankRequest
 from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, split_count, strings_body
 from tests.servers.voyage import VoyageServer
 
 KEY = "pa-test"
 MODEL = "rerank-2.5"
 URL = "https://api.voyageai.com/v1/rerank"
-TEXTS = ["solar power plants", "coffee"]
 
 
 dep = Deployer("voyage", MODEL, key=KEY)
-
-
-req = partial(RerankRequest, query="solar power", documents=TEXTS)
 
 
 def body(documents: list[str], **extra: Any) -> dict[str, Any]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
 from providers.deployment import Credentials, Deployment
-from providers.types import Document, RerankRequest
+from providers.types import Document
 from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, word_count
 from tests.ranking_lines import rendered
 from tests.servers.watsonx import MODEL, IamServer, WatsonxServer, logit
@@ -19,8 +18,6 @@ from tests.servers.watsonx import MODEL, IamServer, WatsonxServer, logit
 API_KEY, TOKEN, ZEN = "test-ibm-api-key", "ready-bearer-token", "dXNlcjprZXk="
 BASE, PROJECT = "https://us-south.ml.cloud.ibm.com", "test-project"
 URL = f"{BASE}/ml/v1/text/rerank?version=2024-05-31"
-STRINGS: list[Document] = ["solar power plants", "coffee beans"]
-HEAD = {"model_id": MODEL, "query": "solar power", "project_id": PROJECT}
 
 
 def dep(base: str | None = BASE, key: str | None = None, **params: Any) -> Deployment:
@@ -35,9 +32,6 @@ def dep(base: str | None = BASE, key: str | None = None, **params: Any) -> Deplo
             params={k: v for k, v in settings.items() if v is not None},
         ),
     )
-
-
-req = partial(RerankRequest, query="solar power", documents=STRINGS)
 
 
 def inputs(*texts: Document) -> list[dict[str, Document]]:
@@ -63,7 +57,12 @@ def servers() -> Iterator[WatsonxServer]:
 
 
 def line_body(line: Line) -> dict[str, Any]:
-    body = {**HEAD, "query": line["query"], "inputs": inputs(*rendered(line))}
+    body = {
+        "model_id": MODEL,
+        "query": line["query"],
+        "project_id": PROJECT,
+        "inputs": inputs(*rendered(line)),
+    }
     return body | ({"parameters": {"return_options": {"top_n": line["top_n"]}}} if "top_n" in line else {})
 
 

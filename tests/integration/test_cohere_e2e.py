@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from providers.render import document_text
-from tests.conftest import Workers
+from tests.process_tools import Workers, export_batch
 from tests.ranking_lines import expected_results as ranked_as
 from tests.servers.cohere import V2_FIELDS, CohereServer, v1_text
-from tests.support import WORDS, read_jsonl, run_script, wait_until, write_dataset
+from tests.support import WORDS, run_script, wait_until, write_dataset
 from tests.wire_server import Fault, rate_limited, unavailable
 
 pytestmark = pytest.mark.integration
@@ -134,13 +134,8 @@ def run_batch(
         raise AssertionError(f"{exc}; last status {final}\nworker logs:\n{workers.logs()[-5000:]}") from exc
     assert all(p.poll() is None for p in workers.processes), workers.logs()[-5000:]
 
-    output, errors = tmp_path / f"{batch}.results.jsonl", tmp_path / f"{batch}.errors.jsonl"
-    exported = run_script(
-        "batch.py", "--redis-url", redis_url, "results", batch,
-        "--output", str(output), "--errors", str(errors), env={}, timeout=120,
-    )  # fmt: skip
-    assert exported.returncode == 0, exported.stdout + exported.stderr
-    return read_jsonl(output), read_jsonl(errors), final
+    results, errors, _ = export_batch(redis_url, batch, tmp_path)
+    return results, errors, final
 
 
 def test_cohere_batch_end_to_end_with_rate_limits(

@@ -61,19 +61,8 @@ class BreakableServer(CohereServer):
 
 @pytest.fixture
 def server() -> Iterator[BreakableServer]:
-    running = BreakableServer(KEY)
-    running.start()
-    try:
+    with BreakableServer(KEY) as running:
         yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-def probe(redis_url: str) -> Iterator[RedisProbe]:
-    client = RedisProbe(redis_url)
-    yield client
-    client.close()
 
 
 def worker_env(redis_url: str, server: CohereServer, **overrides: str) -> dict[str, str]:

@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Workers
-from tests.process_tools import RedisProbe, VerboseWorker, start_verbose_worker
+from tests.process_tools import RedisProbe, VerboseWorker, Workers, start_verbose_worker
 from tests.servers.cohere import CohereServer
 from tests.support import run_script, synthetic_lines, wait_until, write_dataset
 from tests.wire_server import Recorded, Reply
@@ -84,19 +83,8 @@ class RecordingServer(CohereServer):
 
 @pytest.fixture
 def server() -> Iterator[RecordingServer]:
-    running = RecordingServer(KEY)
-    running.start()
-    try:
+    with RecordingServer(KEY) as running:
         yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-def probe(redis_url: str) -> Iterator[RedisProbe]:
-    client = RedisProbe(redis_url)
-    yield client
-    client.close()
 
 
 def run_two_workers(

@@ -26,11 +26,11 @@ import pytest
 
 from enqueue import default_batch_name
 from providers.registry import KNOWN_PROVIDERS
-from tests.conftest import Workers
 from tests.process_tools import (
     RedisProbe,
     SlowCohereServer,
     VerboseWorker,
+    Workers,
     batch_status,
     enqueued_counts,
     export_batch,
@@ -56,13 +56,6 @@ EXIT_MARGIN_SECONDS = 20.0
 def server() -> Iterator[SlowCohereServer]:
     with SlowCohereServer(KEY, delay=0.3) as running:
         yield running
-
-
-@pytest.fixture
-def probe(redis_url: str) -> Iterator[RedisProbe]:
-    client = RedisProbe(redis_url)
-    yield client
-    client.close()
 
 
 def cohere_lines(count: int) -> list[dict[str, Any]]:

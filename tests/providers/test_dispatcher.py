@@ -30,7 +30,8 @@ from providers.errors import (
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest
 from tests.adapter_kit import Mock, failure, reranker_for, transport_for
-from tests.cases.cohere import dep, error, ok, req
+from tests.cases.case import req
+from tests.cases.cohere import dep, error, ok
 from tests.servers.cohere import CohereServer
 from tests.wire_server import Fault
 

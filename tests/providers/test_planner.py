@@ -9,7 +9,8 @@ import json
 from providers.adapters import cohere
 from providers.types import Document
 from tests.adapter_kit import Mock, rerank
-from tests.cases.cohere import dep, ok, req
+from tests.cases.case import req
+from tests.cases.cohere import dep, ok
 
 LONG = " ".join(f"w{i}" for i in range(10))
 

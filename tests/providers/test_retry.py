@@ -17,7 +17,8 @@ from providers.errors import ProviderError, RateLimitedError, ServerError
 from providers.retry import RetryPolicy
 from providers.types import RankedDocument
 from tests.adapter_kit import FakeSleep, Mock, transport_for
-from tests.cases.cohere import KEY, dep, error, ok, req
+from tests.cases.case import req
+from tests.cases.cohere import KEY, dep, error, ok
 from tests.servers.cohere import CohereServer
 from tests.wire_server import Fault, rate_limited, unavailable
 

@@ -3,7 +3,6 @@ messages; the local Azure deployment.  (What every provider does alike: test_con
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,9 +12,12 @@ from providers.adapters import cohere
 from providers.adapters.azure_ai import ADAPTER, rerank_url
 from providers.errors import InvalidRequestError
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
-from tests.cases.azure_ai import FOUNDRY, HEAD, KEY, SERVERLESS, STRINGS, VERSION, WIRE_MODEL, dep, ok, req
+from tests.adapter_kit import Mock, failure, rerank, reranker_for, serving, single
+from tests.cases.azure_ai import FOUNDRY, KEY, SERVERLESS, VERSION, WIRE_MODEL, dep, ok
+from tests.cases.case import QUERY, TEXTS, req
 from tests.servers.azure_ai import AzureAIServer
+
+HEAD = {"model": WIRE_MODEL, "query": QUERY}
 
 OBJECTS: list[Document] = [
     {"id": "a", "title": "Solar panels", "text": "Photovoltaic cells turn light into power."},
@@ -54,7 +56,7 @@ def test_url_rules_and_the_version_they_select(base: str, url: str, version: int
     ("base", "overrides", "body"),
     [
         pytest.param(
-            SERVERLESS, {}, {**HEAD, "documents": STRINGS, "return_documents": False}, id="v1-strings"
+            SERVERLESS, {}, {**HEAD, "documents": TEXTS, "return_documents": False}, id="v1-strings"
         ),
         pytest.param(
             SERVERLESS,
@@ -105,10 +107,7 @@ async def test_coheres_own_refusals_keep_coheres_message() -> None:
 # --- against the local Azure deployment -------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[AzureAIServer]:
-    with AzureAIServer(KEY) as running:
-        yield running
+server = serving(lambda: AzureAIServer(KEY))
 
 
 async def test_round_trip_v1_with_objects(server: AzureAIServer, client: httpx.AsyncClient) -> None:

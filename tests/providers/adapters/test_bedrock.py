@@ -8,7 +8,7 @@ import datetime
 import json
 import re
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,9 @@ from providers.dispatcher import Dispatcher, prepare
 from providers.errors import AuthenticationError, BadResponseError, ConfigurationError
 from providers.retry import RetryPolicy
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, failure, rerank
-from tests.cases.bedrock import ARN, KEY_ID, SECRET, TOKEN, URL, body, dep, json_doc, ok, req, text
+from tests.adapter_kit import Mock, failure, rerank, serving
+from tests.cases.bedrock import ARN, KEY_ID, SECRET, TOKEN, URL, body, dep, json_doc, ok, text
+from tests.cases.case import req
 from tests.servers.bedrock import BedrockServer
 
 OBJECTS: list[Document] = [
@@ -103,7 +104,7 @@ def test_region_precedence(model: str, params: dict[str, Any], region: str) -> N
     ("overrides", "expected"),
     [
         pytest.param(
-            {"top_n": 10}, body([text("solar power plants"), text("coffee beans")], 2), id="top_n-capped"
+            {"top_n": 10}, body([text("solar power plants"), text("coffee")], 2), id="top_n-capped"
         ),
         pytest.param(
             {"documents": OBJECTS},
@@ -338,10 +339,7 @@ async def test_a_page_short_of_the_wanted_results_is_bad_response() -> None:
 # --- against the local Bedrock Agent Runtime -----------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[BedrockServer]:
-    with BedrockServer(session_token=TOKEN) as running:
-        yield running
+server = serving(lambda: BedrockServer(session_token=TOKEN))
 
 
 @pytest.fixture

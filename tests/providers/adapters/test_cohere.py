@@ -5,7 +5,6 @@ test_contract.py; the shared HTTP path itself: ../test_dispatcher.py.)"""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,8 +15,9 @@ from providers.dispatcher import Dispatcher
 from providers.errors import AuthenticationError
 from providers.retry import RetryPolicy
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import FakeSleep, Mock, rerank, reranker_for, single
-from tests.cases.cohere import BASE, KEY, V2_URL, dep, ok, req
+from tests.adapter_kit import FakeSleep, Mock, rerank, reranker_for, serving, single
+from tests.cases.case import req
+from tests.cases.cohere import BASE, KEY, V2_URL, dep, ok
 from tests.servers.cohere import CohereServer
 
 V1_BASE = "https://api.cohere.com/v1"
@@ -63,7 +63,7 @@ def test_default_base_is_cohere_v2() -> None:
 
 
 HEAD = {"model": "rerank-v3.5", "query": "solar power"}
-STRINGS = ["solar power plants", "coffee"]
+TEXTS = ["solar power plants", "coffee"]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ STRINGS = ["solar power plants", "coffee"]
         pytest.param(
             BASE,
             {"top_n": 1, "max_tokens_per_doc": 512, "return_documents": True},
-            {**HEAD, "documents": STRINGS, "top_n": 1, "max_tokens_per_doc": 512},
+            {**HEAD, "documents": TEXTS, "top_n": 1, "max_tokens_per_doc": 512},
             id="v2-top_n-max_tokens",
         ),
         pytest.param(
@@ -82,7 +82,7 @@ STRINGS = ["solar power plants", "coffee"]
             id="v2-non-string-values-as-json",
         ),
         pytest.param(
-            V1_BASE, {}, {**HEAD, "documents": STRINGS, "return_documents": False}, id="v1-strings"
+            V1_BASE, {}, {**HEAD, "documents": TEXTS, "return_documents": False}, id="v1-strings"
         ),
         pytest.param(
             V1_BASE,
@@ -155,10 +155,7 @@ async def test_usage_is_cohere_accounting_only(meta: dict[str, Any], usage: dict
 # --- against the local Cohere API -------------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[CohereServer]:
-    with CohereServer(KEY) as running:
-        yield running
+server = serving(lambda: CohereServer(KEY))
 
 
 async def test_local_api_round_trip_v1(server: CohereServer, client: httpx.AsyncClient) -> None:

@@ -4,17 +4,18 @@ test_contract.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from providers.adapters.dashscope import ADAPTER, MAX_DOCUMENTS
 from providers.errors import BadResponseError
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, failure, rerank, single
-from tests.cases.dashscope import DEFAULT_URL, HEAD, KEY, WIRE_MODEL, dep, envelope, ok, req
+from tests.adapter_kit import Mock, failure, rerank, serving, single
+from tests.cases.case import QUERY, req
+from tests.cases.dashscope import DEFAULT_URL, KEY, WIRE_MODEL, dep, envelope, ok
 from tests.servers.dashscope import DashScopeServer
+
+HEAD = {"model": WIRE_MODEL, "query": QUERY}
 
 INTL = "https://dashscope-intl.aliyuncs.com/compatible-api/v1"
 
@@ -64,10 +65,7 @@ async def test_error_envelope_on_a_200_is_a_bad_response_with_dashscopes_words()
 # --- against the local compatible-api ---------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[DashScopeServer]:
-    with DashScopeServer(KEY, [WIRE_MODEL]) as running:
-        yield running
+server = serving(lambda: DashScopeServer(KEY, [WIRE_MODEL]))
 
 
 async def test_local_api_refuses_what_dashscope_refuses(

@@ -3,7 +3,6 @@ server refusing what DeepInfra refuses.  (What every provider does alike: test_c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,10 +10,10 @@ import pytest
 
 from providers.adapters.deepinfra import ADAPTER
 from providers.errors import AuthenticationError, InvalidRequestError
-from providers.reranker import Reranker
 from providers.types import RankedDocument
-from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
-from tests.cases.deepinfra import KEY, MODEL, URL, body, dep, req, scores
+from tests.adapter_kit import Mock, failure, rerank, reranker_for, serving, single
+from tests.cases.case import req
+from tests.cases.deepinfra import KEY, MODEL, URL, body, dep, scores
 from tests.servers.deepinfra import DeepInfraServer
 
 # --- URL and body (prepare: no I/O) -------------------------------------------------------------------
@@ -82,14 +81,7 @@ async def test_other_detail_envelopes(envelope: Any, message: str) -> None:
 # --- against the local DeepInfra server ---------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[DeepInfraServer]:
-    with DeepInfraServer(KEY, frozenset({MODEL})) as running:
-        yield running
-
-
-def reranker(client: httpx.AsyncClient, base: str, key: str = KEY) -> Reranker:
-    return reranker_for(client, dep(base, key))
+server = serving(lambda: DeepInfraServer(KEY, frozenset({MODEL})))
 
 
 async def test_wire_server_rejects_what_deepinfra_rejects(
@@ -108,5 +100,5 @@ async def test_wire_server_rejects_what_deepinfra_rejects(
         {"detail": {"error": "Model is not available: other/model"}},
     )
     with pytest.raises(AuthenticationError) as denied:
-        await reranker(client, f"{server.base_url}/v1", key="wrong").rerank(f"deepinfra/{MODEL}", req())
+        await reranker_for(client, dep(f"{server.base_url}/v1", "wrong")).rerank(f"deepinfra/{MODEL}", req())
     assert denied.value.message == "Authentication failed: invalid API key"

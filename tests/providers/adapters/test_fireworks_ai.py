@@ -3,17 +3,15 @@ server refusing what Fireworks refuses.  (What every provider does alike: test_c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from providers.adapters.fireworks_ai import ADAPTER
 from providers.errors import AuthenticationError, InvalidRequestError
-from providers.reranker import Reranker
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, rerank, reranker_for, single
-from tests.cases.fireworks_ai import KEY, URL, body, data, dep, req
+from tests.adapter_kit import Mock, rerank, reranker_for, serving, single
+from tests.cases.case import req
+from tests.cases.fireworks_ai import KEY, URL, body, data, dep
 from tests.servers.fireworks_ai import FireworksServer
 
 # --- URL, model and body (prepare: no I/O) ------------------------------------------------------------
@@ -75,20 +73,13 @@ async def test_results_key_and_completion_tokens_are_accepted() -> None:
 # --- against the local Fireworks server ---------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[FireworksServer]:
-    with FireworksServer(KEY) as running:
-        yield running
-
-
-def reranker(client: httpx.AsyncClient, base: str, key: str = KEY) -> Reranker:
-    return reranker_for(client, dep(base, key))
+server = serving(lambda: FireworksServer(KEY))
 
 
 @pytest.mark.parametrize("model", ["qwen3-reranker-8b", "accounts/fireworks/models/qwen3-reranker-8b"])
 async def test_wire_server_round_trip(server: FireworksServer, client: httpx.AsyncClient, model: str) -> None:
     docs: list[Document] = ["coffee beans", "solar power plants", {"title": "solar farms"}]
-    response = await reranker(client, server.base_url).rerank(
+    response = await reranker_for(client, dep(server.base_url)).rerank(
         f"fireworks_ai/{model}", req(documents=docs, top_n=2)
     )
     (seen,) = server.requests
@@ -111,8 +102,10 @@ async def test_wire_server_rejects_what_fireworks_rejects(
         answer = await client.post(url, json=bad, headers=auth)
         assert (answer.status_code, "message" in answer.json()["error"]) == (status, True), bad
     with pytest.raises(AuthenticationError) as denied:
-        await reranker(client, server.base_url, key="wrong").rerank("fireworks_ai/qwen3-reranker-8b", req())
+        await reranker_for(client, dep(server.base_url, "wrong")).rerank(
+            "fireworks_ai/qwen3-reranker-8b", req()
+        )
     assert denied.value.message == "The API key you provided is invalid."
     with pytest.raises(InvalidRequestError) as unknown:
-        await reranker(client, server.base_url).rerank("fireworks_ai/other-reranker", req())
+        await reranker_for(client, dep(server.base_url)).rerank("fireworks_ai/other-reranker", req())
     assert unknown.value.status == 404

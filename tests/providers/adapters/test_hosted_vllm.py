@@ -3,17 +3,15 @@ and ignoring what vLLM does.  (What every provider does alike: test_contract.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from providers.adapters.hosted_vllm import ADAPTER
 from providers.errors import AuthenticationError, InvalidRequestError
-from providers.reranker import Reranker
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
-from tests.cases.hosted_vllm import MODEL, body, dep, req, results
+from tests.adapter_kit import Mock, failure, rerank, reranker_for, serving, single
+from tests.cases.case import req
+from tests.cases.hosted_vllm import MODEL, body, dep, results
 from tests.servers.hosted_vllm import VllmServer
 
 # --- URL and body (prepare: no I/O) -------------------------------------------------------------------
@@ -75,14 +73,7 @@ async def test_legacy_flat_envelope_message_is_extracted() -> None:
 # --- against the local vLLM server --------------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[VllmServer]:
-    with VllmServer(MODEL) as running:
-        yield running
-
-
-def reranker(client: httpx.AsyncClient, base: str, key: str | None = None) -> Reranker:
-    return reranker_for(client, dep(base, key))
+server = serving(lambda: VllmServer(MODEL))
 
 
 @pytest.mark.parametrize("suffix", ["", "/v1", "/v1/rerank", "/v2/rerank"])
@@ -93,7 +84,9 @@ async def test_wire_server_round_trip_sends_nothing_vllm_ignores(
     line_request = req(
         documents=docs, top_n=2, rank_fields=["title"], max_tokens_per_doc=3, return_documents=True
     )
-    response = await reranker(client, server.base_url + suffix).rerank(f"hosted_vllm/{MODEL}", line_request)
+    response = await reranker_for(client, dep(server.base_url + suffix)).rerank(
+        f"hosted_vllm/{MODEL}", line_request
+    )
     (seen,) = server.requests
     assert seen.status == 200
     assert seen.body == body(
@@ -124,8 +117,8 @@ async def test_wire_server_rejects_and_ignores_like_vllm(
 async def test_wire_server_wrong_model_and_key(client: httpx.AsyncClient) -> None:
     with VllmServer("other/model", api_key="sk-vllm") as server:
         with pytest.raises(AuthenticationError) as denied:
-            await reranker(client, server.base_url).rerank(f"hosted_vllm/{MODEL}", req())
+            await reranker_for(client, dep(server.base_url)).rerank(f"hosted_vllm/{MODEL}", req())
         assert (denied.value.status, denied.value.message) == (401, "Unauthorized")
         with pytest.raises(InvalidRequestError) as missing:
-            await reranker(client, server.base_url, key="sk-vllm").rerank(f"hosted_vllm/{MODEL}", req())
+            await reranker_for(client, dep(server.base_url, "sk-vllm")).rerank(f"hosted_vllm/{MODEL}", req())
         assert (missing.value.status, missing.value.message) == (404, f"The model `{MODEL}` does not exist.")

@@ -4,17 +4,15 @@ test_contract.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from providers.adapters.huggingface import ADAPTER
 from providers.errors import AuthenticationError, InvalidRequestError
-from providers.reranker import Reranker
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
-from tests.cases.huggingface import MODEL, dep, ranks, req
+from tests.adapter_kit import Mock, failure, rerank, reranker_for, serving, single
+from tests.cases.case import req
+from tests.cases.huggingface import MODEL, dep, ranks
 from tests.servers.huggingface import TeiServer
 
 # --- URL and body (prepare: no I/O) -------------------------------------------------------------------
@@ -65,14 +63,7 @@ async def test_batch_too_large_413_is_invalid_request() -> None:
 # --- against the local TEI server ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[TeiServer]:
-    with TeiServer(max_client_batch_size=4) as running:
-        yield running
-
-
-def reranker(client: httpx.AsyncClient, base: str, key: str | None = None) -> Reranker:
-    return reranker_for(client, dep(base, key))
+server = serving(lambda: TeiServer(max_client_batch_size=4))
 
 
 async def test_wire_server_rejects_what_tei_rejects(server: TeiServer, client: httpx.AsyncClient) -> None:
@@ -100,11 +91,11 @@ async def test_wire_server_rejects_what_tei_rejects(server: TeiServer, client: h
 async def test_wire_server_splits_and_key(client: httpx.AsyncClient) -> None:
     with TeiServer(api_key="hf_key", max_client_batch_size=32) as server:
         docs: list[Document] = [*(f"filler {i}" for i in range(40)), "solar power"]
-        response = await reranker(client, server.base_url, key="hf_key").rerank(
+        response = await reranker_for(client, dep(server.base_url, "hf_key")).rerank(
             f"huggingface/{MODEL}", req(documents=docs, top_n=1)
         )
         assert [len(r.body["texts"]) for r in server.requests] == [32, 9]
         assert response.results == [RankedDocument(40, 1.0)]
         with pytest.raises(AuthenticationError) as denied:
-            await reranker(client, server.base_url).rerank(f"huggingface/{MODEL}", req())
+            await reranker_for(client, dep(server.base_url)).rerank(f"huggingface/{MODEL}", req())
         assert denied.value.status == 401

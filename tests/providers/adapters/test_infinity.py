@@ -10,8 +10,11 @@ from providers.adapters.infinity import ADAPTER, MAX_DOCUMENTS
 from providers.errors import AuthenticationError, InvalidRequestError
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, failure, rerank, single
-from tests.cases.infinity import BASE, HEAD, WIRE_MODEL, dep, ok, req
+from tests.cases.case import QUERY, req
+from tests.cases.infinity import BASE, WIRE_MODEL, dep, ok
 from tests.servers.infinity import InfinityServer
+
+HEAD = {"model": WIRE_MODEL, "query": QUERY}
 
 # --- what goes on the wire --------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@ API refusing what Jina refuses.  (What every provider does alike: test_contract.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,9 +10,12 @@ import pytest
 
 from providers.adapters.jina_ai import ADAPTER
 from providers.types import RankedDocument
-from tests.adapter_kit import Mock, rerank, single
-from tests.cases.jina_ai import HEAD, KEY, WIRE_MODEL, dep, ok, req
+from tests.adapter_kit import Mock, rerank, serving, single
+from tests.cases.case import QUERY, req
+from tests.cases.jina_ai import KEY, WIRE_MODEL, dep, ok
 from tests.servers.jina_ai import JinaServer
+
+HEAD = {"model": WIRE_MODEL, "query": QUERY}
 
 # --- what goes on the wire --------------------------------------------------------------------------
 
@@ -52,10 +54,7 @@ async def test_results_sorted_cut_and_usage_as_reported(document: Any) -> None:
 # --- against the local Jina API ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[JinaServer]:
-    with JinaServer(KEY, [WIRE_MODEL]) as running:
-        yield running
+server = serving(lambda: JinaServer(KEY, [WIRE_MODEL]))
 
 
 async def test_local_api_refuses_what_jina_refuses(server: JinaServer, client: httpx.AsyncClient) -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,9 +10,12 @@ import pytest
 
 from providers.adapters.litellm_proxy import ADAPTER, rerank_url
 from providers.types import RankedDocument
-from tests.adapter_kit import Mock, rerank, single
-from tests.cases.litellm_proxy import BASE, HEAD, KEY, MODEL, dep, ok, req
+from tests.adapter_kit import Mock, rerank, serving, single
+from tests.cases.case import QUERY, req
+from tests.cases.litellm_proxy import BASE, KEY, MODEL, dep, ok
 from tests.servers.litellm_proxy import LiteLLMProxyServer
+
+HEAD = {"model": MODEL, "query": QUERY}
 
 # --- what goes on the wire --------------------------------------------------------------------------
 
@@ -60,10 +62,7 @@ async def test_no_usage_when_the_proxy_reports_none(meta: dict[str, Any]) -> Non
 # --- against the local proxy ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[LiteLLMProxyServer]:
-    with LiteLLMProxyServer(KEY, [MODEL]) as running:
-        yield running
+server = serving(lambda: LiteLLMProxyServer(KEY, [MODEL]))
 
 
 async def test_local_proxy_refuses_what_its_backend_refuses(

@@ -3,7 +3,6 @@ NIM refusing what NIM refuses.  (What every provider does alike: test_contract.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,10 +10,10 @@ import pytest
 
 from providers.adapters.nvidia_nim import ADAPTER
 from providers.errors import AuthenticationError, InvalidRequestError
-from providers.reranker import Reranker
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, failure, rerank, reranker_for, single
-from tests.cases.nvidia_nim import HOSTED, HOSTED_URL, KEY, RANKING, TEXTS, body, dep, rankings, req
+from tests.adapter_kit import Mock, failure, rerank, reranker_for, serving, single
+from tests.cases.case import TEXTS, req
+from tests.cases.nvidia_nim import HOSTED, HOSTED_URL, KEY, RANKING, body, dep, rankings
 from tests.servers.nvidia_nim import NimServer, check, logit
 
 # --- URLs and bodies (prepare: no I/O) ------------------------------------------------------------------
@@ -104,20 +103,15 @@ async def test_end_of_life_410_is_invalid_request_with_nvidias_message() -> None
 # --- against the local NIM server -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[NimServer]:
-    with NimServer(KEY, gone=frozenset({"nvidia/nv-rerankqa-mistral-4b-v3"})) as running:
-        yield running
-
-
-def reranker(client: httpx.AsyncClient, base: str, key: str | None = KEY) -> Reranker:
-    return reranker_for(client, dep(base=base, key=key))
+server = serving(lambda: NimServer(KEY, gone=frozenset({"nvidia/nv-rerankqa-mistral-4b-v3"})))
 
 
 @pytest.mark.parametrize("wire_model", [HOSTED, RANKING])
 async def test_wire_server_round_trip(server: NimServer, client: httpx.AsyncClient, wire_model: str) -> None:
     docs: list[Document] = ["coffee beans", "solar power plants", {"title": "solar farms"}]
-    response = await reranker(client, server.base_url).rerank(f"nvidia_nim/{wire_model}", req(documents=docs))
+    response = await reranker_for(client, dep(base=server.base_url)).rerank(
+        f"nvidia_nim/{wire_model}", req(documents=docs)
+    )
     (seen,) = server.requests
     assert seen.status == 200
     assert seen.path == ("/v1/ranking" if wire_model == RANKING else f"/v1/retrieval/{HOSTED}/reranking")
@@ -151,11 +145,13 @@ async def test_wire_server_rejects_what_nim_rejects(server: NimServer, client: h
 
 
 async def test_wire_server_end_of_life_and_wrong_key(server: NimServer, client: httpx.AsyncClient) -> None:
-    eol = reranker(client, server.base_url)
+    eol = reranker_for(client, dep(base=server.base_url))
     with pytest.raises(InvalidRequestError) as gone:
         await eol.rerank("nvidia_nim/nvidia/nv-rerankqa-mistral-4b-v3", req())
     assert gone.value.status == 410
     assert "end of life" in gone.value.message
     with pytest.raises(AuthenticationError) as denied:
-        await reranker(client, server.base_url, key="wrong").rerank(f"nvidia_nim/{HOSTED}", req())
+        await reranker_for(client, dep(base=server.base_url, key="wrong")).rerank(
+            f"nvidia_nim/{HOSTED}", req()
+        )
     assert (denied.value.status, denied.value.message) == (401, "Authentication failed")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,9 +10,12 @@ import pytest
 
 from providers.adapters.together_ai import ADAPTER, DEFAULT_BASE
 from providers.types import RankedDocument
-from tests.adapter_kit import Mock, rerank, single
-from tests.cases.together_ai import HEAD, KEY, WIRE_MODEL, dep, ok, req
+from tests.adapter_kit import Mock, rerank, serving, single
+from tests.cases.case import QUERY, req
+from tests.cases.together_ai import KEY, WIRE_MODEL, dep, ok
 from tests.servers.together_ai import TogetherServer
+
+HEAD = {"model": WIRE_MODEL, "query": QUERY}
 
 # --- what goes on the wire --------------------------------------------------------------------------
 
@@ -55,10 +57,7 @@ async def test_no_usage_when_none_reported(usage: Any) -> None:
 # --- against the local Together API -----------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[TogetherServer]:
-    with TogetherServer(KEY, [WIRE_MODEL]) as running:
-        yield running
+server = serving(lambda: TogetherServer(KEY, [WIRE_MODEL]))
 
 
 async def test_local_api_refuses_what_together_refuses(

@@ -28,7 +28,8 @@ from providers.errors import AuthenticationError, ConfigurationError
 from providers.retry import RetryPolicy
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, rerank
-from tests.cases.vertex_ai import PROJECT, RANK, TOKEN, dep, head, ok, req
+from tests.cases.case import req
+from tests.cases.vertex_ai import PROJECT, RANK, TOKEN, dep, head, ok
 from tests.servers.vertex_ai import GoogleTokenServer, VertexServer
 
 OBJECTS: list[Document] = [

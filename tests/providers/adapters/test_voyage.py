@@ -3,17 +3,15 @@ refusing what Voyage refuses.  (What every provider does alike: test_contract.py
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from providers.adapters.voyage import ADAPTER
 from providers.errors import AuthenticationError, InvalidRequestError
-from providers.reranker import Reranker
 from providers.types import Document, RankedDocument
-from tests.adapter_kit import Mock, rerank, reranker_for, single, wires
-from tests.cases.voyage import KEY, MODEL, URL, body, data, dep, req
+from tests.adapter_kit import Mock, rerank, reranker_for, serving, single, wires
+from tests.cases.case import req
+from tests.cases.voyage import KEY, MODEL, URL, body, data, dep
 from tests.servers.voyage import VoyageServer, check
 
 # --- URL and body (prepare: no I/O) -------------------------------------------------------------------
@@ -67,14 +65,7 @@ async def test_split_requests_merge_and_usage_adds_up() -> None:
 # --- against the local Voyage server ------------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[VoyageServer]:
-    with VoyageServer(KEY) as running:
-        yield running
-
-
-def reranker(client: httpx.AsyncClient, base: str, key: str = KEY) -> Reranker:
-    return reranker_for(client, dep(base, key))
+server = serving(lambda: VoyageServer(KEY))
 
 
 async def test_wire_server_rejects_what_voyage_rejects(
@@ -97,7 +88,7 @@ async def test_wire_server_rejects_what_voyage_rejects(
         await client.post(url, json=body([long]), headers=auth)
     ).status_code == 200  # truncation defaults on
     with pytest.raises(AuthenticationError) as denied:
-        await reranker(client, server.base_url, key="pa-wrong").rerank(f"voyage/{MODEL}", req())
+        await reranker_for(client, dep(server.base_url, "pa-wrong")).rerank(f"voyage/{MODEL}", req())
     assert denied.value.message == "Provided API key is invalid."
     with pytest.raises(InvalidRequestError):
-        await reranker(client, server.base_url).rerank("voyage/rerank-9", req())
+        await reranker_for(client, dep(server.base_url)).rerank("voyage/rerank-9", req())

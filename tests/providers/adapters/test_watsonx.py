@@ -22,9 +22,12 @@ from providers.errors import AuthenticationError, ServerError
 from providers.retry import RetryPolicy
 from providers.types import RankedDocument
 from tests.adapter_kit import FakeSleep, Mock, rerank
-from tests.cases.watsonx import API_KEY, BASE, HEAD, PROJECT, STRINGS, TOKEN, URL, ZEN, dep, inputs, ok, req
+from tests.cases.case import QUERY, TEXTS, req
+from tests.cases.watsonx import API_KEY, BASE, PROJECT, TOKEN, URL, ZEN, dep, inputs, ok
 from tests.servers.watsonx import MODEL, IamServer, WatsonxServer, logit, problem
 from tests.wire_server import unavailable
+
+HEAD = {"model_id": MODEL, "query": QUERY, "project_id": PROJECT}
 
 LONG = " ".join(f"w{i}" for i in range(10))
 
@@ -64,11 +67,11 @@ def test_url(base: str, params: dict[str, str], url: str) -> None:
         ),
         pytest.param(
             dep(project_id=None, space_id="space-1"), {},
-            {"model_id": MODEL, "query": "solar power", "space_id": "space-1", "inputs": inputs(*STRINGS)},
+            {"model_id": MODEL, "query": "solar power", "space_id": "space-1", "inputs": inputs(*TEXTS)},
             id="space",
         ),
         pytest.param(
-            dep(space_id="space-1"), {}, {**HEAD, "inputs": inputs(*STRINGS)}, id="project-wins-over-space"
+            dep(space_id="space-1"), {}, {**HEAD, "inputs": inputs(*TEXTS)}, id="project-wins-over-space"
         ),
     ],
 )  # fmt: skip
