@@ -112,7 +112,7 @@ async def _line_chunks(redis: Redis, batch: str) -> AsyncIterator[list[tuple[Any
         chunk = []
         for raw_id, line_no in members:
             line_id = orjson.loads(raw_id)
-            chunk.append((line_id, int(line_no), keys.job_id(batch, str(line_id))))
+            chunk.append((line_id, int(line_no), keys.job_id(batch, line_id)))
         yield chunk
         start += EXPORT_CHUNK
 

@@ -7,6 +7,7 @@ cannot contain ``:`` so the split is unambiguous.
 
 from __future__ import annotations
 
+import orjson
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 
 QUEUE = "rr:queue"
@@ -21,8 +22,20 @@ ARQ_RETRY_PREFIX = retry_key_prefix
 RESULT_PREFIX = "rr:result:"
 
 
-def job_id(batch: str, line_key: str) -> str:
-    return f"{batch}:{line_key}"
+def line_key(line_id: str | int) -> str:
+    """A line id as it appears in job ids and result keys.  ``1`` and ``"1"`` are the same
+    key, which is why validation reports them as duplicates."""
+    return str(line_id)
+
+
+def job_id(batch: str, line_id: str | int) -> str:
+    return f"{batch}:{line_key(line_id)}"
+
+
+def line_member(line_id: str | int) -> str:
+    """How a line id is kept in the batch's line set (:func:`batch_lines`): JSON, so its type
+    (string or integer) survives to the export."""
+    return orjson.dumps(line_id).decode()
 
 
 def arq_job(job: str) -> str:

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-import orjson
 from arq.jobs import serialize_job
 from redis.asyncio import Redis
 
 from jobs import keys
 from jobs.dataset import DatasetLine
+from jobs.payload import line_payload
 from jobs.serializer import serialize
 
 CHUNK_LINES = 500
@@ -74,32 +74,6 @@ class EnqueueCounts:
         return self.already_queued + self.already_done
 
 
-def job_payload(batch: str, line: DatasetLine, model: str) -> dict[str, Any]:
-    """The JSON argument of one ``rerank_line`` job: everything the worker and the
-    result record need, nothing else."""
-    payload: dict[str, Any] = {
-        "batch": batch,
-        "line": line.line_no,
-        "id": line.id,
-        "model": model,
-        "query": line.query,
-        "documents": line.documents,
-    }
-    for name in ("top_n", "rank_fields", "max_chunks_per_doc", "max_tokens_per_doc"):
-        if (value := getattr(line, name)) is not None:
-            payload[name] = value
-    if line.return_documents:
-        payload["return_documents"] = True
-    if line.has_metadata:
-        payload["metadata"] = line.metadata
-    return payload
-
-
-def member(line_id: str | int) -> str:
-    """How a line id is kept in the batch's line set: JSON, so its type survives export."""
-    return orjson.dumps(line_id).decode()
-
-
 async def register_batch(redis: Redis, batch: str, source: str, default_model: str, ttl_ms: int) -> None:
     now = time.time()
     async with redis.pipeline(transaction=True) as pipe:
@@ -149,9 +123,9 @@ async def enqueue_lines(
 
     enqueue_ms, entries, chunk_bytes = int(time.time() * 1000), [], 0
     for line in lines:
-        payload = job_payload(batch, line, line.model or default_model)
+        payload = line_payload(batch, line, line.model or default_model)
         job = serialize_job(keys.JOB_FUNCTION, (payload,), {}, None, enqueue_ms, serializer=serialize)
-        entries += [keys.job_id(batch, line.key), member(line.id), line.line_no, job]
+        entries += [keys.job_id(batch, line.id), keys.line_member(line.id), line.line_no, job]
         chunk_bytes += len(job)
         if len(entries) >= 4 * CHUNK_LINES or chunk_bytes >= CHUNK_BYTES:
             await flush(enqueue_ms, entries)

@@ -15,6 +15,7 @@ import orjson
 from redis.asyncio import Redis
 
 from jobs import keys
+from jobs.payload import LinePayload
 from providers.types import RerankResponse
 
 SUCCEEDED = "succeeded"
@@ -52,14 +53,14 @@ return 1
 """
 
 
-def _base(line: dict[str, Any]) -> dict[str, Any]:
+def _base(line: LinePayload) -> dict[str, Any]:
     record: dict[str, Any] = {"id": line["id"], "line": line["line"], "model": line["model"]}
     if "metadata" in line:
         record["metadata"] = line["metadata"]
     return record
 
 
-def success_record(line: dict[str, Any], response: RerankResponse, latency_s: float) -> dict[str, Any]:
+def success_record(line: LinePayload, response: RerankResponse, latency_s: float) -> dict[str, Any]:
     documents = line["documents"]
     ranked = []
     for result in response.results:
@@ -86,7 +87,7 @@ def success_record(line: dict[str, Any], response: RerankResponse, latency_s: fl
     return record
 
 
-def failure_record(line: dict[str, Any], error: dict[str, Any], latency_s: float) -> dict[str, Any]:
+def failure_record(line: LinePayload, error: dict[str, Any], latency_s: float) -> dict[str, Any]:
     record = _base(line)
     record.update(error=error, latency_ms=round(latency_s * 1000, 1), finished_at=round(time.time(), 3))
     return record
@@ -98,7 +99,7 @@ class RecordWriter:
         self._ttl_ms = ttl_ms
 
     async def write(
-        self, batch: str, job_id: str, status: str, record: dict[str, Any], line: dict[str, Any]
+        self, batch: str, job_id: str, status: str, record: dict[str, Any], line: LinePayload
     ) -> bool:
         """True when this write changed the line's outcome (and the counters).  A failed
         line's payload goes to the batch's dead-letter store; a success takes it out."""

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from jobs.dataset import FieldError, LineError, check_line, line_key, read_lines
+from jobs import keys
+from jobs.dataset import FieldError, LineError, check_line, read_lines, valid_id_key
 from providers.errors import ConfigurationError
 from providers.registry import deployment_for
 
@@ -86,7 +87,7 @@ def _raw_key(raw: bytes) -> str | None:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    return line_key(obj.get("id")) if isinstance(obj, dict) else None
+    return valid_id_key(obj.get("id")) if isinstance(obj, dict) else None
 
 
 def _duplicate_errors(path: Path, colliding: set[int]) -> Iterator[LineError]:
@@ -113,7 +114,7 @@ def validate_file(path: Path, models: ModelCheck, on_error: Callable[[LineError]
             on_error(checked)
             key = _raw_key(raw)
         else:
-            key = str(checked["id"])
+            key = keys.line_key(checked["id"])
         if key is not None:
             hashes.append(id_hash(key))
     ordered = np.frombuffer(hashes, dtype=np.uint64)

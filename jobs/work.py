@@ -11,10 +11,10 @@ from typing import Any
 from arq import Retry
 
 from jobs import keys
+from jobs.payload import LinePayload, rerank_request
 from jobs.records import FAILED, SUCCEEDED, RecordWriter, failure_record, success_record
 from providers.errors import DeadlineExceededError, DeferredError, RerankError
 from providers.reranker import Reranker
-from providers.types import RerankRequest
 
 log = logging.getLogger("rerank_runner.worker")
 
@@ -29,19 +29,7 @@ class WorkerState:
     max_tries: int
 
 
-def request_from(line: dict[str, Any]) -> RerankRequest:
-    return RerankRequest(
-        query=line["query"],
-        documents=line["documents"],
-        top_n=line.get("top_n"),
-        rank_fields=line.get("rank_fields"),
-        return_documents=bool(line.get("return_documents", False)),
-        max_chunks_per_doc=line.get("max_chunks_per_doc"),
-        max_tokens_per_doc=line.get("max_tokens_per_doc"),
-    )
-
-
-async def rerank_line(ctx: dict[str, Any], line: dict[str, Any]) -> None:
+async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
     state: WorkerState = ctx["state"]
     batch = line["batch"]
     if await ctx["redis"].hget(keys.batch(batch), "cancelled"):
@@ -49,7 +37,7 @@ async def rerank_line(ctx: dict[str, Any], line: dict[str, Any]) -> None:
     started = time.monotonic()
     try:
         async with asyncio.timeout(state.line_deadline):
-            response = await state.reranker.rerank(line["model"], request_from(line))
+            response = await state.reranker.rerank(line["model"], rerank_request(line))
         status, record = SUCCEEDED, success_record(line, response, time.monotonic() - started)
     except DeferredError as exc:
         if ctx.get("job_try", 1) < state.max_tries - 1:
@@ -67,4 +55,4 @@ async def rerank_line(ctx: dict[str, Any], line: dict[str, Any]) -> None:
         error = {"code": "internal", "message": repr(exc), "retryable": False}
         status, record = FAILED, failure_record(line, error, time.monotonic() - started)
     record["job_try"] = ctx.get("job_try", 1)
-    await state.writer.write(batch, keys.job_id(batch, str(line["id"])), status, record, line)
+    await state.writer.write(batch, keys.job_id(batch, line["id"]), status, record, line)

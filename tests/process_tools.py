@@ -29,7 +29,7 @@ from arq.jobs import serialize_job
 
 from jobs import keys
 from jobs.dataset import DatasetLine, parse_line
-from jobs.queue import job_payload
+from jobs.payload import line_payload
 from jobs.serializer import serialize
 from jobs.settings import DEFAULT_MODEL
 from tests.servers.cohere import CohereServer
@@ -203,8 +203,8 @@ class RedisProbe:
         parsed = parse_line(line_no, json.dumps(line).encode())
         assert isinstance(parsed, DatasetLine), parsed
         now_ms = int(time.time() * 1000)
-        payload = job_payload(batch, parsed, parsed.model or DEFAULT_MODEL)
-        job = keys.job_id(batch, parsed.key)
+        payload = line_payload(batch, parsed, parsed.model or DEFAULT_MODEL)
+        job = keys.job_id(batch, parsed.id)
         self.client.set(
             keys.arq_job(job),
             serialize_job(keys.JOB_FUNCTION, (payload,), {}, None, now_ms, serializer=serialize),

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from jobs import keys
 from jobs.dataset import DatasetLine, LineError, parse_line
+from jobs.payload import line_payload, rerank_request
 from jobs.validation import ModelCheck, ValidationReport, validate_file
 from tests.support import synthetic_lines, write_dataset
 
@@ -22,8 +24,9 @@ def errors_of(obj: Any) -> list[tuple[str, str]]:
 def test_minimal_line_parses_with_defaults() -> None:
     parsed = parse_line(1, b'{"id": 5, "query": "q", "documents": ["a", {"id": "d", "text": "b"}]}')
     assert isinstance(parsed, DatasetLine)
-    assert (parsed.id, parsed.key, parsed.top_n, parsed.return_documents) == (5, "5", None, False)
-    request = parsed.request()
+    assert (parsed.id, parsed.top_n, parsed.return_documents) == (5, None, False)
+    assert keys.job_id("b", parsed.id) == "b:5"
+    request = rerank_request(line_payload("b", parsed, "local/bm25"))
     assert request.documents == ["a", {"id": "d", "text": "b"}]
 
 
@@ -43,7 +46,12 @@ def test_every_optional_field_is_carried() -> None:
     parsed = parse_line(1, json.dumps(line).encode())
     assert isinstance(parsed, DatasetLine)
     assert parsed.model == "cohere/rerank-v3.5"
-    assert parsed.request().rank_fields == ["title"]
+    payload = line_payload("b", parsed, "ignored/model")
+    assert payload["model"] == "ignored/model"
+    request = rerank_request(payload)
+    assert (request.rank_fields, request.return_documents, request.top_n) == (["title"], True, 2)
+    assert (request.max_chunks_per_doc, request.max_tokens_per_doc) == (3, 100)
+    assert payload["metadata"] == {"k": [1, 2]}
     assert (parsed.max_chunks_per_doc, parsed.max_tokens_per_doc) == (3, 100)
     assert parsed.metadata == {"k": [1, 2]} and parsed.has_metadata
 

@@ -6,10 +6,18 @@ from arq import ArqRedis
 
 from jobs import keys
 from jobs.batches import batch_status
+from jobs.payload import LinePayload
 from jobs.queue import register_batch
 from jobs.records import FAILED, SUCCEEDED, RecordWriter
 
-LINE = {"id": "x", "query": "q", "documents": ["d"]}
+LINE: LinePayload = {
+    "batch": "b",
+    "line": 1,
+    "id": "x",
+    "model": "local/bm25",
+    "query": "q",
+    "documents": ["d"],
+}
 
 
 async def counts(redis: ArqRedis) -> tuple[int, int]:

@@ -1,117 +1,134 @@
-"""The shared HTTP path (providers/dispatcher.py): error mapping (statuses, Retry-After, envelopes,
-bodies that are not what an adapter expects), transport failures, missing settings.  Cohere's
-adapter stands for any; what every provider does in its own format: adapters/test_contract.py."""
+"""The dispatcher plans a line once and builds each deployment's requests once, however many
+deployments and attempts the line takes; it holds the state lines share (token cache, warnings);
+an answer its adapter cannot read is a bad response, a deployment that cannot send sends nothing.
+(The exchange and its errors: test_wire.py; retries: test_retry.py.)"""
 
 from __future__ import annotations
 
-import email.utils
-import json
-import socket
-import time
+import dataclasses
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from providers import dispatcher as dispatcher_module
+from providers import planner
+from providers.adapter import Capabilities, HttpAdapter, WireRequest
 from providers.adapters import cohere
-from providers.dispatcher import Dispatcher, parse_retry_after
-from providers.errors import (
-    AuthenticationError,
-    BadResponseError,
-    ConfigurationError,
-    InvalidRequestError,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderTimeoutError,
-    QuotaExceededError,
-    RateLimitedError,
-    ServerError,
-)
+from providers.deployment import Credentials, Deployment
+from providers.dispatcher import Candidate, Dispatcher
+from providers.errors import BadResponseError, ConfigurationError, ProviderError
+from providers.planner import Part
 from providers.retry import RetryPolicy
-from providers.types import RerankRequest
-from tests.adapter_kit import Mock, failure, reranker_for, transport_for
+from providers.types import RerankRequest, RerankResponse
+from tests.adapter_kit import FakeSleep, Mock, failure, transport_for
 from tests.cases.case import req
-from tests.cases.cohere import dep, error, ok
-from tests.servers.cohere import CohereServer
-from tests.wire_server import Fault
+from tests.cases.cohere import dep, ok
+
+REQUEST = RerankRequest(query="solar power", documents=["solar power plants", "coffee", "wind"])
+
+
+def deployment(base: str | None, index: int, key: str | None = "k") -> Deployment:
+    return Deployment(
+        model="my-reranker",
+        provider="cohere",
+        wire_model="rerank-v3.5",
+        credentials=Credentials(api_key=SecretStr(key) if key else None, api_base=base),
+        name=f"my-reranker#{index}",
+    )
+
+
+def first_fails_then_ok() -> Callable[[httpx.Request], httpx.Response]:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            return httpx.Response(503, json={"message": "down"})
+        return httpx.Response(200, json={"results": [{"index": 0, "relevance_score": 0.9}]})
+
+    return answer
+
+
+class Counts:
+    """Spies on the real planner and on an adapter's request builder (both still do their work)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.plans = 0
+        self.builds: dict[str, int] = {}
+
+        def plan(request: RerankRequest, capabilities: Capabilities) -> list[Part]:
+            self.plans += 1
+            return planner.plan(request, capabilities)
+
+        monkeypatch.setattr(dispatcher_module, "plan", plan)
+
+    def adapter(self) -> HttpAdapter:
+        def build(base: str, d: Deployment, request: RerankRequest) -> WireRequest:
+            self.builds[d.label] = self.builds.get(d.label, 0) + 1
+            return cohere.build_request(base, d, request)
+
+        return dataclasses.replace(cohere.ADAPTER, build_request=build)
+
+
+async def send(candidates: list[Candidate], max_attempts: int = 2) -> RerankResponse:
+    transport = httpx.MockTransport(first_fails_then_ok())
+    async with httpx.AsyncClient(transport=transport) as client:
+        dispatcher = Dispatcher(client, RetryPolicy(max_attempts=max_attempts, sleep=FakeSleep()))
+        return await dispatcher.rerank_any(candidates, REQUEST)
+
+
+async def test_three_deployments_with_equal_capabilities_plan_a_line_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counts = Counts(monkeypatch)
+    adapter = counts.adapter()
+    deployments = [deployment(f"https://{host}.example", i) for i, host in enumerate("abc")]
+    response = await send([(adapter, d) for d in deployments])
+    assert response.attempts == 2  # the first attempt failed, the second went elsewhere
+    assert counts.plans == 1  # before: 3 to choose + 1 to count + 1 per attempt = 6
+    assert counts.builds == {d.label: 1 for d in deployments}
+
+
+async def test_a_line_is_planned_once_per_distinct_capabilities(monkeypatch: pytest.MonkeyPatch) -> None:
+    counts = Counts(monkeypatch)
+    adapter = counts.adapter()
+    bases = ["https://a.example", "https://b.example/v1", "https://c.example", "https://d.example/v1"]
+    deployments = [deployment(base, i) for i, base in enumerate(bases)]
+    assert len({adapter.capabilities(d) for d in deployments}) == 2  # Cohere v2 and v1
+    response = await send([(adapter, d) for d in deployments], max_attempts=3)
+    assert response.attempts == 2
+    assert counts.plans == 2
+    assert counts.builds == {d.label: 1 for d in deployments}
+
+
+async def test_an_unusable_deployment_is_logged_once_per_dispatcher(caplog: pytest.LogCaptureFixture) -> None:
+    keyless, healthy = deployment("https://a.example", 0, key=None), deployment("https://b.example", 1)
+    ok = httpx.Response(200, json={"results": [{"index": 0, "relevance_score": 0.9}]})
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _request: ok)) as client:
+        for _ in range(2):  # two workers: each reports it once, whatever the number of lines
+            dispatcher = Dispatcher(client, RetryPolicy(max_attempts=1))
+            with caplog.at_level(logging.WARNING, logger="rerank_runner.http"):
+                for _ in range(3):
+                    response = await dispatcher.rerank_any(
+                        [(cohere.ADAPTER, keyless), (cohere.ADAPTER, healthy)], REQUEST
+                    )
+                    assert response.deployment == healthy.label
+            assert dispatcher.warned == {keyless.label}
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        f"{keyless.label} cannot serve lines"
+    ] * 2
+
+
+# --- answers an adapter cannot read, deployments that cannot send ----------------------------------
 
 
 async def fails(mock: Mock, request: RerankRequest | None = None) -> ProviderError:
     exc, _ = await failure(cohere.ADAPTER, dep(), request or req(), mock)
     return exc
-
-
-@pytest.mark.parametrize(
-    ("status", "kind", "code", "retryable"),
-    [
-        (429, RateLimitedError, "rate_limited", True),
-        (503, ServerError, "server_error", True),
-        (500, ServerError, "server_error", True),
-        (408, ProviderTimeoutError, "timeout", True),
-        (401, AuthenticationError, "authentication", False),
-        (403, AuthenticationError, "authentication", False),
-        (402, QuotaExceededError, "quota_exceeded", False),
-        (400, InvalidRequestError, "invalid_request", False),
-        (422, InvalidRequestError, "invalid_request", False),
-    ],
-)
-async def test_status_mapping(status: int, kind: type[ProviderError], code: str, retryable: bool) -> None:
-    exc = await fails(Mock(error(status, f"message for {status}")))
-    assert type(exc) is kind
-    assert (exc.code, exc.retryable, exc.status, exc.provider) == (code, retryable, status, "cohere")
-    assert exc.message == f"message for {status}"
-    assert exc.request_id == "req-e"
-
-
-async def test_429_with_retry_after_seconds() -> None:
-    exc = await fails(Mock(error(429, "slow down", {"retry-after": "7"})))
-    assert isinstance(exc, RateLimitedError)
-    assert exc.retry_after == 7.0
-    assert exc.to_record()["retry_after"] == 7.0
-
-
-async def test_429_with_retry_after_http_date() -> None:
-    when = email.utils.formatdate(time.time() + 30, usegmt=True)
-    exc = await fails(Mock(error(429, "slow down", {"retry-after": when})))
-    assert isinstance(exc, RateLimitedError)
-    assert exc.retry_after is not None
-    assert 28 <= exc.retry_after <= 30
-
-
-def test_parse_retry_after_forms() -> None:
-    now = 1_700_000_000.0
-    assert parse_retry_after("7", now=now) == 7.0
-    assert parse_retry_after(" 1.5 ", now=now) == 1.5
-    assert parse_retry_after("-3", now=now) == 0.0
-    assert parse_retry_after(email.utils.formatdate(now + 12, usegmt=True), now=now) == 12.0
-    assert parse_retry_after(email.utils.formatdate(now - 60, usegmt=True), now=now) == 0.0
-    assert parse_retry_after("soon", now=now) is None
-    assert parse_retry_after(None) is None
-
-
-async def test_400_carries_message_status_request_id_and_excerpt() -> None:
-    body = {"id": "x", "message": "invalid request: query must be a non-empty string"}
-    exc = await fails(Mock(httpx.Response(400, json=body, headers={"x-request-id": "req-400"})))
-    assert isinstance(exc, InvalidRequestError)
-    assert exc.message == "invalid request: query must be a non-empty string"
-    assert (exc.status, exc.request_id) == (400, "req-400")
-    assert exc.body_excerpt is not None
-    assert json.loads(exc.body_excerpt) == body
-    assert exc.to_record() == {
-        "code": "invalid_request",
-        "message": body["message"],
-        "retryable": False,
-        "provider": "cohere",
-        "status": 400,
-        "request_id": "req-400",
-        "body_excerpt": exc.body_excerpt,
-    }
-
-
-async def test_error_without_json_envelope_uses_text() -> None:
-    exc = await fails(Mock(httpx.Response(502, text="<html>bad gateway</html>")))
-    assert isinstance(exc, ServerError)
-    assert exc.message == "<html>bad gateway</html>"
 
 
 async def test_200_with_malformed_json_is_bad_response() -> None:
@@ -160,55 +177,3 @@ async def test_missing_key_is_configuration_error_and_sends_nothing(key: str | N
     assert "cohere/rerank-v3.5" in raised.value.message
     assert (raised.value.code, raised.value.retryable) == ("configuration", False)
     assert mock.requests == []
-
-
-@pytest.mark.parametrize(
-    ("raised", "kind", "code"),
-    [
-        (httpx.ReadTimeout("read timed out"), ProviderTimeoutError, "timeout"),
-        (httpx.ConnectTimeout("connect timed out"), ProviderTimeoutError, "timeout"),
-        (httpx.PoolTimeout("no free connection"), ProviderTimeoutError, "timeout"),
-        (httpx.ConnectError("connection refused"), ProviderConnectionError, "connection_error"),
-        (httpx.RemoteProtocolError("server disconnected"), ProviderConnectionError, "connection_error"),
-        (httpx.ReadError("connection reset"), ProviderConnectionError, "connection_error"),
-    ],
-)
-async def test_transport_failures_are_retryable(
-    raised: Exception, kind: type[ProviderError], code: str
-) -> None:
-    exc = await fails(Mock(raised))
-    assert type(exc) is kind
-    assert (exc.code, exc.retryable, exc.status) == (code, True, None)
-    assert exc.__cause__ is raised
-
-
-# --- over a real socket -----------------------------------------------------------------------------
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def test_real_connection_refused_is_connection_error() -> None:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        transport = Dispatcher(client, RetryPolicy(max_attempts=1))
-        with pytest.raises(ProviderConnectionError):
-            await transport.rerank(cohere.ADAPTER, dep(f"http://127.0.0.1:{closed_port()}"), req())
-
-
-async def test_base_without_scheme_is_configuration_error() -> None:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        transport = Dispatcher(client, RetryPolicy(max_attempts=1))
-        with pytest.raises(ConfigurationError):
-            await transport.rerank(cohere.ADAPTER, dep("api.cohere.com"), req())
-
-
-async def test_a_slow_answer_is_a_retryable_timeout() -> None:
-    with CohereServer() as server:
-        server.fail_next(Fault(delay=0.5))
-        async with httpx.AsyncClient(trust_env=False, timeout=0.1) as slow_client:
-            with pytest.raises(ProviderTimeoutError) as raised:
-                await reranker_for(slow_client, dep(server.base_url)).rerank("cohere/rerank-v3.5", req())
-    assert raised.value.retryable

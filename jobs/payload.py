@@ -1,0 +1,72 @@
+"""The JSON argument of one ``rerank_line`` job: written by enqueue, read by the worker, the
+result records and the dead-letter store.
+
+A ``TypedDict`` rather than a class: orjson encodes and decodes it at full speed, and the
+same dict is what lands in Redis.  Optional fields are absent (not null) when unset, so a
+payload carries only what the line said.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+from jobs.dataset import DatasetLine
+from providers.types import Document, RerankRequest
+
+__all__ = ["LinePayload", "line_payload", "rerank_request"]
+
+
+class LinePayload(TypedDict):
+    batch: str
+    line: int
+    """The line's number in the dataset file (1-based)."""
+    id: str | int
+    """The user's own id, as written (its type survives to the export)."""
+    model: str
+    """The line's model, or the batch's default model when the line named none."""
+    query: str
+    documents: list[Document]
+    top_n: NotRequired[int]
+    rank_fields: NotRequired[list[str]]
+    max_chunks_per_doc: NotRequired[int]
+    max_tokens_per_doc: NotRequired[int]
+    return_documents: NotRequired[bool]
+    metadata: NotRequired[Any]
+
+
+def line_payload(batch: str, line: DatasetLine, model: str) -> LinePayload:
+    """Everything the worker and the result record need for one line, nothing else."""
+    payload: LinePayload = {
+        "batch": batch,
+        "line": line.line_no,
+        "id": line.id,
+        "model": model,
+        "query": line.query,
+        "documents": line.documents,
+    }
+    if line.top_n is not None:
+        payload["top_n"] = line.top_n
+    if line.rank_fields is not None:
+        payload["rank_fields"] = line.rank_fields
+    if line.max_chunks_per_doc is not None:
+        payload["max_chunks_per_doc"] = line.max_chunks_per_doc
+    if line.max_tokens_per_doc is not None:
+        payload["max_tokens_per_doc"] = line.max_tokens_per_doc
+    if line.return_documents:
+        payload["return_documents"] = True
+    if line.has_metadata:
+        payload["metadata"] = line.metadata
+    return payload
+
+
+def rerank_request(payload: LinePayload) -> RerankRequest:
+    """The unified rerank request a payload asks for."""
+    return RerankRequest(
+        query=payload["query"],
+        documents=payload["documents"],
+        top_n=payload.get("top_n"),
+        rank_fields=payload.get("rank_fields"),
+        return_documents=payload.get("return_documents", False),
+        max_chunks_per_doc=payload.get("max_chunks_per_doc"),
+        max_tokens_per_doc=payload.get("max_tokens_per_doc"),
+    )
