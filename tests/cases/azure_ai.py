@@ -38,6 +38,7 @@ def capped(model: str) -> list[Line]:
 
 def capped_is_sent_as_is(server: AzureAIServer, lines: list[Line], results: list[Record]) -> None:
     check_records(lines, results)
+    assert results[0]["usage"] == SEARCH_UNIT
     (seen,) = [r for r in server.requests if r.body["query"] == "wind farm"]
     assert seen.body == strings_body(WIRE_MODEL, lines[0], max_tokens_per_doc=256)
 
