@@ -91,9 +91,9 @@ def worker_env(redis_url: str, base: str, key: str) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "COHERE_API_KEY": key,
         "COHERE_API_BASE": base,
-        "RR_JOB_TIMEOUT": "30",
-        "RR_HTTP_TIMEOUT": "5",
-        "RR_RETRY_MAX_SECONDS": "10",
+        "RR_JOB_TIMEOUT": "45",
+        "RR_HTTP_TIMEOUT": "15",  # generous: CI machines are noisy
+        "RR_RETRY_MAX_SECONDS": "20",
         "RR_SHUTDOWN_GRACE": "2",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
