@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.cohere_server import CohereServer, cohere_server, score
 from tests.e2e import WORKER_ENV, CliRun
+from tests.servers.cohere import CohereServer
 from tests.support import write_dataset
+from tests.wire_server import score
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +25,7 @@ MODEL_B = "cohere/rerank-english-v3.0"
 
 @pytest.fixture
 def server() -> Iterator[CohereServer]:
-    with cohere_server(KEY) as running:
+    with CohereServer(KEY) as running:
         yield running
 
 

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from tests.cohere_server import CohereServer, cohere_server, score
 from tests.e2e import WORKER_ENV, CliRun
-from tests.servers.together_ai import TogetherServer, together_server
+from tests.servers.cohere import CohereServer
+from tests.servers.together_ai import TogetherServer
 from tests.support import WORDS, write_dataset
+from tests.wire_server import score
 
 pytestmark = pytest.mark.integration
 
@@ -23,13 +24,13 @@ LINES = 12
 
 @pytest.fixture
 def cohere() -> Iterator[CohereServer]:
-    with cohere_server(COHERE_KEY) as running:
+    with CohereServer(COHERE_KEY) as running:
         yield running
 
 
 @pytest.fixture
 def together() -> Iterator[TogetherServer]:
-    with together_server(TOGETHER_KEY) as running:
+    with TogetherServer(TOGETHER_KEY) as running:
         yield running
 
 
