@@ -4,8 +4,11 @@
 
 validates the whole file first (every bad line is reported with its line number
 and field; nothing is enqueued unless --skip-invalid), then enqueues one job per
-line into Redis.  Job ids are BATCH:LINE-ID, so running the same command again
-only adds lines that are neither queued nor done (a resume).
+line into Redis.  The batch is named after the file, the model and a hash of the
+content (valid lines, what each model name resolves to), and job ids are
+BATCH:LINE-ID: running the same command again only adds lines that are neither
+queued nor done (a resume), while another model or an edited file is another
+batch.  --dry-run prints what the run would send and cost, and stops.
 
 Without REDIS_URL / --redis-url it runs everything on this machine: it starts a
 Redis server (state in --state-dir), runs workers in-process until the batch is
