@@ -37,6 +37,7 @@ from arq.worker import Worker
 
 from jobs.batches import BatchBusyError, BatchStatus, drop, export, export_to_files
 from jobs.connection import DEFAULT_STATE_DIR, Connection, connect, open_pool, redacted
+from jobs.corpus import Corpus, CorpusError, load_corpus
 from jobs.dataset import DatasetLine, LineError, read_lines, trusted_line
 from jobs.estimate import estimate, prices_from
 from jobs.identity import RunIdentity, default_batch_name, run_identity
@@ -77,6 +78,12 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
         help="when --batch names a batch holding other content: drop its records and start over",
     )
     parser.add_argument("--config", type=Path, help="LiteLLM-style config.yaml whose model_list names models")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        help='documents given by id ({"id": "d7"}) are looked up here: JSONL {_id|id|docid, title?, text} '
+        "(BEIR corpus.jsonl) or TSV (id, [title,] text)",
+    )
     parser.add_argument("--redis-url", help="Redis to enqueue into (default: $REDIS_URL; none: run locally)")
     parser.add_argument("--wait", action="store_true", help="with a Redis URL: follow the batch, then export")
     parser.add_argument("--output", type=Path, help="results JSONL (default: results/BATCH.jsonl)")
@@ -147,11 +154,13 @@ class RejectLog:
             self.path = self.path.replace(path)
 
 
-def valid_lines(path: Path, report: ValidationReport) -> Iterator[DatasetLine]:
-    """The lines validation accepted, rebuilt without checking them a second time."""
+def valid_lines(path: Path, report: ValidationReport, corpus: Corpus | None = None) -> Iterator[DatasetLine]:
+    """The lines validation accepted, rebuilt without checking them a second time (documents
+    given by id resolved through the corpus)."""
     for line_no, raw in read_lines(path):
         if not report.rejected(line_no):
-            yield trusted_line(line_no, raw)
+            line = trusted_line(line_no, raw)
+            yield corpus.resolve(line) if corpus else line
 
 
 async def run_local_workers(
@@ -182,6 +191,7 @@ class Run:
     report: ValidationReport
     identity: RunIdentity
     prog: str = PROG
+    corpus: Corpus | None = None
     """How this command was run, so the next steps it prints are run the same way."""
 
 
@@ -252,7 +262,7 @@ async def dry_run(run: Run) -> int:
     args, settings = run.args, run.settings
 
     def planned() -> Iterator[tuple[DatasetLine, RerankRequest, str]]:
-        for line in valid_lines(args.dataset, run.report):
+        for line in valid_lines(args.dataset, run.report, run.corpus):
             model = line.model or settings.default_model
             yield line, rerank_request(line_payload(run.batch, line, model, run.identity.digest)), model
 
@@ -279,7 +289,7 @@ async def enqueue_and_follow(run: Run) -> int:
         counts: EnqueueCounts = await enqueue_lines(
             conn.redis,
             batch,
-            valid_lines(args.dataset, run.report),
+            valid_lines(args.dataset, run.report, run.corpus),
             default_model=model,
             run=run.identity.digest,
             no_cache=args.no_cache,
@@ -356,11 +366,13 @@ def paths_for(args: argparse.Namespace, batch: str) -> Paths:
     )
 
 
-def validate(args: argparse.Namespace, models: ModelCheck) -> tuple[ValidationReport, RejectLog]:
+def validate(
+    args: argparse.Namespace, models: ModelCheck, corpus: Corpus | None
+) -> tuple[ValidationReport, RejectLog]:
     partial = Path("results") / f".{args.dataset.name}.{os.getpid()}.rejects.partial"
     rejects = RejectLog(args.rejects or partial)
     try:
-        report = validate_file(args.dataset, models, rejects)
+        report = validate_file(args.dataset, models, rejects, corpus)
     finally:
         rejects.close()
     print(f"checked {report.lines} lines: {report.valid} valid, {report.invalid_lines} invalid")
@@ -387,19 +399,28 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     settings = settings_from(args)
     try:
         models = check_arguments(args, settings)
+        corpus = load_corpus(args.corpus) if args.corpus else None
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report, rejects = validate(args, models)
+    except CorpusError as exc:
+        print(f"error: --corpus {exc}", file=sys.stderr)
+        return 2
+    report, rejects = validate(args, models, corpus)
     identity = run_identity(
-        args.dataset, report, settings.default_model, settings.config, provider_credentials()
+        args.dataset,
+        report,
+        settings.default_model,
+        settings.config,
+        provider_credentials(),
+        corpus.digest if corpus else None,
     )
     batch = args.batch or default_batch_name(args.dataset, identity)
     paths = paths_for(args, batch)
     rejects.move_to(paths.rejects)
     if (status := stop_before_enqueue(args, report, paths)) is not None:
         return status
-    run = Run(args, settings, batch, paths, report, identity, prog)
+    run = Run(args, settings, batch, paths, report, identity, prog, corpus)
     try:
         return asyncio.run(dry_run(run) if args.dry_run else enqueue_and_follow(run))
     except KeyboardInterrupt:

@@ -6,7 +6,7 @@ several.  Parsing is streaming: one line in memory at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ ID_FIELDS = frozenset(("id", "_id", "docid", "doc_id"))
 """Fields that name a document rather than hold text to rank (corpus files' spellings)."""
 ONLY_IDS = (
     "are only ids, with no text to rank; give each document's text (a string, or an object "
-    "with a text field); rankers never see ids"
+    "with a text field), or pass --corpus FILE to look the ids up; rankers never see ids"
 )
 
 
@@ -117,7 +117,19 @@ def _only_ids(doc: Any) -> bool:
     return isinstance(doc, dict) and not any(_rankable(v) for k, v in doc.items() if k not in ID_FIELDS)
 
 
-def _check_document(index: int, doc: Any, rank_fields: Any) -> FieldError | None:
+def document_reference(doc: Any) -> str | None:
+    """The id a document is given by (an object with an id and nothing to rank), else None."""
+    if not _only_ids(doc):
+        return None
+    found = next((doc[name] for name in ID_FIELDS if name in doc), None)
+    if found is None or _check_id(found):
+        return None
+    return keys.line_key(found)
+
+
+def _check_document(
+    index: int, doc: Any, rank_fields: Any, corpus: Container[str] | None
+) -> FieldError | None:
     where = f"documents[{index}]"
     if isinstance(doc, str):
         return None
@@ -127,6 +139,11 @@ def _check_document(index: int, doc: Any, rank_fields: Any) -> FieldError | None
         return FieldError(f"{where}.id", reason)
     if "text" in doc and not isinstance(doc["text"], str):
         return FieldError(f"{where}.text", f"must be a string, got {_kind(doc['text'])}")
+    if corpus is not None and _only_ids(doc):
+        key = document_reference(doc)
+        if key is None:
+            return FieldError(where, "has no text to rank and no id to look up in the corpus")
+        return None if key in corpus else FieldError(where, f"id {key!r} is not in the corpus")
     if _only_ids(doc):
         fields = ", ".join(sorted(doc)) or "none"
         return FieldError(where, f"has no text to rank besides its id (fields: {fields})")
@@ -136,7 +153,9 @@ def _check_document(index: int, doc: Any, rank_fields: Any) -> FieldError | None
     return None
 
 
-def _check_documents(value: Any, rank_fields: Any = None) -> list[FieldError]:
+def _check_documents(
+    value: Any, rank_fields: Any = None, corpus: Container[str] | None = None
+) -> list[FieldError]:
     if not isinstance(value, list):
         return [FieldError("documents", f"must be an array, got {_kind(value)}")]
     if not value:
@@ -145,9 +164,9 @@ def _check_documents(value: Any, rank_fields: Any = None) -> list[FieldError]:
         return [FieldError("documents", f"has {len(value)} items; at most {MAX_DOCUMENTS} per line")]
     if set(map(type, value)) == {str}:  # the common case, checked at C speed
         return []
-    if all(_only_ids(d) for d in value):  # a line of ids: one error, not one per document
+    if corpus is None and all(_only_ids(d) for d in value):  # one error, not one per document
         return [FieldError("documents", f"all {len(value)} documents {ONLY_IDS}")]
-    return [e for i, d in enumerate(value) if (e := _check_document(i, d, rank_fields))]
+    return [e for i, d in enumerate(value) if (e := _check_document(i, d, rank_fields, corpus))]
 
 
 def _check_optional(name: str, value: Any) -> str | None:
@@ -176,13 +195,17 @@ def parse_line(
 
 
 def check_line(
-    line_no: int, raw: bytes, model_problem: Callable[[str], str | None] | None = None
+    line_no: int,
+    raw: bytes,
+    model_problem: Callable[[str], str | None] | None = None,
+    corpus: Container[str] | None = None,
 ) -> dict[str, Any] | LineError:
-    """The line's JSON object when every field is right, else all its problems."""
+    """The line's JSON object when every field is right, else all its problems; with a
+    corpus (its ids), documents may be given by id."""
     obj = _json_object(line_no, raw)
     if isinstance(obj, LineError):
         return obj
-    errors = [*_required_field_errors(obj), *_other_field_errors(obj, model_problem)]
+    errors = [*_required_field_errors(obj, corpus), *_other_field_errors(obj, model_problem)]
     return LineError(line_no, tuple(errors), raw) if errors else obj
 
 
@@ -196,7 +219,7 @@ def _json_object(line_no: int, raw: bytes) -> dict[str, Any] | LineError:
     return obj
 
 
-def _required_field_errors(obj: dict[str, Any]) -> Iterator[FieldError]:
+def _required_field_errors(obj: dict[str, Any], corpus: Container[str] | None) -> Iterator[FieldError]:
     if "id" not in obj:
         yield FieldError("id", "is required")
     elif reason := _check_id(obj["id"]):
@@ -209,7 +232,7 @@ def _required_field_errors(obj: dict[str, Any]) -> Iterator[FieldError]:
     if "documents" not in obj:
         yield FieldError("documents", "is required")
     else:
-        yield from _check_documents(obj["documents"], obj.get("rank_fields"))
+        yield from _check_documents(obj["documents"], obj.get("rank_fields"), corpus)
 
 
 def _other_field_errors(

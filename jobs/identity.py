@@ -51,6 +51,8 @@ class RunIdentity:
     default_model: str
     models: Mapping[str, Any]
     """Each model name the run can use (fallbacks included) -> what it resolves to."""
+    corpus: str | None = None
+    """Digest of the ``--corpus`` file the lines' document ids were looked up in."""
 
     @property
     def short(self) -> str:
@@ -64,6 +66,7 @@ class RunIdentity:
             "lines_digest": self.lines_digest,
             "default_model": self.default_model,
             "models": dict(self.models),
+            "corpus": self.corpus,
         }
 
     def differences(self, stored: Mapping[str, Any] | None) -> list[str]:
@@ -77,6 +80,8 @@ class RunIdentity:
             found.append(f"the model differs ({stored.get('default_model')} then, {self.default_model} now)")
         elif stored.get("models") != dict(self.models):
             found.append("what a model name resolves to differs (provider, wire model, base or settings)")
+        if stored.get("corpus") != self.corpus:
+            found.append("the --corpus differs")
         return found or ["the run identity differs"]
 
 
@@ -144,6 +149,7 @@ def run_identity(
     default_model: str,
     config: Path | None,
     credentials: Mapping[str, Credentials],
+    corpus: str | None = None,
 ) -> RunIdentity:
     """Stream the file's valid lines (as enqueue will read them) into the run's identity."""
     lines_hash = hashlib.blake2b(digest_size=16)
@@ -160,17 +166,16 @@ def run_identity(
             names.add(model)
     models = describe_models(names, config, credentials)
     lines_digest = lines_hash.hexdigest()
-    whole = orjson.dumps(
-        {
-            "version": IDENTITY_VERSION,
-            "lines": lines_digest,
-            "default_model": default_model,
-            "models": models,
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
+    covered: dict[str, Any] = {
+        "version": IDENTITY_VERSION,
+        "lines": lines_digest,
+        "default_model": default_model,
+    }
+    if corpus is not None:  # absent rather than null: runs without a corpus keep their identity
+        covered["corpus"] = corpus
+    whole = orjson.dumps({**covered, "models": models}, option=orjson.OPT_SORT_KEYS)
     digest = hashlib.blake2b(whole, digest_size=16).hexdigest()
-    return RunIdentity(digest, count, lines_digest, default_model, models)
+    return RunIdentity(digest, count, lines_digest, default_model, models, corpus)
 
 
 def slug(text: str, limit: int) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,13 +102,18 @@ def _duplicate_errors(path: Path, colliding: set[int]) -> Iterator[LineError]:
             yield LineError(line_no, (FieldError("id", reason),), raw)
 
 
-def validate_file(path: Path, models: ModelCheck, on_error: Callable[[LineError], None]) -> ValidationReport:
+def validate_file(
+    path: Path,
+    models: ModelCheck,
+    on_error: Callable[[LineError], None],
+    corpus: Container[str] | None = None,
+) -> ValidationReport:
     report = ValidationReport(fingerprint=fingerprint(path))
     hashes = array("Q")
     invalid = report.invalid
     for line_no, raw in read_lines(path):
         report.lines += 1
-        checked = check_line(line_no, raw, models.problem)
+        checked = check_line(line_no, raw, models.problem, corpus)
         if isinstance(checked, LineError):
             invalid.append(line_no)
             on_error(checked)

@@ -120,3 +120,37 @@ def test_a_named_batch_refuses_other_content_until_replaced(
     edited = lines(5, top_n=2)
     for record, line in zip(replaced, edited, strict=True):
         assert len(scores_of(record, line)) == 2
+
+
+def test_a_line_of_ids_resolves_through_the_corpus_and_the_corpus_is_part_of_the_run(
+    server: CohereServer, redis_url: str, tmp_path: Path
+) -> None:
+    runner = CliRun(cohere_env(redis_url, server), tmp_path)
+    corpus = tmp_path / "corpus.jsonl"
+    texts = {
+        f"d{k}": f"{word} passage {k}" for k, word in enumerate(["solar", "wind", "river", "solar wind"])
+    }
+    corpus.write_text("".join(f'{{"_id": "{k}", "text": "{t}"}}\n' for k, t in texts.items()))
+    lines: list[dict[str, Any]] = [
+        {
+            "id": f"q{n}",
+            "query": query,
+            "documents": [{"id": k, "score": 10.0 - i} for i, k in enumerate(texts)],
+        }
+        for n, query in enumerate(["solar wind", "river"])
+    ]
+    dataset = write_dataset(tmp_path / "run.jsonl", lines)
+
+    refused = runner.enqueue(dataset, "--model", MODEL_A, "--rejects", str(tmp_path / "rejects.jsonl"))
+    assert refused.returncode == 1 and "line 1: documents: all 4 documents are only ids" in refused.stderr
+
+    batch, _, results = runner.run(dataset, "--model", MODEL_A, "--corpus", str(corpus))
+    assert {tuple(r.body["documents"]) for r in server.requests} == {tuple(texts.values())}
+    for record, line in zip(results, lines, strict=True):
+        for item in record["results"]:
+            assert item["document_id"] == f"d{item['index']}"
+            assert item["relevance_score"] == score(str(line["query"]), texts[item["document_id"]])
+
+    corpus.write_text(corpus.read_text().replace("river passage", "glacier passage"))
+    changed, stdout, _ = runner.run(dataset, "--model", MODEL_A, "--corpus", str(corpus))
+    assert changed != batch and "enqueued 2 new lines" in stdout

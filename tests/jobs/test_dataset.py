@@ -82,7 +82,8 @@ def test_every_optional_field_is_carried() -> None:
                 (
                     "documents",
                     "all 2 documents are only ids, with no text to rank; give each document's "
-                    "text (a string, or an object with a text field); rankers never see ids",
+                    "text (a string, or an object with a text field), or pass --corpus FILE to look "
+                    "the ids up; rankers never see ids",
                 )
             ],
         ),
@@ -191,7 +192,8 @@ def test_a_line_of_ids_is_rejected_by_line_number_and_never_enqueued(tmp_path: P
     assert (report.valid, report.invalid_lines) == (1, 1)
     assert messages == [
         "line 2: documents: all 2 documents are only ids, with no text to rank; give each "
-        "document's text (a string, or an object with a text field); rankers never see ids"
+        "document's text (a string, or an object with a text field), or pass --corpus FILE to look "
+        "the ids up; rankers never see ids"
     ]
     rejects = tmp_path / "rejects.jsonl"
     done = run_script(
