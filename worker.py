@@ -60,6 +60,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
                 models.deployments,
                 models.fallbacks,
                 raw_limits=raw_limits,
+                unavailable=models.unavailable,
             ),
             writer=RecordWriter(ctx["redis"], settings.result_ttl_ms),
             line_deadline=settings.line_deadline,
