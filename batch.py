@@ -28,8 +28,9 @@ from jobs.batches import (
     list_batches,
     retry_failed,
 )
-from jobs.connection import DEFAULT_STATE_DIR, connect
+from jobs.connection import DEFAULT_STATE_DIR, EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, connect
 from jobs.progress import wait_for_batch
+from jobs.redis_url import RedisUrlError
 from jobs.settings import RunnerSettings
 
 
@@ -116,9 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = RunnerSettings(**({"redis_url": args.redis_url} if args.redis_url else {}))
     try:
         return asyncio.run(run(args, settings))
-    except UnknownBatchError as exc:
+    except (UnknownBatchError, RedisUrlError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RedisUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REDIS_UNAVAILABLE
 
 
 if __name__ == "__main__":

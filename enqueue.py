@@ -33,10 +33,19 @@ import orjson
 from arq.worker import Worker
 
 from jobs.batches import BatchStatus, export, export_to_files
-from jobs.connection import DEFAULT_STATE_DIR, Connection, connect, open_pool, redacted
+from jobs.connection import (
+    DEFAULT_STATE_DIR,
+    EXIT_REDIS_UNAVAILABLE,
+    Connection,
+    RedisUnavailableError,
+    connect,
+    open_pool,
+    redacted,
+)
 from jobs.dataset import DatasetLine, LineError, read_lines, trusted_line
 from jobs.progress import wait_for_batch
 from jobs.queue import EnqueueCounts, enqueue_lines, register_batch
+from jobs.redis_url import RedisUrlError, redis_settings
 from jobs.settings import RunnerSettings, model_list
 from jobs.validation import ModelCheck, ValidationReport, fingerprint, validate_file
 from providers.errors import ConfigurationError
@@ -222,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.config:
         overrides["config"] = args.config
     settings = RunnerSettings(**overrides)
+    if settings.redis_url:
+        try:
+            redis_settings(settings.redis_url)
+        except RedisUrlError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if not args.dataset.is_file():
         print(f"error: {args.dataset}: no such file", file=sys.stderr)
         return 2
@@ -264,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except RedisUnavailableError as exc:
+        print(f"error: {exc}; run the same command again to resume", file=sys.stderr)
+        return EXIT_REDIS_UNAVAILABLE
 
 
 if __name__ == "__main__":

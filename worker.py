@@ -14,6 +14,7 @@ to the queue.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -25,7 +26,9 @@ from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
 
 from jobs import keys
+from jobs.connection import EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, open_pool
 from jobs.records import RecordWriter
+from jobs.redis_url import RedisUrlError, redis_settings
 from jobs.serializer import deserialize, serialize
 from jobs.settings import RunnerSettings, model_list, provider_credentials
 from jobs.work import WorkerState, rerank_line
@@ -96,7 +99,16 @@ def _redis_settings(settings: RunnerSettings) -> RedisSettings:
             "worker.py needs a Redis: set REDIS_URL (e.g. redis://localhost:6379/0) or pass --redis-url.\n"
             "For a single-machine run, `python enqueue.py FILE` starts Redis and workers itself."
         )
-    return RedisSettings.from_dsn(settings.redis_url)
+    try:
+        return redis_settings(settings.redis_url)
+    except RedisUrlError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+async def _check_redis(url: str) -> None:
+    """Fail at start-up with one line (not arq's traceback) when Redis is unreachable or refuses."""
+    pool = await open_pool(url)
+    await pool.aclose()
 
 
 def worker_settings(settings: RunnerSettings | None = None) -> dict[str, Any]:
@@ -143,7 +155,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     if not args.verbose:
         logging.getLogger("arq").setLevel(logging.WARNING)
-    run_worker({**worker_settings(settings), "burst": args.burst})
+    options = worker_settings(settings)
+    try:
+        asyncio.run(_check_redis(str(settings.redis_url)))
+    except RedisUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_REDIS_UNAVAILABLE) from None
+    run_worker({**options, "burst": args.burst})
 
 
 if __name__ == "__main__":
