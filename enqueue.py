@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import re
 import sys
@@ -30,16 +31,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-from arq.worker import Worker
 
-from jobs.batches import BatchStatus, export, export_to_files
+from jobs.batches import export, export_to_files
 from jobs.connection import (
     DEFAULT_STATE_DIR,
     EXIT_REDIS_UNAVAILABLE,
     Connection,
     RedisUnavailableError,
     connect,
-    open_pool,
     redacted,
 )
 from jobs.dataset import DatasetLine, LineError, read_lines, trusted_line
@@ -49,7 +48,7 @@ from jobs.redis_url import RedisUrlError, redis_settings
 from jobs.settings import RunnerSettings, model_list
 from jobs.validation import ModelCheck, ValidationReport, fingerprint, validate_file
 from providers.errors import ConfigurationError
-from worker import worker_options
+from worker import local_run, run_local_workers
 
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 ERRORS_SHOWN = 100
@@ -134,23 +133,6 @@ def valid_lines(path: Path, report: ValidationReport) -> Iterator[DatasetLine]:
             yield trusted_line(line_no, raw)
 
 
-async def run_local_workers(
-    conn: Connection, settings: RunnerSettings, batch: str, show: bool
-) -> BatchStatus:
-    worker = Worker(
-        **worker_options(settings),
-        redis_pool=await open_pool(conn.url),
-        handle_signals=False,
-    )
-    task = asyncio.create_task(worker.async_run())
-    try:
-        return await wait_for_batch(conn.redis, batch, show=show)
-    finally:
-        await worker.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
 def print_next_steps(batch: str, conn: Connection, paths: Paths) -> None:
     env = f"REDIS_URL={redacted(conn.url)} "
     print(f"batch {batch}")
@@ -172,53 +154,62 @@ class Run:
 
 
 async def enqueue_and_follow(run: Run) -> int:
-    args, settings, batch, paths = run.args, run.settings, run.batch, run.paths
-    model = settings.default_model
+    args, settings, batch = run.args, run.settings, run.batch
     if fingerprint(args.dataset) != run.report.fingerprint:
         print(f"error: {args.dataset} changed since it was validated; nothing enqueued", file=sys.stderr)
         return 1
     async with connect(settings.redis_url, args.state_dir) as conn:
-        await register_batch(conn.redis, batch, str(args.dataset.resolve()), model, settings.result_ttl_ms)
-        started = time.monotonic()
-        counts: EnqueueCounts = await enqueue_lines(
-            conn.redis,
-            batch,
-            valid_lines(args.dataset, run.report),
-            default_model=model,
-            job_expiry_ms=settings.job_expiry_ms,
-            result_ttl_ms=settings.result_ttl_ms,
+        await register_batch(
+            conn.redis, batch, str(args.dataset.resolve()), settings.default_model, settings.result_ttl_ms
         )
-        elapsed = time.monotonic() - started
-        if fingerprint(args.dataset) != run.report.fingerprint:
-            print(
-                f"warning: {args.dataset} changed while it was being enqueued; lines read after the "
-                "change were not validated. Run the same command again once it stops changing.",
-                file=sys.stderr,
-            )
+        async with contextlib.AsyncExitStack() as local:
+            if conn.embedded:
+                await local.enter_async_context(local_run(conn.redis, batch))
+            return await _enqueue_and_run(run, conn)
+
+
+async def _enqueue_and_run(run: Run, conn: Connection) -> int:
+    args, settings, batch, paths = run.args, run.settings, run.batch, run.paths
+    started = time.monotonic()
+    counts: EnqueueCounts = await enqueue_lines(
+        conn.redis,
+        batch,
+        valid_lines(args.dataset, run.report),
+        default_model=settings.default_model,
+        job_expiry_ms=settings.job_expiry_ms,
+        result_ttl_ms=settings.result_ttl_ms,
+    )
+    elapsed = time.monotonic() - started
+    if fingerprint(args.dataset) != run.report.fingerprint:
         print(
-            f"enqueued {counts.added} new lines in {elapsed:.1f}s; skipped {counts.skipped} "
-            f"({counts.already_queued} already queued, {counts.already_done} already done)"
+            f"warning: {args.dataset} changed while it was being enqueued; lines read after the "
+            "change were not validated. Run the same command again once it stops changing.",
+            file=sys.stderr,
         )
-        show = not args.no_progress
-        if conn.embedded:
-            print(f"batch {batch}: running locally (Redis state in {args.state_dir}/)")
-            status = await run_local_workers(conn, settings, batch, show)
-        elif args.wait:
-            print_next_steps(batch, conn, paths)
-            status = await wait_for_batch(conn.redis, batch, show=show)
-        else:
-            print_next_steps(batch, conn, paths)
-            return 0
-        results, errors = export_to_files(paths.results, paths.errors)
-        with results, errors:
-            exported = await export(conn.redis, batch, results, errors)
-        rate = f", {status.rate:.1f} lines/s" if status.rate else ""
-        print(
-            f"done: {exported.succeeded} succeeded, {exported.failed} failed, "
-            f"{exported.unfinished} unfinished{rate}\n"
-            f"results: {paths.results}\nerrors:  {paths.errors}"
-        )
-        return 0 if exported.unfinished == 0 else 3
+    print(
+        f"enqueued {counts.added} new lines in {elapsed:.1f}s; skipped {counts.skipped} "
+        f"({counts.already_queued} already queued, {counts.already_done} already done)"
+    )
+    show = not args.no_progress
+    if conn.embedded:
+        print(f"batch {batch}: running locally (Redis state in {args.state_dir}/)")
+        status = await run_local_workers(conn.url, conn.redis, settings, batch, show=show)
+    elif args.wait:
+        print_next_steps(batch, conn, paths)
+        status = await wait_for_batch(conn.redis, batch, show=show)
+    else:
+        print_next_steps(batch, conn, paths)
+        return 0
+    results, errors = export_to_files(paths.results, paths.errors)
+    with results, errors:
+        exported = await export(conn.redis, batch, results, errors)
+    rate = f", {status.rate:.1f} lines/s" if status.rate else ""
+    print(
+        f"done: {exported.succeeded} succeeded, {exported.failed} failed, "
+        f"{exported.unfinished} unfinished{rate}\n"
+        f"results: {paths.results}\nerrors:  {paths.errors}"
+    )
+    return 0 if exported.unfinished == 0 else 3
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,18 +15,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-from arq import run_worker
+from arq import ArqRedis, run_worker
 from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
+from arq.worker import Worker
+from redis.exceptions import RedisError
 
 from jobs import keys
+from jobs.batches import BatchStatus, batch_status, release_in_progress
 from jobs.connection import EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, open_pool
+from jobs.embedded import pid_alive
+from jobs.progress import POLL_SECONDS, wait_for_batch
 from jobs.records import RecordWriter
 from jobs.redis_url import RedisUrlError, redis_settings
 from jobs.serializer import deserialize, serialize
@@ -91,6 +99,43 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
         "expires_extra_ms": settings.job_expiry_ms,
         "health_check_interval": 30,
     }
+
+
+@contextlib.asynccontextmanager
+async def local_run(redis: ArqRedis, batch: str) -> AsyncIterator[None]:
+    """Marks this process as the one running ``batch`` locally (``local_pid`` in the batch hash),
+    so ``batch.py status`` can tell a run in progress from one that was killed or interrupted.
+
+    When no live local run holds the batch, the lines a killed run had in flight are released
+    to run again now, not when arq's in-progress markers expire."""
+    previous = await redis.hget(keys.batch(batch), "local_pid")  # type: ignore[misc]
+    if not (previous and pid_alive(int(previous))):
+        await release_in_progress(redis, batch)
+    await redis.hset(keys.batch(batch), "local_pid", str(os.getpid()))  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        with contextlib.suppress(RedisError):  # left behind, it names a dead process: "interrupted"
+            await redis.hdel(keys.batch(batch), "local_pid")  # type: ignore[misc]
+
+
+async def run_local_workers(
+    url: str, redis: ArqRedis, settings: RunnerSettings, batch: str, *, show: bool
+) -> BatchStatus:
+    """Local mode: run workers in this process until every line of ``batch`` has a record and
+    the queue is empty (lines queued again by ``retry-failed`` run too), then stop them."""
+    worker = Worker(**worker_options(settings), redis_pool=await open_pool(url), handle_signals=False)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        status = await wait_for_batch(redis, batch, show=show)
+        while not status.cancelled and not task.done() and await redis.zcard(keys.QUEUE):
+            await asyncio.sleep(POLL_SECONDS)
+            status = await batch_status(redis, batch)
+        return status
+    finally:
+        await worker.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _redis_settings(settings: RunnerSettings) -> RedisSettings:

@@ -63,7 +63,8 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -129,7 +130,7 @@ class EmbeddedRedis:
             port, keeper = int(info["port"]), int(info["keeper"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        return info if _alive(keeper) and _answers_ping(port) else None
+        return info if pid_alive(keeper) and _answers_ping(port) else None
 
     def start(self) -> EmbeddedRedis:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -172,7 +173,8 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             # blocks while the keeper is stopping the server (it holds the start lock meanwhile)
             with _locked(self.state_dir / "redis.lock", fcntl.LOCK_EX):
-                if not self._info_file.exists():
+                if self._running_server() is None:  # stopped, or its keeper was killed
+                    self._info_file.unlink(missing_ok=True)
                     break
                 with _locked(self.state_dir / "redis.users", fcntl.LOCK_EX | fcntl.LOCK_NB) as alone:
                     if not alone:
