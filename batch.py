@@ -36,7 +36,7 @@ from jobs.connection import DEFAULT_STATE_DIR, EXIT_REDIS_UNAVAILABLE, RedisUnav
 from jobs.embedded import pid_alive
 from jobs.progress import wait_for_batch
 from jobs.redis_url import RedisUrlError
-from jobs.settings import RunnerSettings
+from jobs.settings import RunnerSettings, SettingsError, load_settings
 from worker import local_run, run_local_workers
 
 
@@ -156,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, Any] = {"redis_url": args.redis_url} if args.redis_url else {}
     if getattr(args, "config", None):
         overrides["config"] = args.config
-    settings = RunnerSettings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(run(args, settings))
     except (UnknownBatchError, RedisUrlError) as exc:

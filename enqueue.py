@@ -45,7 +45,7 @@ from jobs.dataset import DatasetLine, LineError, read_lines, trusted_line
 from jobs.progress import wait_for_batch
 from jobs.queue import EnqueueCounts, enqueue_lines, register_batch
 from jobs.redis_url import RedisUrlError, redis_settings
-from jobs.settings import RunnerSettings, model_list
+from jobs.settings import RunnerSettings, SettingsError, load_settings, model_list
 from jobs.validation import ModelCheck, ValidationReport, fingerprint, validate_file
 from providers.errors import ConfigurationError
 from worker import local_run, run_local_workers
@@ -221,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         overrides["default_model"] = args.model
     if args.config:
         overrides["config"] = args.config
-    settings = RunnerSettings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if settings.redis_url:
         try:
             redis_settings(settings.redis_url)

@@ -38,7 +38,7 @@ from jobs.progress import POLL_SECONDS, wait_for_batch
 from jobs.records import RecordWriter
 from jobs.redis_url import RedisUrlError, redis_settings
 from jobs.serializer import deserialize, serialize
-from jobs.settings import RunnerSettings, model_list, provider_credentials
+from jobs.settings import RunnerSettings, SettingsError, load_settings, model_list, provider_credentials
 from jobs.work import WorkerState, rerank_line
 from providers.deployment import Limits
 from providers.dispatcher import Dispatcher
@@ -147,7 +147,8 @@ def _redis_settings(settings: RunnerSettings) -> RedisSettings:
     try:
         return redis_settings(settings.redis_url)
     except RedisUrlError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 async def _check_redis(url: str) -> None:
@@ -157,7 +158,12 @@ async def _check_redis(url: str) -> None:
 
 
 def worker_settings(settings: RunnerSettings | None = None) -> dict[str, Any]:
-    settings = settings or RunnerSettings()
+    if settings is None:
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     return {**worker_options(settings), "redis_settings": _redis_settings(settings)}
 
 
@@ -192,7 +198,11 @@ def main(argv: list[str] | None = None) -> None:
         overrides["max_jobs"] = args.max_jobs
     if args.config:
         overrides["config"] = args.config
-    settings = RunnerSettings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

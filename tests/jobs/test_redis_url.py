@@ -6,6 +6,7 @@ import pytest
 
 from jobs.connection import unavailable
 from jobs.redis_url import RedisUrlError, redacted, redis_settings
+from jobs.settings import SettingsError, load_settings
 
 SECRET = "Ωs3/cr@t%"
 
@@ -78,3 +79,23 @@ def test_a_connection_error_never_repeats_the_password() -> None:
     url = "redis://:%CE%A9s3%2Fcr%40t%25@h:1/0"
     error = unavailable(url, ConnectionError(f"server said: bad password {SECRET}.\nsecond line"))
     assert str(error) == "cannot reach Redis at redis://:***@h:1/0: server said: bad password ***"
+
+
+@pytest.mark.parametrize(
+    ("environment", "problem"),
+    [
+        ({"RR_JOB_TIMEOUT": "20"}, "RR_RETRY_MAX_SECONDS + RR_HTTP_TIMEOUT (90 + 60) must fit inside"),
+        ({"RR_MAX_JOBS": "many"}, "RR_MAX_JOBS: Input should be a valid integer"),
+    ],
+)
+def test_settings_errors_never_echo_the_redis_url(
+    environment: dict[str, str], problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://:Zs3cretpw@cache.internal:6379/0")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    message = str(error.value)
+    assert message.startswith("invalid settings: ") and problem in message
+    assert "redis://" not in message and "Zs" not in message and "\n" not in message
