@@ -59,9 +59,9 @@ def state_of(status: BatchStatus, embedded: bool) -> str:
     return "running"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python batch.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--redis-url", help="default: $REDIS_URL, else the embedded Redis in --state-dir")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
@@ -151,8 +151,8 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
         return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python batch.py") -> int:
+    args = parse_args(argv, prog)
     overrides: dict[str, Any] = {"redis_url": args.redis_url} if args.redis_url else {}
     if getattr(args, "config", None):
         overrides["config"] = args.config
