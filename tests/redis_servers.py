@@ -56,6 +56,8 @@ def redis_with(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout:
+            process.stdout.close()
 
 
 def _has_tls(binary: str) -> bool:

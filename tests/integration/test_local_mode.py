@@ -56,6 +56,7 @@ def status_of(state: Path, batch: str, cwd: Path, env: dict[str, str]) -> tuple[
     return json.loads(as_json.stdout), human.stdout
 
 
+@pytest.mark.timeout(180)  # a run, a stop, a full resumed run: 25-35 s measured on 2 shared cores
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
 def test_a_stopped_local_run_leaves_no_server_reads_interrupted_and_resumes(
     stop: signal.Signals, tmp_path: Path
