@@ -55,15 +55,16 @@ class ModelList:
         return sorted({*self.deployments, *self.unavailable})
 
 
-class UnsetVariablesError(ConfigurationError):
-    """An entry refers to ``os.environ/`` variables that are not set: only that entry is unusable."""
+class _UnsetVariables(Exception):
+    """An entry refers to ``os.environ/`` variables that are not set: only that entry is unusable
+    (never leaves this module: the entry is left out with a warning)."""
 
     def __init__(self, where: str, model_name: str, variables: list[str]) -> None:
         listed = ", ".join(variables)
         plural = "s" if len(variables) > 1 else ""
-        super().__init__(f"{where} ({model_name}): environment variable{plural} {listed} not set")
+        self.message = f"{where} ({model_name}): environment variable{plural} {listed} not set"
+        super().__init__(self.message)
         self.model_name = model_name
-        self.variables = variables
 
 
 class _Resolver:
@@ -130,7 +131,7 @@ def _deployment(
     )
     resolved_headers = {str(k): str(resolve(v)) for k, v in headers.items()}
     if resolve.unset:
-        raise UnsetVariablesError(where, name, resolve.unset)
+        raise _UnsetVariables(where, name, resolve.unset)
     # what the entry leaves out comes from the provider's usual variables, as in LiteLLM
     env = credentials_from(environ).get(raw.provider, Credentials()) if environ is not None else Credentials()
     return Deployment(
@@ -176,7 +177,7 @@ def parse_model_list(
     for index, entry in enumerate(entries):
         try:
             deployment = _deployment(index, entry, environ, warn)
-        except UnsetVariablesError as exc:
+        except _UnsetVariables as exc:
             warn(f"{exc.message}; this entry is unavailable")
             left_out.setdefault(exc.model_name, []).append(exc.message)
             continue
