@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.cohere_server import cohere_server
 from tests.e2e import run_batch
 from tests.process_tools import reaping
 from tests.ranking_lines import check_records, lines_for
+from tests.servers.cohere import CohereServer
 from tests.servers.huggingface import TeiServer
 from tests.servers.jina_ai import JinaServer
 from tests.servers.voyage import VoyageServer
@@ -61,7 +61,7 @@ router_settings:
 def servers() -> Iterator[dict[str, Any]]:
     with ExitStack() as stack:
         yield {
-            "cohere": stack.enter_context(cohere_server("co-key")),
+            "cohere": stack.enter_context(CohereServer("co-key")),
             "jina": stack.enter_context(JinaServer("jina-key")),
             "voyage": stack.enter_context(VoyageServer("voyage-key")),
             "tei": stack.enter_context(TeiServer()),
@@ -180,7 +180,7 @@ def _check_hf_failure(errors: list[dict[str, Any]]) -> None:
 @pytest.mark.integration
 def test_one_set_key_of_six_serves_its_model_through_a_real_worker(redis_url: str, tmp_path: Path) -> None:
     config, dataset, cohere_lines = _six_model_batch(tmp_path)
-    with cohere_server("co-key") as server:
+    with CohereServer("co-key") as server:
         env = {
             "REDIS_URL": redis_url,
             "COHERE_API_KEY": "co-key",
@@ -216,7 +216,7 @@ def test_one_set_key_of_six_in_local_mode(tmp_path: Path) -> None:
     config, dataset, cohere_lines = _six_model_batch(tmp_path)
     state, out, err = tmp_path / "state", tmp_path / "out.jsonl", tmp_path / "err.jsonl"
     files = ("--state-dir", str(state), "--output", str(out), "--errors", str(err))
-    with reaping(state), cohere_server("co-key") as server:
+    with reaping(state), CohereServer("co-key") as server:
         env = {"COHERE_API_KEY": "co-key", "COHERE_API_BASE": server.base_url, **UNSET}
         done = run_script(
             "enqueue.py",

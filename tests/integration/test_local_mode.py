@@ -19,11 +19,11 @@ from enqueue import default_batch_name
 from jobs.embedded import EmbeddedRedis
 from tests.process_tools import (
     RedisProbe,
+    SlowCohereServer,
     process_exists,
     processes_mentioning,
     reaping,
     run_watching_state,
-    slow_cohere_server,
 )
 from tests.support import ROOT, env_with, read_jsonl, run_script, synthetic_lines, wait_until, write_dataset
 
@@ -75,7 +75,7 @@ def test_a_stopped_local_run_leaves_no_server_reads_interrupted_and_resumes(
         str(err),
         "--no-progress",
     )
-    with reaping(state), slow_cohere_server(KEY, delay=0.3) as server:
+    with reaping(state), SlowCohereServer(KEY, delay=0.3) as server:
         env = {"COHERE_API_KEY": KEY, "COHERE_API_BASE": server.base_url, "RR_MAX_JOBS": "2"}
         log = (tmp_path / "first.log").open("wb")
         run = subprocess.Popen(
@@ -138,7 +138,7 @@ def test_retry_failed_in_local_mode_runs_the_lines_it_queues(tmp_path: Path) -> 
     dataset = write_dataset(tmp_path / "keyless.jsonl", lines)
     batch = default_batch_name(dataset)
     files = ("--state-dir", str(state), "--output", str(out), "--errors", str(err), "--no-progress")
-    with reaping(state), slow_cohere_server(KEY, delay=0.0) as server:
+    with reaping(state), SlowCohereServer(KEY, delay=0.0) as server:
         first = run_watching_state(
             "enqueue.py", str(dataset), *files, state_dir=state, cwd=tmp_path, timeout=120
         )
