@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import sys
@@ -33,10 +34,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 import orjson
-from arq.worker import Worker
 
-from jobs.batches import BatchBusyError, BatchStatus, drop, export, export_to_files
-from jobs.connection import DEFAULT_STATE_DIR, Connection, connect, open_pool, redacted
+from jobs.batches import BatchBusyError, drop, export, export_to_files
+from jobs.connection import (
+    DEFAULT_STATE_DIR,
+    EXIT_REDIS_UNAVAILABLE,
+    Connection,
+    RedisUnavailableError,
+    connect,
+    redacted,
+)
 from jobs.corpus import Corpus, CorpusError, load_corpus
 from jobs.dataset import DatasetLine, LineError, read_lines, trusted_line
 from jobs.estimate import estimate, prices_from
@@ -44,13 +51,14 @@ from jobs.identity import RunIdentity, default_batch_name, run_identity
 from jobs.payload import line_payload, rerank_request
 from jobs.progress import wait_for_batch
 from jobs.queue import BatchConflictError, EnqueueCounts, enqueue_lines, register_batch
-from jobs.settings import RunnerSettings, model_list, provider_credentials
+from jobs.redis_url import RedisUrlError, redis_settings
+from jobs.settings import RunnerSettings, SettingsError, load_settings, model_list, provider_credentials
 from jobs.validation import ModelCheck, ValidationReport, fingerprint, validate_file
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError
 from providers.registry import deployment_for
 from providers.types import RerankRequest
-from worker import worker_options
+from worker import local_run, run_local_workers
 
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 ERRORS_SHOWN = 100
@@ -163,23 +171,6 @@ def valid_lines(path: Path, report: ValidationReport, corpus: Corpus | None = No
             yield corpus.resolve(line) if corpus else line
 
 
-async def run_local_workers(
-    conn: Connection, settings: RunnerSettings, batch: str, show: bool
-) -> BatchStatus:
-    worker = Worker(
-        **worker_options(settings),
-        redis_pool=await open_pool(conn.url),
-        handle_signals=False,
-    )
-    task = asyncio.create_task(worker.async_run())
-    try:
-        return await wait_for_batch(conn.redis, batch, show=show)
-    finally:
-        await worker.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
 @dataclass
 class Run:
     """Everything one enqueue needs, decided before Redis is touched."""
@@ -277,58 +268,65 @@ async def dry_run(run: Run) -> int:
 
 
 async def enqueue_and_follow(run: Run) -> int:
-    args, settings, batch, paths = run.args, run.settings, run.batch, run.paths
-    model = settings.default_model
+    args, settings, batch = run.args, run.settings, run.batch
     if fingerprint(args.dataset) != run.report.fingerprint:
         print(f"error: {args.dataset} changed since it was validated; nothing enqueued", file=sys.stderr)
         return 1
     async with connect(settings.redis_url, args.state_dir) as conn:
         if (refused := await register(run, conn)) is not None:
             return refused
-        started = time.monotonic()
-        counts: EnqueueCounts = await enqueue_lines(
-            conn.redis,
-            batch,
-            valid_lines(args.dataset, run.report, run.corpus),
-            default_model=model,
-            run=run.identity.digest,
-            no_cache=args.no_cache,
-            job_expiry_ms=settings.job_expiry_ms,
-            result_ttl_ms=settings.result_ttl_ms,
-        )
-        elapsed = time.monotonic() - started
-        if fingerprint(args.dataset) != run.report.fingerprint:
-            print(
-                f"error: {args.dataset} changed while it was being enqueued; its lines no longer "
-                f"match batch {batch}. Run the command again once the file stops changing "
-                "(with --batch, add --replace).",
-                file=sys.stderr,
-            )
-            return 1
+        async with contextlib.AsyncExitStack() as local:
+            if conn.embedded:
+                await local.enter_async_context(local_run(conn.redis, batch))
+            return await _enqueue_and_run(run, conn)
+
+
+async def _enqueue_and_run(run: Run, conn: Connection) -> int:
+    args, settings, batch, paths = run.args, run.settings, run.batch, run.paths
+    started = time.monotonic()
+    counts: EnqueueCounts = await enqueue_lines(
+        conn.redis,
+        batch,
+        valid_lines(args.dataset, run.report, run.corpus),
+        default_model=settings.default_model,
+        run=run.identity.digest,
+        no_cache=args.no_cache,
+        job_expiry_ms=settings.job_expiry_ms,
+        result_ttl_ms=settings.result_ttl_ms,
+    )
+    elapsed = time.monotonic() - started
+    if fingerprint(args.dataset) != run.report.fingerprint:
         print(
-            f"enqueued {counts.added} new lines in {elapsed:.1f}s; skipped {counts.skipped} "
-            f"({counts.already_queued} already queued, {counts.already_done} already done)"
+            f"error: {args.dataset} changed while it was being enqueued; its lines no longer "
+            f"match batch {batch}. Run the command again once the file stops changing "
+            "(with --batch, add --replace).",
+            file=sys.stderr,
         )
-        show = not args.no_progress
-        if conn.embedded:
-            print(f"batch {batch}: running locally (Redis state in {args.state_dir}/)")
-            status = await run_local_workers(conn, settings, batch, show)
-        elif args.wait:
-            print_next_steps(run, conn)
-            status = await wait_for_batch(conn.redis, batch, show=show)
-        else:
-            print_next_steps(run, conn)
-            return 0
-        results, errors = export_to_files(paths.results, paths.errors)
-        with results, errors:
-            exported = await export(conn.redis, batch, results, errors)
-        rate = f", {status.rate:.1f} lines/s" if status.rate else ""
-        print(
-            f"done: {exported.succeeded} succeeded, {exported.failed} failed, "
-            f"{exported.unfinished} unfinished{rate}\n"
-            f"results: {paths.results}\nerrors:  {paths.errors}"
-        )
-        return 0 if exported.unfinished == 0 else 3
+        return 1
+    print(
+        f"enqueued {counts.added} new lines in {elapsed:.1f}s; skipped {counts.skipped} "
+        f"({counts.already_queued} already queued, {counts.already_done} already done)"
+    )
+    show = not args.no_progress
+    if conn.embedded:
+        print(f"batch {batch}: running locally (Redis state in {args.state_dir}/)")
+        status = await run_local_workers(conn.url, conn.redis, settings, batch, show=show)
+    elif args.wait:
+        print_next_steps(run, conn)
+        status = await wait_for_batch(conn.redis, batch, show=show)
+    else:
+        print_next_steps(run, conn)
+        return 0
+    results, errors = export_to_files(paths.results, paths.errors)
+    with results, errors:
+        exported = await export(conn.redis, batch, results, errors)
+    rate = f", {status.rate:.1f} lines/s" if status.rate else ""
+    print(
+        f"done: {exported.succeeded} succeeded, {exported.failed} failed, "
+        f"{exported.unfinished} unfinished{rate}\n"
+        f"results: {paths.results}\nerrors:  {paths.errors}"
+    )
+    return 0 if exported.unfinished == 0 else 3
 
 
 class UsageError(Exception):
@@ -336,8 +334,15 @@ class UsageError(Exception):
 
 
 def settings_from(args: argparse.Namespace) -> RunnerSettings:
+    """Settings from the environment and the flags; raises UsageError (never echoing a value)."""
     given = {"redis_url": args.redis_url, "default_model": args.model, "config": args.config}
-    return RunnerSettings(**{name: value for name, value in given.items() if value})
+    try:
+        settings = load_settings(**{name: value for name, value in given.items() if value})
+        if settings.redis_url:
+            redis_settings(settings.redis_url)
+    except (SettingsError, RedisUrlError) as exc:
+        raise UsageError(str(exc)) from None
+    return settings
 
 
 def check_arguments(args: argparse.Namespace, settings: RunnerSettings) -> ModelCheck:
@@ -396,8 +401,8 @@ def stop_before_enqueue(args: argparse.Namespace, report: ValidationReport, path
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = parse_args(argv, prog)
-    settings = settings_from(args)
     try:
+        settings = settings_from(args)
         models = check_arguments(args, settings)
         corpus = load_corpus(args.corpus) if args.corpus else None
     except UsageError as exc:
@@ -426,6 +431,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except RedisUnavailableError as exc:
+        print(f"error: {exc}; run the same command again to resume", file=sys.stderr)
+        return EXIT_REDIS_UNAVAILABLE
 
 
 if __name__ == "__main__":

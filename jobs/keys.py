@@ -47,6 +47,11 @@ def arq_in_progress(job: str) -> str:
     return ARQ_IN_PROGRESS_PREFIX + job
 
 
+def arq_in_progress_of_batch(batch: str) -> str:
+    """SCAN pattern of the batch's in-progress markers (batch names hold no glob characters)."""
+    return f"{ARQ_IN_PROGRESS_PREFIX}{batch}:*"
+
+
 def result(job: str) -> str:
     """Hash ``{status, record, run}``: status is ``succeeded`` or ``failed``, record is JSON,
     run the run identity of the job that wrote it (exported only while it is the batch's)."""

@@ -11,6 +11,10 @@ from typing import Any
 
 import orjson
 
+from jobs.identity import default_batch_name, run_identity
+from jobs.settings import DEFAULT_MODEL
+from jobs.validation import ModelCheck, validate_file
+from providers.registry import credentials_from
 from tests.support import ROOT, env_with, read_jsonl, run_script, write_dataset
 
 
@@ -108,3 +112,12 @@ class CliRun:
             return None
         status: dict[str, Any] = orjson.loads(done.stdout)
         return status
+
+
+def default_batch(dataset: Path, env: Mapping[str, str], model: str = DEFAULT_MODEL) -> str:
+    """The batch name ``enqueue.py DATASET`` picks when run with ``env`` (a raw model's base URL
+    from the environment is part of the run identity)."""
+    report = validate_file(dataset, ModelCheck(), lambda error: None)
+    return default_batch_name(
+        dataset, run_identity(dataset, report, model, None, credentials_from(env_with(env)))
+    )
