@@ -55,7 +55,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
         gate = RedisGate(ctx["redis"], keys.limiter, gate_policy)
         ctx["state"] = WorkerState(
             reranker=Reranker(
-                dispatcher=Dispatcher(client, retry, gate),
+                dispatcher=Dispatcher(client, retry, gate, max_response_bytes=settings.max_response_bytes),
                 credentials=credentials,
                 model_list=models.deployments,
                 fallbacks=models.fallbacks,

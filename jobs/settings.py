@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from jobs.model_list import ModelList, load_model_list
 from providers.deployment import Credentials
 from providers.registry import credentials_from
+from providers.wire import MAX_RESPONSE_BYTES
 
 DEFAULT_MODEL = "local/bm25"
 DEADLINE_MARGIN_SECONDS = 5.0
@@ -52,6 +53,8 @@ class RunnerSettings(BaseSettings):
     http_timeout: float = Field(60.0, gt=0)
     retry_attempts: int = Field(4, ge=1)
     retry_max_seconds: float = Field(90.0, gt=0)
+    max_response_bytes: int = Field(MAX_RESPONSE_BYTES, ge=1024)
+    """A provider answer's body is read up to this size; a bigger success is a ``bad_response``."""
 
     @model_validator(mode="after")
     def _retries_fit_in_job(self) -> RunnerSettings:

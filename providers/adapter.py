@@ -68,6 +68,9 @@ class HttpAdapter:
     """None: the user must give a base URL (``api_base`` or one of ``base_env``)."""
     score_kind: str = "probability in [0, 1]"
     usage_kind: str = "none"
+    may_omit: bool = False
+    """The provider documents answering with fewer results than asked for (a score threshold,
+    say); otherwise a short answer is a bad response.  No built-in provider does."""
 
 
 def static(capabilities: Capabilities) -> Callable[[Deployment], Capabilities]:

@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import orjson
 
-from providers import wire
+from providers import contract, wire
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, resolve_base
 from providers.auth import AuthRequest
 from providers.auth.token_cache import TokenCache
+from providers.contract import ContractError
 from providers.deployment import Deployment
 from providers.errors import BadResponseError, ConfigurationError, RerankError
 from providers.gate import Gate, OpenGate, estimate_tokens
@@ -80,8 +81,16 @@ class Dispatcher:
     Built once per worker, it also holds what lines share: the auth schemes' credentials and
     tokens, and which deployments were already reported unable to serve."""
 
-    def __init__(self, client: httpx.AsyncClient, retry: RetryPolicy, gate: Gate | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        retry: RetryPolicy,
+        gate: Gate | None = None,
+        *,
+        max_response_bytes: int = wire.MAX_RESPONSE_BYTES,
+    ) -> None:
         self.client = client
+        self.max_response_bytes = max_response_bytes
         self.retry = retry
         self.gate = gate or OpenGate()
         self.tokens = TokenCache()
@@ -182,7 +191,13 @@ class Dispatcher:
             AuthRequest(deployment, method, url, content, headers, self.client, self.tokens)
         )
         response = await wire.send(
-            self.client, adapter.provider, method, url, headers={**headers, **auth}, content=content
+            self.client,
+            adapter.provider,
+            method,
+            url,
+            headers={**headers, **auth},
+            content=content,
+            max_bytes=self.max_response_bytes,
         )
         try:
             body = orjson.loads(response.content)
@@ -190,11 +205,9 @@ class Dispatcher:
             raise _bad_response("response is not JSON", adapter.provider, response) from exc
         try:
             parsed = adapter.parse_response(body, request)
-            for result in parsed.results:
-                if not 0 <= result.index < len(request.documents):
-                    raise IndexError(
-                        f"result index {result.index} is outside the {len(request.documents)} documents"
-                    )
+            contract.check(parsed.results, request, may_omit=adapter.may_omit)
+        except ContractError as exc:
+            raise _bad_response(f"wrong answer: {exc}", adapter.provider, response) from exc
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise _bad_response(f"unexpected response shape: {exc!r}", adapter.provider, response) from exc
         return parsed, response

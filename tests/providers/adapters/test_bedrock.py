@@ -432,7 +432,7 @@ async def test_a_page_short_of_the_wanted_results_is_bad_response() -> None:
 
 async def test_error_mapping_in_bedrocks_envelope() -> None:
     envelope = {"message": "Too many requests, please wait before trying again."}
-    await check_error_mapping(ADAPTER, dep(), req(), envelope, envelope["message"], ok([(0, 0.5)]))
+    await check_error_mapping(ADAPTER, dep(), req(top_n=1), envelope, envelope["message"], ok([(0, 0.5)]))
 
 
 async def test_signature_rejection_is_authentication_error() -> None:

@@ -170,7 +170,8 @@ FW_ERROR = {
 
 
 async def test_error_mapping_in_fireworks_envelope() -> None:
-    await check_error_mapping(ADAPTER, fw(), request(), FW_ERROR, "top_n must be positive", data((0, 0.5)))
+    ok = data((0, 0.5), (1, 0.2))
+    await check_error_mapping(ADAPTER, fw(), request(), FW_ERROR, "top_n must be positive", ok)
 
 
 @pytest.mark.parametrize(

@@ -173,7 +173,7 @@ VLLM_ERROR = {
 
 async def test_error_mapping_in_vllm_envelope() -> None:
     await check_error_mapping(
-        ADAPTER, vllm(), request(), VLLM_ERROR, "The model `x` does not exist.", results((0, 1.0))
+        ADAPTER, vllm(), request(top_n=1), VLLM_ERROR, "The model `x` does not exist.", results((0, 1.0))
     )
 
 

@@ -214,7 +214,7 @@ async def test_error_mapping_in_googles_envelope() -> None:
         }
     }
     await check_error_mapping(
-        ADAPTER, dep(), req(), envelope, envelope["error"]["message"], ok([{"id": "0"}])
+        ADAPTER, dep(), req(top_n=1), envelope, envelope["error"]["message"], ok([{"id": "0"}])
     )
 
 

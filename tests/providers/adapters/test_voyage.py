@@ -166,7 +166,7 @@ async def test_split_requests_merge_and_usage_adds_up() -> None:
 
 async def test_error_mapping_in_voyage_envelope() -> None:
     envelope = {"detail": "The number of documents must be between 1 and 1000, got 1001."}
-    await check_error_mapping(ADAPTER, vo(), request(), envelope, envelope["detail"], data((0, 0.5)))
+    await check_error_mapping(ADAPTER, vo(), request(top_n=1), envelope, envelope["detail"], data((0, 0.5)))
 
 
 @pytest.mark.parametrize(

@@ -221,7 +221,7 @@ async def test_error_mapping_in_watsonx_envelope() -> None:
         "trace": "t-1",
         "status_code": 429,
     }
-    await check_error_mapping(ADAPTER, dep(), req(), envelope, message, ok([(0, 1.0)]))
+    await check_error_mapping(ADAPTER, dep(), req(top_n=1), envelope, message, ok([(0, 1.0)]))
 
 
 async def test_invalid_token_is_authentication_error_with_trace() -> None:
