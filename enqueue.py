@@ -34,7 +34,15 @@ from arq.worker import Worker
 
 from jobs.batches import BatchStatus, export, export_to_files
 from jobs.connection import DEFAULT_STATE_DIR, Connection, connect, open_pool, redacted
-from jobs.dataset import DatasetLine, LineError, read_lines, trusted_line
+from jobs.dataset import (
+    MAX_DOCUMENT_BYTES,
+    MAX_LINE_BYTES,
+    DatasetLine,
+    LineError,
+    LongLine,
+    read_lines,
+    trusted_line,
+)
 from jobs.progress import wait_for_batch
 from jobs.queue import EnqueueCounts, enqueue_lines, register_batch
 from jobs.settings import RunnerSettings, model_list
@@ -80,6 +88,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--check", action="store_true", help="validate the file and stop")
     parser.add_argument(
+        "--max-line-bytes",
+        type=int,
+        metavar="N",
+        help=f"reject longer lines (default: $RR_MAX_LINE_BYTES or {MAX_LINE_BYTES})",
+    )
+    parser.add_argument(
+        "--max-document-bytes",
+        type=int,
+        metavar="N",
+        help=f"reject larger documents (default: $RR_MAX_DOCUMENT_BYTES or {MAX_DOCUMENT_BYTES})",
+    )
+    parser.add_argument(
         "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="embedded Redis data (local mode)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -118,10 +138,12 @@ class RejectLog:
             print(f"... {self.shown - ERRORS_SHOWN} more problems not shown", file=sys.stderr)
 
 
-def valid_lines(path: Path, report: ValidationReport) -> Iterator[DatasetLine]:
+def valid_lines(
+    path: Path, report: ValidationReport, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[DatasetLine]:
     """The lines validation accepted, rebuilt without checking them a second time."""
-    for line_no, raw in read_lines(path):
-        if not report.rejected(line_no):
+    for line_no, raw in read_lines(path, max_line_bytes):
+        if not report.rejected(line_no) and not isinstance(raw, LongLine):
             yield trusted_line(line_no, raw)
 
 
@@ -174,7 +196,7 @@ async def enqueue_and_follow(run: Run) -> int:
         counts: EnqueueCounts = await enqueue_lines(
             conn.redis,
             batch,
-            valid_lines(args.dataset, run.report),
+            valid_lines(args.dataset, run.report, settings.max_line_bytes),
             default_model=model,
             job_expiry_ms=settings.job_expiry_ms,
             result_ttl_ms=settings.result_ttl_ms,
@@ -221,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides["default_model"] = args.model
     if args.config:
         overrides["config"] = args.config
+    if args.max_line_bytes:
+        overrides["max_line_bytes"] = args.max_line_bytes
+    if args.max_document_bytes:
+        overrides["max_document_bytes"] = args.max_document_bytes
     settings = RunnerSettings(**overrides)
     if not args.dataset.is_file():
         print(f"error: {args.dataset}: no such file", file=sys.stderr)
@@ -245,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     rejects = RejectLog(paths.rejects)
     try:
-        report = validate_file(args.dataset, models, rejects)
+        report = validate_file(args.dataset, models, rejects, settings.line_limits)
     finally:
         rejects.close()
     print(f"checked {report.lines} lines: {report.valid} valid, {report.invalid_lines} invalid")
