@@ -19,6 +19,7 @@ from providers.deployment import Deployment
 from providers.errors import BadResponseError, ConfigurationError, RerankError
 from providers.gate import Gate, OpenGate, estimate_tokens
 from providers.planner import Part, merge, plan
+from providers.redaction import PATTERNS_ONLY, Redactor
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest, RerankResponse
 
@@ -88,9 +89,12 @@ class Dispatcher:
         gate: Gate | None = None,
         *,
         max_response_bytes: int = wire.MAX_RESPONSE_BYTES,
+        redactor: Redactor = PATTERNS_ONLY,
     ) -> None:
         self.client = client
         self.max_response_bytes = max_response_bytes
+        self.redactor = redactor
+        """Scrubs every error this dispatcher raises (see :mod:`providers.redaction`)."""
         self.retry = retry
         self.gate = gate or OpenGate()
         self.tokens = TokenCache()
@@ -161,7 +165,10 @@ class Dispatcher:
         usage: dict[str, Any] | None = None
         response_id = request_id = None
         for part, wire_request in prepared.requests:
-            parsed, response = await self._call(prepared, wire_request, part.request)
+            try:
+                parsed, response = await self._call(prepared, wire_request, part.request)
+            except RerankError as exc:  # auth exchanges and parsing included
+                raise self.redactor.error(exc) from exc.__cause__
             answers.append((part, parsed.results))
             usage = add_usage(usage, parsed.usage)
             response_id = response_id or parsed.response_id
@@ -198,6 +205,7 @@ class Dispatcher:
             headers={**headers, **auth},
             content=content,
             max_bytes=self.max_response_bytes,
+            redactor=self.redactor,
         )
         try:
             body = orjson.loads(response.content)

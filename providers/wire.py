@@ -26,8 +26,10 @@ from providers.errors import (
     ProviderTimeoutError,
     QuotaExceededError,
     RateLimitedError,
+    RerankError,
     ServerError,
 )
+from providers.redaction import PATTERNS_ONLY, Redactor
 
 REQUEST_ID_HEADERS = (
     "x-request-id",
@@ -174,10 +176,28 @@ async def send(
     content: bytes | None = None,
     data: Mapping[str, str] | None = None,
     max_bytes: int = MAX_RESPONSE_BYTES,
+    redactor: Redactor = PATTERNS_ONLY,
 ) -> httpx.Response:
     """Perform one request (``content``: raw body; ``data``: a form); a status below 400 comes
-    back, anything else is raised as a :class:`~providers.errors.RerankError` naming ``provider``.
-    The body is streamed and never held beyond ``max_bytes`` (see :func:`_read_capped`)."""
+    back, anything else is raised as a :class:`~providers.errors.RerankError` naming ``provider``,
+    its message and body excerpt scrubbed by ``redactor``.  The body is streamed and never held
+    beyond ``max_bytes`` (see :func:`_read_capped`)."""
+    try:
+        return await _exchange(client, provider, method, url, headers, content, data, max_bytes)
+    except RerankError as exc:
+        raise redactor.error(exc) from exc.__cause__
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    provider: str,
+    method: str,
+    url: str,
+    headers: Mapping[str, str] | None,
+    content: bytes | None,
+    data: Mapping[str, str] | None,
+    max_bytes: int,
+) -> httpx.Response:
     try:
         request = client.build_request(method, url, headers=headers, content=content, data=data)
         streamed = await client.send(request, stream=True)
