@@ -122,9 +122,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
     parser = argparse.ArgumentParser(
-        prog="python worker.py",
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -212,25 +212,34 @@ def _wide_integer(value: Any, where: str) -> str | None:
 
 
 def _shape_errors(raw: bytes, obj: dict[str, Any], limits: LineLimits) -> list[FieldError]:
-    """Nesting, integer range and document sizes: what enqueue could not write unchanged."""
-    errors: list[FieldError] = []
+    """Nesting, document sizes and integer range: what enqueue could not write unchanged."""
     documents = obj.get("documents")
     docs = documents if isinstance(documents, list) else []
     # fewer brackets than levels: nothing can nest too deep (counted at C speed)
     may_nest = raw.count(b"{") + raw.count(b"[") > MAX_DEPTH - 2
-    if may_nest and obj.get("metadata") is not None and _too_deep(obj["metadata"], MAX_DEPTH - 1):
+    errors = _nesting_errors(obj.get("metadata"), docs) if may_nest else []
+    if not errors and (len(raw) > limits.max_document_bytes or may_nest):  # else each is smaller
+        errors = _document_size_errors(docs, limits.max_document_bytes)
+    if not errors and LONG_NUMBER in raw.translate(DIGITS_AS_ZERO):
+        errors += _wide_integer_errors(raw)
+    return errors
+
+
+def _nesting_errors(metadata: Any, docs: list[Any]) -> list[FieldError]:
+    errors = []
+    if metadata is not None and _too_deep(metadata, MAX_DEPTH - 1):
         errors.append(FieldError("metadata", f"nests deeper than {MAX_DEPTH} levels (counting the line)"))
-    limit = limits.max_document_bytes
-    if len(raw) <= limit and not may_nest:
-        sizes: Iterator[tuple[int, Any]] = iter(())  # a document is smaller than its line
-    elif set(map(type, docs)) <= {str} and (not docs or max(map(len, docs)) * 4 <= limit):
-        sizes = iter(())  # no string can be over: checked at C speed
-    else:
-        sizes = enumerate(docs)
-    for index, doc in sizes:
-        if may_nest and isinstance(doc, dict | list) and _too_deep(doc, MAX_DEPTH - 2):
+    for index, doc in enumerate(docs):
+        if isinstance(doc, dict | list) and _too_deep(doc, MAX_DEPTH - 2):
             errors.append(FieldError(f"documents[{index}]", f"nests deeper than {MAX_DEPTH} levels"))
-            continue
+    return errors
+
+
+def _document_size_errors(docs: list[Any], limit: int) -> list[FieldError]:
+    if set(map(type, docs)) <= {str} and (not docs or max(map(len, docs)) * 4 <= limit):
+        return []  # no string can be over: checked at C speed
+    errors = []
+    for index, doc in enumerate(docs):
         if isinstance(doc, str):
             size = len(doc.encode()) if len(doc) * 4 > limit else 0
         else:
@@ -238,16 +247,20 @@ def _shape_errors(raw: bytes, obj: dict[str, Any], limits: LineLimits) -> list[F
         if size > limit:
             reason = f"is {size} bytes; at most {limit} per document (--max-document-bytes)"
             errors.append(FieldError(f"documents[{index}]", reason))
-    if not errors and LONG_NUMBER in raw.translate(DIGITS_AS_ZERO):
-        # orjson has read any integer past 64 bits as a float: look again, exactly
-        try:
-            exact = json.loads(raw)
-        except RecursionError:
-            return [FieldError("(line)", f"nests deeper than {MAX_DEPTH} levels")]
-        for name, value in exact.items():
-            if where := _wide_integer(value, name):
-                errors.append(FieldError(name, f"holds an integer outside the 64-bit range at {where}"))
     return errors
+
+
+def _wide_integer_errors(raw: bytes) -> list[FieldError]:
+    """orjson has read any integer past 64 bits as a float: look again, exactly."""
+    try:
+        exact = json.loads(raw)
+    except RecursionError:
+        return [FieldError("(line)", f"nests deeper than {MAX_DEPTH} levels")]
+    return [
+        FieldError(name, f"holds an integer outside the 64-bit range at {where}")
+        for name, value in exact.items()
+        if (where := _wide_integer(value, name))
+    ]
 
 
 def parse_line(
@@ -272,38 +285,54 @@ def check_line(
         size, head = (raw.size, raw.head) if isinstance(raw, LongLine) else (len(raw), raw[:RAW_SHOWN])
         why = f"is {size} bytes; at most {limits.max_line_bytes} per line (--max-line-bytes)"
         return LineError(line_no, (FieldError("(line)", why),), head)
+    obj = _json_object(line_no, raw)
+    if isinstance(obj, LineError):
+        return obj
+    errors = [
+        *_required_field_errors(obj),
+        *_other_field_errors(obj, model_problem),
+        *_shape_errors(raw, obj, limits),
+    ]
+    return LineError(line_no, tuple(errors), raw) if errors else obj
+
+
+def _json_object(line_no: int, raw: bytes) -> dict[str, Any] | LineError:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return LineError(line_no, (FieldError("(line)", f"invalid JSON: {exc}"),), raw)
     if not isinstance(obj, dict):
         return LineError(line_no, (FieldError("(line)", f"must be a JSON object, got {_kind(obj)}"),), raw)
-    errors: list[FieldError] = []
+    return obj
+
+
+def _required_field_errors(obj: dict[str, Any]) -> Iterator[FieldError]:
     if "id" not in obj:
-        errors.append(FieldError("id", "is required"))
+        yield FieldError("id", "is required")
     elif reason := _check_id(obj["id"]):
-        errors.append(FieldError("id", reason))
+        yield FieldError("id", reason)
     query = obj.get("query")
     if "query" not in obj:
-        errors.append(FieldError("query", "is required"))
+        yield FieldError("query", "is required")
     elif not isinstance(query, str) or not query.strip():
-        errors.append(FieldError("query", "must be a non-empty string"))
+        yield FieldError("query", "must be a non-empty string")
     if "documents" not in obj:
-        errors.append(FieldError("documents", "is required"))
+        yield FieldError("documents", "is required")
     else:
-        errors.extend(_check_documents(obj["documents"]))
+        yield from _check_documents(obj["documents"])
+
+
+def _other_field_errors(
+    obj: dict[str, Any], model_problem: Callable[[str], str | None] | None
+) -> Iterator[FieldError]:
     for name in OPTIONAL_FIELDS:
         if name in obj and obj[name] is not None and (reason := _check_optional(name, obj[name])):
-            errors.append(FieldError(name, reason))
+            yield FieldError(name, reason)
     model = obj.get("model")
     if model_problem and isinstance(model, str) and model.strip() and (reason := model_problem(model)):
-        errors.append(FieldError("model", reason))
+        yield FieldError("model", reason)
     for name in obj.keys() - KNOWN_FIELDS:
-        errors.append(FieldError(name, "is not a known field (put extra data under metadata)"))
-    errors.extend(_shape_errors(raw, obj, limits))
-    if errors:
-        return LineError(line_no, tuple(errors), raw)
-    return obj
+        yield FieldError(name, "is not a known field (put extra data under metadata)")
 
 
 def trusted_line(line_no: int, raw: bytes) -> DatasetLine:

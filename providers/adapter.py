@@ -66,11 +66,20 @@ class HttpAdapter:
     """Provider settings read from the environment, by ``litellm_params`` name."""
     default_base: str | Callable[[Deployment], str | None] | None = None
     """None: the user must give a base URL (``api_base`` or one of ``base_env``)."""
-    score_kind: str = "probability in [0, 1]"
-    usage_kind: str = "none"
+    variants: Mapping[str, Capabilities] = field(default_factory=dict)
+    """The documented variants ``capabilities`` chooses between by deployment (e.g. Cohere's v1
+    and v2 routes), by name; empty when it answers the same for every deployment."""
     may_omit: bool = False
     """The provider documents answering with fewer results than asked for (a score threshold,
     say); otherwise a short answer is a bad response.  No built-in provider does."""
+    score_kind: str = "probability in [0, 1]"
+    """What a relevance score means.  This and the fields below are read only by
+    :mod:`providers.catalog`, which writes the provider table in ``docs/providers.md``."""
+    usage_kind: str = "none"
+    """The usage the provider reports, in its own field names."""
+    auth_kind: str | None = None
+    """How the table names ``auth``; None derives it, which only a ``Bearer`` whose ``required``
+    is a bool allows."""
 
 
 def static(capabilities: Capabilities) -> Callable[[Deployment], Capabilities]:

@@ -90,9 +90,10 @@ ADAPTER = HttpAdapter(
     parse_response=parse_response,
     capabilities=static(CAPABILITIES),
     auth=Bearer(required=_hosted),
+    auth_kind="Bearer (optional for a self-hosted base)",
     key_env=("NVIDIA_NIM_API_KEY",),
     base_env=("NVIDIA_NIM_API_BASE",),
     default_base=DEFAULT_BASE,
     score_kind="raw logit (unbounded, can be negative)",
-    usage_kind="tokens (the response's usage counts, when reported)",
+    usage_kind="`tokens` (the response's `usage`), when reported",
 )

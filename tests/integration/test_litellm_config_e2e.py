@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.cohere_server import cohere_server
 from tests.e2e import run_batch
 from tests.ranking_lines import check_records, lines_for
+from tests.servers.cohere import CohereServer
 from tests.servers.huggingface import TeiServer
 from tests.servers.jina_ai import JinaServer
 from tests.servers.voyage import VoyageServer
@@ -57,7 +57,7 @@ router_settings:
 def servers() -> Iterator[dict[str, Any]]:
     with ExitStack() as stack:
         yield {
-            "cohere": stack.enter_context(cohere_server("co-key")),
+            "cohere": stack.enter_context(CohereServer("co-key")),
             "jina": stack.enter_context(JinaServer("jina-key")),
             "voyage": stack.enter_context(VoyageServer("voyage-key")),
             "tei": stack.enter_context(TeiServer()),

@@ -79,8 +79,9 @@ def test_deeper_metadata_is_rejected_naming_the_field(levels: int) -> None:
     assert problems(raw, LineLimits()) == [("metadata", reason)]
 
 
-def test_a_deep_object_document_is_rejected_naming_it() -> None:
-    documents = ["a", {"text": "t", "x": nested(MAX_DEPTH)}]
+@pytest.mark.parametrize("levels", [MAX_DEPTH, 300])
+def test_a_deep_object_document_is_rejected_naming_it(levels: int) -> None:
+    documents = ["a", {"text": "t" * 300, "x": nested(levels)}]  # over the document limit too
     assert problems(line(documents=documents)) == [("documents[1]", f"nests deeper than {MAX_DEPTH} levels")]
 
 
