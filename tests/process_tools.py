@@ -306,13 +306,19 @@ class LocalRun:
     """The embedded redis-server's pid, read from STATE/redis.json while the command ran."""
 
 
-def run_watching_state(script: str, *args: str, state_dir: Path, cwd: Path, timeout: float) -> LocalRun:
+def run_watching_state(
+    script: str, *args: str, state_dir: Path, cwd: Path, timeout: float, env: Mapping[str, str] | None = None
+) -> LocalRun:
     """Run a script with no Redis URL, reading ``STATE/redis.json`` while it runs."""
     info = state_dir / "redis.json"
     out_path, err_path = cwd / f".{script}.stdout", cwd / f".{script}.stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / script), *args], env=env_with({}), cwd=cwd, stdout=out, stderr=err
+            [sys.executable, str(ROOT / script), *args],
+            env=env_with(env or {}),
+            cwd=cwd,
+            stdout=out,
+            stderr=err,
         )
         pid: int | None = None
         try:
