@@ -45,7 +45,17 @@ from jobs.connection import (
     redacted,
 )
 from jobs.corpus import Corpus, CorpusError, load_corpus
-from jobs.dataset import DatasetLine, LineError, read_lines, trusted_line
+from jobs.dataset import (
+    DEFAULT_LIMITS,
+    MAX_DOCUMENT_BYTES,
+    MAX_LINE_BYTES,
+    DatasetLine,
+    LineError,
+    LineLimits,
+    LongLine,
+    read_lines,
+    trusted_line,
+)
 from jobs.estimate import estimate, prices_from
 from jobs.identity import RunIdentity, default_batch_name, run_identity
 from jobs.payload import line_payload, rerank_request
@@ -117,6 +127,18 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
         help="request every document even when the score cache has it (fresh scores refresh the cache)",
     )
     parser.add_argument(
+        "--max-line-bytes",
+        type=int,
+        metavar="N",
+        help=f"reject longer lines (default: $RR_MAX_LINE_BYTES or {MAX_LINE_BYTES})",
+    )
+    parser.add_argument(
+        "--max-document-bytes",
+        type=int,
+        metavar="N",
+        help=f"reject larger documents (default: $RR_MAX_DOCUMENT_BYTES or {MAX_DOCUMENT_BYTES})",
+    )
+    parser.add_argument(
         "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="embedded Redis data (local mode)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -162,11 +184,13 @@ class RejectLog:
             self.path = self.path.replace(path)
 
 
-def valid_lines(path: Path, report: ValidationReport, corpus: Corpus | None = None) -> Iterator[DatasetLine]:
+def valid_lines(
+    path: Path, report: ValidationReport, max_line_bytes: int = MAX_LINE_BYTES, corpus: Corpus | None = None
+) -> Iterator[DatasetLine]:
     """The lines validation accepted, rebuilt without checking them a second time (documents
     given by id resolved through the corpus)."""
-    for line_no, raw in read_lines(path):
-        if not report.rejected(line_no):
+    for line_no, raw in read_lines(path, max_line_bytes):
+        if not report.rejected(line_no) and not isinstance(raw, LongLine):
             line = trusted_line(line_no, raw)
             yield corpus.resolve(line) if corpus else line
 
@@ -253,7 +277,7 @@ async def dry_run(run: Run) -> int:
     args, settings = run.args, run.settings
 
     def planned() -> Iterator[tuple[DatasetLine, RerankRequest, str]]:
-        for line in valid_lines(args.dataset, run.report, run.corpus):
+        for line in valid_lines(args.dataset, run.report, settings.max_line_bytes, run.corpus):
             model = line.model or settings.default_model
             yield line, rerank_request(line_payload(run.batch, line, model, run.identity.digest)), model
 
@@ -287,7 +311,7 @@ async def _enqueue_and_run(run: Run, conn: Connection) -> int:
     counts: EnqueueCounts = await enqueue_lines(
         conn.redis,
         batch,
-        valid_lines(args.dataset, run.report, run.corpus),
+        valid_lines(args.dataset, run.report, settings.max_line_bytes, run.corpus),
         default_model=settings.default_model,
         run=run.identity.digest,
         no_cache=args.no_cache,
@@ -335,7 +359,13 @@ class UsageError(Exception):
 
 def settings_from(args: argparse.Namespace) -> RunnerSettings:
     """Settings from the environment and the flags; raises UsageError (never echoing a value)."""
-    given = {"redis_url": args.redis_url, "default_model": args.model, "config": args.config}
+    given = {
+        "redis_url": args.redis_url,
+        "default_model": args.model,
+        "config": args.config,
+        "max_line_bytes": args.max_line_bytes,
+        "max_document_bytes": args.max_document_bytes,
+    }
     try:
         settings = load_settings(**{name: value for name, value in given.items() if value})
         if settings.redis_url:
@@ -372,12 +402,12 @@ def paths_for(args: argparse.Namespace, batch: str) -> Paths:
 
 
 def validate(
-    args: argparse.Namespace, models: ModelCheck, corpus: Corpus | None
+    args: argparse.Namespace, models: ModelCheck, corpus: Corpus | None, limits: LineLimits = DEFAULT_LIMITS
 ) -> tuple[ValidationReport, RejectLog]:
     partial = Path("results") / f".{args.dataset.name}.{os.getpid()}.rejects.partial"
     rejects = RejectLog(args.rejects or partial)
     try:
-        report = validate_file(args.dataset, models, rejects, corpus)
+        report = validate_file(args.dataset, models, rejects, limits, corpus=corpus)
     finally:
         rejects.close()
     print(f"checked {report.lines} lines: {report.valid} valid, {report.invalid_lines} invalid")
@@ -411,7 +441,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     except CorpusError as exc:
         print(f"error: --corpus {exc}", file=sys.stderr)
         return 2
-    report, rejects = validate(args, models, corpus)
+    report, rejects = validate(args, models, corpus, settings.line_limits)
     identity = run_identity(
         args.dataset,
         report,
@@ -419,6 +449,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         settings.config,
         provider_credentials(),
         corpus.digest if corpus else None,
+        settings.max_line_bytes,
     )
     batch = args.batch or default_batch_name(args.dataset, identity)
     paths = paths_for(args, batch)

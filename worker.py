@@ -44,6 +44,7 @@ from jobs.work import WorkerState, rerank_line
 from providers.deployment import Limits
 from providers.dispatcher import Dispatcher
 from providers.gate import GatePolicy, RedisGate
+from providers.redaction import Redactor, redact_logs, secret_values
 from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 
@@ -54,8 +55,11 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
     models = model_list(settings)
     raw_limits = Limits(settings.default_rpm, settings.default_tpm, settings.default_max_concurrency)
     gate_policy = GatePolicy(burst_requests=settings.limit_burst, defer_after=settings.defer_after)
+    deployments = [d for entries in models.deployments.values() for d in entries]
+    redactor = Redactor(secret_values(credentials.values(), deployments))
 
     async def startup(ctx: dict[str, Any]) -> None:
+        redact_logs(redactor)
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.http_timeout),
             limits=httpx.Limits(max_connections=settings.max_jobs * 2),
@@ -67,7 +71,13 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
         gate = RedisGate(ctx["redis"], keys.limiter, gate_policy)
         ctx["state"] = WorkerState(
             reranker=Reranker(
-                dispatcher=Dispatcher(client, retry, gate),
+                dispatcher=Dispatcher(
+                    client,
+                    retry,
+                    gate,
+                    max_response_bytes=settings.max_response_bytes,
+                    redactor=redactor,
+                ),
                 credentials=credentials,
                 model_list=models.deployments,
                 fallbacks=models.fallbacks,
@@ -77,6 +87,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
             writer=RecordWriter(ctx["redis"], settings.result_ttl_ms),
             line_deadline=settings.line_deadline,
             max_tries=settings.max_tries,
+            redactor=redactor,
         )
         if settings.cache_ttl_ms:
             state = ctx["state"]

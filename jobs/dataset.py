@@ -1,11 +1,18 @@
 """The dataset format: one JSON object per line, checked field by field.
 
 Every problem is reported as (line number, field, reason); a line can have
-several.  Parsing is streaming: one line in memory at a time.
+several.  Parsing is streaming: one line in memory at a time, and never more than
+``max_line_bytes`` of it (a longer line is skipped over and reported).
+
+One size and shape policy: whatever passes here, enqueue can serialize unchanged.
+orjson writes at most 254 levels of nesting and integers in [-2**63, 2**64 - 1], and reads a
+larger integer as a float; so nesting is capped at :data:`MAX_DEPTH` and every integer
+in the line must fit 64 bits, besides the per-line and per-document byte limits.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +25,22 @@ from providers.types import Document
 
 MAX_DOCUMENTS = 10_000
 MAX_ID_CHARS = 512
+MAX_DEPTH = 64
+"""Levels of nesting in a line, the line's own object being the first (orjson writes 254, and a
+job wraps the line in three more)."""
+MAX_LINE_BYTES = 8 * 1024 * 1024
+"""Default per-line limit (``--max-line-bytes``, ``RR_MAX_LINE_BYTES``)."""
+MAX_DOCUMENT_BYTES = 1024 * 1024
+"""Default per-document limit, in UTF-8 bytes of the string or of the object's JSON
+(``--max-document-bytes``, ``RR_MAX_DOCUMENT_BYTES``)."""
+INT_RANGE = (-(2**63), 2**64 - 1)
+"""Integers orjson reads and writes exactly."""
+DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+LONG_NUMBER = b"0" * 19
+"""With every digit written as 0: a run of digits that may be an integer past 64 bits (2**63
+has 19 digits).  Two C-speed passes instead of a regex, which costs more than parsing."""
+RAW_SHOWN = 1024
+"""How much of an over-long line the rejects file keeps."""
 OPTIONAL_FIELDS = (
     "model",
     "top_n",
@@ -34,6 +57,23 @@ ONLY_IDS = (
     "are only ids, with no text to rank; give each document's text (a string, or an object "
     "with a text field), or pass --corpus FILE to look the ids up; rankers never see ids"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LineLimits:
+    max_line_bytes: int = MAX_LINE_BYTES
+    max_document_bytes: int = MAX_DOCUMENT_BYTES
+
+
+DEFAULT_LIMITS = LineLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class LongLine:
+    """A line longer than the limit: its size and its start, never the whole of it."""
+
+    size: int
+    head: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,26 +226,116 @@ def _check_optional(name: str, value: Any) -> str | None:
     return None
 
 
+def _too_deep(value: Any, levels: int) -> bool:
+    """Whether ``value`` nests more than ``levels`` levels (a scalar is none)."""
+    if isinstance(value, dict):
+        children: Any = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return False
+    if levels < 1:
+        return True
+    return any(isinstance(c, dict | list) and _too_deep(c, levels - 1) for c in children)
+
+
+def _wide_integer(value: Any, where: str) -> str | None:
+    """Where in ``value`` (parsed keeping integers exact) an integer does not fit 64 bits."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return where if not INT_RANGE[0] <= value <= INT_RANGE[1] else None
+    if isinstance(value, dict):
+        return next((w for k, v in value.items() if (w := _wide_integer(v, f"{where}.{k}"))), None)
+    if isinstance(value, list):
+        return next((w for i, v in enumerate(value) if (w := _wide_integer(v, f"{where}[{i}]"))), None)
+    return None
+
+
+def _shape_errors(raw: bytes, obj: dict[str, Any], limits: LineLimits) -> list[FieldError]:
+    """Nesting, document sizes and integer range: what enqueue could not write unchanged."""
+    documents = obj.get("documents")
+    docs = documents if isinstance(documents, list) else []
+    # fewer brackets than levels: nothing can nest too deep (counted at C speed)
+    may_nest = raw.count(b"{") + raw.count(b"[") > MAX_DEPTH - 2
+    errors = _nesting_errors(obj.get("metadata"), docs) if may_nest else []
+    if not errors and (len(raw) > limits.max_document_bytes or may_nest):  # else each is smaller
+        errors = _document_size_errors(docs, limits.max_document_bytes)
+    if not errors and LONG_NUMBER in raw.translate(DIGITS_AS_ZERO):
+        errors += _wide_integer_errors(raw)
+    return errors
+
+
+def _nesting_errors(metadata: Any, docs: list[Any]) -> list[FieldError]:
+    errors = []
+    if metadata is not None and _too_deep(metadata, MAX_DEPTH - 1):
+        errors.append(FieldError("metadata", f"nests deeper than {MAX_DEPTH} levels (counting the line)"))
+    for index, doc in enumerate(docs):
+        if isinstance(doc, dict | list) and _too_deep(doc, MAX_DEPTH - 2):
+            errors.append(FieldError(f"documents[{index}]", f"nests deeper than {MAX_DEPTH} levels"))
+    return errors
+
+
+def _document_size_errors(docs: list[Any], limit: int) -> list[FieldError]:
+    if set(map(type, docs)) <= {str} and (not docs or max(map(len, docs)) * 4 <= limit):
+        return []  # no string can be over: checked at C speed
+    errors = []
+    for index, doc in enumerate(docs):
+        if isinstance(doc, str):
+            size = len(doc.encode()) if len(doc) * 4 > limit else 0
+        else:
+            size = len(orjson.dumps(doc))
+        if size > limit:
+            reason = f"is {size} bytes; at most {limit} per document (--max-document-bytes)"
+            errors.append(FieldError(f"documents[{index}]", reason))
+    return errors
+
+
+def _wide_integer_errors(raw: bytes) -> list[FieldError]:
+    """orjson has read any integer past 64 bits as a float: look again, exactly."""
+    try:
+        exact = json.loads(raw)
+    except RecursionError:
+        return [FieldError("(line)", f"nests deeper than {MAX_DEPTH} levels")]
+    return [
+        FieldError(name, f"holds an integer outside the 64-bit range at {where}")
+        for name, value in exact.items()
+        if (where := _wide_integer(value, name))
+    ]
+
+
 def parse_line(
-    line_no: int, raw: bytes, model_problem: Callable[[str], str | None] | None = None
+    line_no: int,
+    raw: bytes | LongLine,
+    model_problem: Callable[[str], str | None] | None = None,
+    limits: LineLimits = DEFAULT_LIMITS,
 ) -> DatasetLine | LineError:
     """Check one line and build it; ``model_problem`` says what is wrong with a model name."""
-    checked = check_line(line_no, raw, model_problem)
+    checked = check_line(line_no, raw, model_problem, limits)
     return checked if isinstance(checked, LineError) else _line_from(line_no, checked)
 
 
 def check_line(
     line_no: int,
-    raw: bytes,
+    raw: bytes | LongLine,
     model_problem: Callable[[str], str | None] | None = None,
+    limits: LineLimits = DEFAULT_LIMITS,
     corpus: Container[str] | None = None,
 ) -> dict[str, Any] | LineError:
     """The line's JSON object when every field is right, else all its problems; with a
     corpus (its ids), documents may be given by id."""
+    if isinstance(raw, LongLine) or len(raw) > limits.max_line_bytes:
+        size, head = (raw.size, raw.head) if isinstance(raw, LongLine) else (len(raw), raw[:RAW_SHOWN])
+        why = f"is {size} bytes; at most {limits.max_line_bytes} per line (--max-line-bytes)"
+        return LineError(line_no, (FieldError("(line)", why),), head)
     obj = _json_object(line_no, raw)
     if isinstance(obj, LineError):
         return obj
-    errors = [*_required_field_errors(obj, corpus), *_other_field_errors(obj, model_problem)]
+    errors = [
+        *_required_field_errors(obj, corpus),
+        *_other_field_errors(obj, model_problem),
+        *_shape_errors(raw, obj, limits),
+    ]
     return LineError(line_no, tuple(errors), raw) if errors else obj
 
 
@@ -275,10 +405,20 @@ def valid_id_key(raw_id: Any) -> str | None:
     return None if _check_id(raw_id) else keys.line_key(raw_id)
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) for every non-blank line, streaming."""
+def read_lines(path: Path, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | LongLine]]:
+    """(line number, bytes) for every non-blank line, streaming; a line longer than
+    ``max_bytes`` comes as a :class:`LongLine`, read past without being held."""
+    room = max_bytes + 2  # the line and its line break (\r\n)
     with path.open("rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            stripped = raw.strip()
-            if stripped:
+        line_no = 0
+        while raw := handle.readline(room):
+            line_no += 1
+            if len(raw) == room and not raw.endswith(b"\n"):
+                size = len(raw)
+                while rest := handle.readline(1 << 20):
+                    size += len(rest)
+                    if rest.endswith(b"\n"):
+                        break
+                yield line_no, LongLine(size, raw[:RAW_SHOWN])
+            elif stripped := raw.strip():
                 yield line_no, stripped

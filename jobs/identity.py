@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import yaml
 
-from jobs.dataset import read_lines
+from jobs.dataset import MAX_LINE_BYTES, LongLine, read_lines
 from jobs.validation import ValidationReport
 from providers.deployment import Credentials, split_model_name
 
@@ -150,13 +150,14 @@ def run_identity(
     config: Path | None,
     credentials: Mapping[str, Credentials],
     corpus: str | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> RunIdentity:
     """Stream the file's valid lines (as enqueue will read them) into the run's identity."""
     lines_hash = hashlib.blake2b(digest_size=16)
     names = {default_model}
     count = 0
-    for line_no, raw in read_lines(path):
-        if report.rejected(line_no):
+    for line_no, raw in read_lines(path, max_line_bytes):
+        if report.rejected(line_no) or isinstance(raw, LongLine):
             continue
         count += 1
         lines_hash.update(b"%d %d\n" % (line_no, len(raw)))

@@ -11,9 +11,11 @@ from typing import Any
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobs.dataset import MAX_DOCUMENT_BYTES, MAX_LINE_BYTES, LineLimits
 from jobs.model_list import ModelList, load_model_list
 from providers.deployment import Credentials
 from providers.registry import credentials_from
+from providers.wire import MAX_RESPONSE_BYTES
 
 DEFAULT_MODEL = "local/bm25"
 DEADLINE_MARGIN_SECONDS = 5.0
@@ -55,6 +57,12 @@ class RunnerSettings(BaseSettings):
     http_timeout: float = Field(60.0, gt=0)
     retry_attempts: int = Field(4, ge=1)
     retry_max_seconds: float = Field(90.0, gt=0)
+    max_line_bytes: int = Field(MAX_LINE_BYTES, ge=1024)
+    """A dataset line longer than this is rejected by validation (``--max-line-bytes``)."""
+    max_document_bytes: int = Field(MAX_DOCUMENT_BYTES, ge=1)
+    """A document larger than this (UTF-8, or JSON for an object) is rejected (``--max-document-bytes``)."""
+    max_response_bytes: int = Field(MAX_RESPONSE_BYTES, ge=1024)
+    """A provider answer's body is read up to this size; a bigger success is a ``bad_response``."""
 
     @model_validator(mode="after")
     def _retries_fit_in_job(self) -> RunnerSettings:
@@ -70,6 +78,10 @@ class RunnerSettings(BaseSettings):
     def line_deadline(self) -> float:
         """A line's own time budget: it records a failure itself before arq kills it."""
         return self.job_timeout - DEADLINE_MARGIN_SECONDS
+
+    @property
+    def line_limits(self) -> LineLimits:
+        return LineLimits(self.max_line_bytes, self.max_document_bytes)
 
     @property
     def job_expiry_ms(self) -> int:

@@ -18,7 +18,16 @@ import numpy as np
 import orjson
 
 from jobs import keys
-from jobs.dataset import FieldError, LineError, check_line, read_lines, valid_id_key
+from jobs.dataset import (
+    DEFAULT_LIMITS,
+    FieldError,
+    LineError,
+    LineLimits,
+    LongLine,
+    check_line,
+    read_lines,
+    valid_id_key,
+)
 from providers.errors import ConfigurationError
 from providers.registry import deployment_for
 
@@ -82,7 +91,9 @@ class ValidationReport:
         return self.invalid_lines == 0
 
 
-def _raw_key(raw: bytes) -> str | None:
+def _raw_key(raw: bytes | LongLine) -> str | None:
+    if isinstance(raw, LongLine):
+        return None  # never parsed: its id is not known, so it is no duplicate either
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -90,11 +101,11 @@ def _raw_key(raw: bytes) -> str | None:
     return valid_id_key(obj.get("id")) if isinstance(obj, dict) else None
 
 
-def _duplicate_errors(path: Path, colliding: set[int]) -> Iterator[LineError]:
+def _duplicate_errors(path: Path, colliding: set[int], limits: LineLimits) -> Iterator[LineError]:
     first_seen: dict[str, int] = {}
-    for line_no, raw in read_lines(path):
+    for line_no, raw in read_lines(path, limits.max_line_bytes):
         key = _raw_key(raw)
-        if key is None or id_hash(key) not in colliding:
+        if key is None or id_hash(key) not in colliding or isinstance(raw, LongLine):
             continue
         first = first_seen.setdefault(key, line_no)
         if first != line_no:
@@ -106,14 +117,15 @@ def validate_file(
     path: Path,
     models: ModelCheck,
     on_error: Callable[[LineError], None],
+    limits: LineLimits = DEFAULT_LIMITS,
     corpus: Container[str] | None = None,
 ) -> ValidationReport:
     report = ValidationReport(fingerprint=fingerprint(path))
     hashes = array("Q")
     invalid = report.invalid
-    for line_no, raw in read_lines(path):
+    for line_no, raw in read_lines(path, limits.max_line_bytes):
         report.lines += 1
-        checked = check_line(line_no, raw, models.problem, corpus)
+        checked = check_line(line_no, raw, models.problem, limits, corpus)
         if isinstance(checked, LineError):
             invalid.append(line_no)
             on_error(checked)
@@ -126,7 +138,7 @@ def validate_file(
     ordered.sort()  # in place: the array's own buffer, no copy
     repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     if repeated.size:
-        for error in _duplicate_errors(path, {int(h) for h in repeated}):
+        for error in _duplicate_errors(path, {int(h) for h in repeated}, limits):
             report.duplicate_lines.add(error.line_no)
             on_error(error)
     already_invalid = sum(1 for n in report.duplicate_lines if _contains(invalid, n))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from arq import Retry
@@ -15,6 +15,7 @@ from jobs.cache import CacheStats, ScoreCache
 from jobs.payload import LinePayload, rerank_request
 from jobs.records import FAILED, SUCCEEDED, RecordWriter, failure_record, success_record
 from providers.errors import DeadlineExceededError, DeferredError, RerankError
+from providers.redaction import PATTERNS_ONLY, Redactor
 from providers.reranker import Reranker
 from providers.types import RerankResponse
 
@@ -29,6 +30,8 @@ class WorkerState:
     writer: RecordWriter
     line_deadline: float
     max_tries: int
+    redactor: Redactor = field(default=PATTERNS_ONLY)
+    """The last line of defence: no failure record or log line leaves with a secret in it."""
     cache: ScoreCache | None = None
     """None: ``RR_CACHE_TTL_DAYS=0``, every line is requested."""
 
@@ -67,11 +70,14 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
         deadline = DeadlineExceededError(f"line did not finish within {state.line_deadline:g}s")
         status, record = FAILED, failure_record(line, deadline.to_record(), time.monotonic() - started)
     except RerankError as exc:
+        state.redactor.error(exc)
         log.warning("line %s of %s failed: %s", line["id"], batch, exc)
         status, record = FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
     except Exception as exc:  # a bug must still leave a record, never a silently lost line
         log.exception("line %s of %s crashed", line["id"], batch)
         error = {"code": "internal", "message": repr(exc), "retryable": False}
         status, record = FAILED, failure_record(line, error, time.monotonic() - started)
+    if status == FAILED:
+        record["error"] = state.redactor.record(record["error"])
     record["job_try"] = ctx.get("job_try", 1)
     await state.writer.write(batch, keys.job_id(batch, line["id"]), status, record, line)

@@ -69,6 +69,9 @@ class HttpAdapter:
     variants: Mapping[str, Capabilities] = field(default_factory=dict)
     """The documented variants ``capabilities`` chooses between by deployment (e.g. Cohere's v1
     and v2 routes), by name; empty when it answers the same for every deployment."""
+    may_omit: bool = False
+    """The provider documents answering with fewer results than asked for (a score threshold,
+    say); otherwise a short answer is a bad response.  No built-in provider does."""
     independent_scores: bool = False
     """True when a document's score depends only on the query and that document (a
     cross-encoder scoring each pair), never on the other candidates: only then may the score

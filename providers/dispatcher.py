@@ -10,14 +10,16 @@ from typing import Any
 import httpx
 import orjson
 
-from providers import wire
+from providers import contract, wire
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, resolve_base
 from providers.auth import AuthRequest
 from providers.auth.token_cache import TokenCache
+from providers.contract import ContractError
 from providers.deployment import Deployment
 from providers.errors import BadResponseError, ConfigurationError, RerankError
 from providers.gate import Gate, OpenGate, estimate_tokens
 from providers.planner import Part, merge, plan
+from providers.redaction import PATTERNS_ONLY, Redactor
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest, RerankResponse
 
@@ -80,8 +82,19 @@ class Dispatcher:
     Built once per worker, it also holds what lines share: the auth schemes' credentials and
     tokens, and which deployments were already reported unable to serve."""
 
-    def __init__(self, client: httpx.AsyncClient, retry: RetryPolicy, gate: Gate | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        retry: RetryPolicy,
+        gate: Gate | None = None,
+        *,
+        max_response_bytes: int = wire.MAX_RESPONSE_BYTES,
+        redactor: Redactor = PATTERNS_ONLY,
+    ) -> None:
         self.client = client
+        self.max_response_bytes = max_response_bytes
+        self.redactor = redactor
+        """Scrubs every error this dispatcher raises (see :mod:`providers.redaction`)."""
         self.retry = retry
         self.gate = gate or OpenGate()
         self.tokens = TokenCache()
@@ -152,7 +165,10 @@ class Dispatcher:
         usage: dict[str, Any] | None = None
         response_id = request_id = None
         for part, wire_request in prepared.requests:
-            parsed, response = await self._call(prepared, wire_request, part.request)
+            try:
+                parsed, response = await self._call(prepared, wire_request, part.request)
+            except RerankError as exc:  # auth exchanges and parsing included
+                raise self.redactor.error(exc) from exc.__cause__
             answers.append((part, parsed.results))
             usage = add_usage(usage, parsed.usage)
             response_id = response_id or parsed.response_id
@@ -182,7 +198,14 @@ class Dispatcher:
             AuthRequest(deployment, method, url, content, headers, self.client, self.tokens)
         )
         response = await wire.send(
-            self.client, adapter.provider, method, url, headers={**headers, **auth}, content=content
+            self.client,
+            adapter.provider,
+            method,
+            url,
+            headers={**headers, **auth},
+            content=content,
+            max_bytes=self.max_response_bytes,
+            redactor=self.redactor,
         )
         try:
             body = orjson.loads(response.content)
@@ -190,11 +213,9 @@ class Dispatcher:
             raise _bad_response("response is not JSON", adapter.provider, response) from exc
         try:
             parsed = adapter.parse_response(body, request)
-            for result in parsed.results:
-                if not 0 <= result.index < len(request.documents):
-                    raise IndexError(
-                        f"result index {result.index} is outside the {len(request.documents)} documents"
-                    )
+            contract.check(parsed.results, request, may_omit=adapter.may_omit)
+        except ContractError as exc:
+            raise _bad_response(f"wrong answer: {exc}", adapter.provider, response) from exc
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise _bad_response(f"unexpected response shape: {exc!r}", adapter.provider, response) from exc
         return parsed, response

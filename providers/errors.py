@@ -19,13 +19,15 @@ tree once, in :func:`providers.wire.send`; nothing else inspects status codes.
             ├── AuthenticationError      authentication     no     401, 403 (and IAM's 400); a refused refresh
             ├── QuotaExceededError       quota_exceeded     no     402
             ├── InvalidRequestError      invalid_request    no     any other status >= 400
-            └── BadResponseError         bad_response       no     a 2xx not JSON or not the documented shape
+            └── BadResponseError         bad_response       no     a 2xx that is no correct ranking; too big
 
 A bad URL is ``httpx.InvalidURL`` or ``httpx.UnsupportedProtocol``; an undecodable body
-(``httpx.DecodingError``) is a ``BadResponseError``; "IAM's 400" is IBM IAM's answer to an
-unknown API key (:mod:`providers.auth.watsonx_iam`); a "refresh" is a Google token refresh
-(:mod:`providers.auth.google_oauth`).  ``DeferredError`` hands the line back to the queue for
-``delay`` seconds.  ``tests/providers/test_errors.py`` keeps this drawing in step with the classes.
+(``httpx.DecodingError``) is a ``BadResponseError``, and so is a 2xx body that is not JSON, not
+the documented shape, breaks :mod:`providers.contract` or exceeds the response size cap;
+"IAM's 400" is IBM IAM's answer to an unknown API key (:mod:`providers.auth.watsonx_iam`); a
+"refresh" is a Google token refresh (:mod:`providers.auth.google_oauth`).  ``DeferredError``
+hands the line back to the queue for ``delay`` seconds.  ``tests/providers/test_errors.py``
+keeps this drawing in step with the classes.
 """
 
 from __future__ import annotations

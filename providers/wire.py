@@ -26,8 +26,10 @@ from providers.errors import (
     ProviderTimeoutError,
     QuotaExceededError,
     RateLimitedError,
+    RerankError,
     ServerError,
 )
+from providers.redaction import PATTERNS_ONLY, Redactor
 
 REQUEST_ID_HEADERS = (
     "x-request-id",
@@ -43,6 +45,11 @@ REQUEST_ID_HEADERS = (
 )
 EXCERPT_CHARS = 300
 """How much of an answer's body an error carries (records stay small)."""
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""Default cap on an answer's body: a 1,000-document ranking is about 60 KB, or a few MB with
+the documents echoed back; a bigger 2xx body is a bad response (``RR_MAX_RESPONSE_BYTES``)."""
+DROPPED_HEADERS = frozenset(("content-encoding", "content-length", "transfer-encoding"))
+"""Headers that describe the body as it travelled, not the decoded body kept."""
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -122,6 +129,43 @@ def error_for_response(provider: str, response: httpx.Response) -> ProviderError
     return InvalidRequestError(message, **kwargs)
 
 
+def _too_large(provider: str, response: httpx.Response, size: str, max_bytes: int) -> BadResponseError:
+    return BadResponseError(
+        f"response body is {size} bytes; at most {max_bytes} are read (RR_MAX_RESPONSE_BYTES)",
+        provider=provider,
+        status=response.status_code,
+        request_id=request_id(response.headers),
+    )
+
+
+async def _read_capped(provider: str, response: httpx.Response, max_bytes: int) -> httpx.Response:
+    """The answer with its decoded body read in chunks, never more than ``max_bytes`` held: a
+    bigger 2xx body is a :class:`BadResponseError`; a bigger error body is cut (only its
+    start is ever shown)."""
+    ok = response.status_code < 400
+    declared = response.headers.get("content-length", "")
+    if ok and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(provider, response, declared, max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            if ok:
+                raise _too_large(provider, response, f"over {max_bytes}", max_bytes)
+            chunks.append(chunk[: max_bytes - size + len(chunk)])
+            break
+        chunks.append(chunk)
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in DROPPED_HEADERS]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(chunks),
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
 async def send(
     client: httpx.AsyncClient,
     provider: str,
@@ -131,11 +175,36 @@ async def send(
     headers: Mapping[str, str] | None = None,
     content: bytes | None = None,
     data: Mapping[str, str] | None = None,
+    max_bytes: int = MAX_RESPONSE_BYTES,
+    redactor: Redactor = PATTERNS_ONLY,
 ) -> httpx.Response:
     """Perform one request (``content``: raw body; ``data``: a form); a status below 400 comes
-    back, anything else is raised as a :class:`~providers.errors.RerankError` naming ``provider``."""
+    back, anything else is raised as a :class:`~providers.errors.RerankError` naming ``provider``,
+    its message and body excerpt scrubbed by ``redactor``.  The body is streamed and never held
+    beyond ``max_bytes`` (see :func:`_read_capped`)."""
     try:
-        response = await client.request(method, url, headers=headers, content=content, data=data)
+        return await _exchange(client, provider, method, url, headers, content, data, max_bytes)
+    except RerankError as exc:
+        raise redactor.error(exc) from exc.__cause__
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    provider: str,
+    method: str,
+    url: str,
+    headers: Mapping[str, str] | None,
+    content: bytes | None,
+    data: Mapping[str, str] | None,
+    max_bytes: int,
+) -> httpx.Response:
+    try:
+        request = client.build_request(method, url, headers=headers, content=content, data=data)
+        streamed = await client.send(request, stream=True)
+        try:
+            response = await _read_capped(provider, streamed, max_bytes)
+        finally:
+            await streamed.aclose()
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise ConfigurationError(f"bad base URL {url!r}: {exc}", provider=provider) from exc
     except httpx.TimeoutException as exc:

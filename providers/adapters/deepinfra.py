@@ -16,10 +16,10 @@ the body's ``request_id`` is the response id.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from providers import contract
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
 from providers.deployment import Deployment
 from providers.types import RankedDocument, RerankRequest, sort_and_cut
@@ -45,9 +45,7 @@ def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
     scores = body["scores"]
     if not isinstance(scores, list) or len(scores) != len(request.documents):
         raise ValueError(f"expected {len(request.documents)} scores, got {scores!r:.80}")
-    results = [RankedDocument(index=i, relevance_score=float(s)) for i, s in enumerate(scores)]
-    if any(math.isnan(r.relevance_score) for r in results):
-        raise ValueError("a score is NaN")
+    results = [RankedDocument(index=i, relevance_score=contract.score(s)) for i, s in enumerate(scores)]
     tokens = body.get("input_tokens")
     usage = {"tokens": {"input_tokens": tokens}} if isinstance(tokens, int) else None
     request_id = body.get("request_id")

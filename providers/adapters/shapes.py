@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from providers import contract
 from providers.adapter import ParsedResponse
 from providers.adapters.usage import token_usage
 from providers.types import RankedDocument, RerankRequest
@@ -28,16 +28,15 @@ def simple_body(
 def parse_results(
     body: dict[str, Any], key: str = "results", score: str = "relevance_score"
 ) -> list[RankedDocument]:
-    """``{key: [{index, <score>}]}``; a repeated index or a NaN score is a malformed answer."""
-    results = []
-    seen: set[int] = set()
-    for item in body[key]:
-        index, value = int(item["index"]), float(item[score])
-        if index in seen or math.isnan(value):
-            raise ValueError(f"result index {index} is repeated or has a NaN score")
-        seen.add(index)
-        results.append(RankedDocument(index=index, relevance_score=value))
-    return results
+    """``{key: [{index, <score>}]}``, each index an integer and each score a finite number
+    (:mod:`providers.contract`); ranges, repeats and counts are checked by the dispatcher."""
+    items = body[key]
+    if not isinstance(items, list):
+        raise contract.ContractError(f"{key!r} is a {type(items).__name__}, not a list")
+    return [
+        RankedDocument(index=contract.index(item["index"]), relevance_score=contract.score(item[score]))
+        for item in items
+    ]
 
 
 def simple_response(body: Any, request: RerankRequest, *, key: str = "results") -> ParsedResponse:

@@ -15,9 +15,9 @@ Records are ``{id: "<index>", title?, content}``: a string is the content; an ob
 ``title`` field (when it is among ``rank_fields``, or there are none) becomes the record title
 and its other fields (``rank_fields`` or all but ``id``) are rendered into the content.  No
 title is made up.  ``ignoreRecordDetailsInResponse`` is always true (documents are filled in
-client-side).  The answer ``records[{id, score}]`` maps back by ``int(id)``; a missing score is
-0.0 (proto3 JSON omits zero values), never 1.0.  Scores are in [0, 1]; the API reports no
-usage, so usage is None.
+client-side).  The answer ``records[{id, score}]`` maps back by its id (exactly one of the
+ids sent); a missing score is 0.0 (proto3 JSON omits zero values), never 1.0.  Scores are in
+[0, 1]; the API reports no usage, so usage is None.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from providers import contract
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
-from providers.adapters.shapes import parse_results
 from providers.auth.google_oauth import CREDENTIALS, TOKEN, GoogleAuth
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError
 from providers.render import document_text
-from providers.types import Document, RerankRequest
+from providers.types import Document, RankedDocument, RerankRequest
 
 HOST = "discoveryengine.googleapis.com"
 PROJECT, LOCATION = "vertex_project", "vertex_location"
@@ -95,8 +95,17 @@ def build_request(base: str, deployment: Deployment, request: RerankRequest) -> 
 
 
 def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
-    records = [{"index": int(r["id"]), "relevance_score": r.get("score", 0.0)} for r in body["records"]]
-    return ParsedResponse(results=parse_results({"results": records}))
+    records = body["records"]
+    if not isinstance(records, list):
+        raise contract.ContractError(f"'records' is a {type(records).__name__}, not a list")
+    return ParsedResponse(
+        results=[
+            RankedDocument(
+                index=contract.index_from_id(r["id"]), relevance_score=contract.score(r.get("score", 0.0))
+            )
+            for r in records
+        ]
+    )
 
 
 ADAPTER = HttpAdapter(

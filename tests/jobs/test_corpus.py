@@ -65,7 +65,9 @@ def test_lines_of_ids_validate_against_the_corpus_and_resolve_to_its_text(tmp_pa
         '{"id": "q2", "query": "solar", "documents": [{"id": "d1"}, {"id": "d9"}]}\n'
     )
     messages: list[str] = []
-    report = validate_file(dataset, ModelCheck(), lambda error: messages.extend(error.describe()), corpus)
+    report = validate_file(
+        dataset, ModelCheck(), lambda error: messages.extend(error.describe()), corpus=corpus
+    )
     assert (report.valid, messages) == (1, ["line 2: documents[1]: id 'd9' is not in the corpus"])
     first = trusted_line(1, dataset.read_bytes().splitlines()[0])
     assert corpus.resolve(first).documents == [

@@ -48,7 +48,9 @@ def first_fails_then_ok() -> Callable[[httpx.Request], httpx.Response]:
         seen.append(request)
         if len(seen) == 1:
             return httpx.Response(503, json={"message": "down"})
-        return httpx.Response(200, json={"results": [{"index": 0, "relevance_score": 0.9}]})
+        return httpx.Response(
+            200, json={"results": [{"index": i, "relevance_score": 0.9 - i / 10} for i in range(3)]}
+        )
 
     return answer
 
@@ -107,7 +109,9 @@ async def test_a_line_is_planned_once_per_distinct_capabilities(monkeypatch: pyt
 
 async def test_an_unusable_deployment_is_logged_once_per_dispatcher(caplog: pytest.LogCaptureFixture) -> None:
     keyless, healthy = deployment("https://a.example", 0, key=None), deployment("https://b.example", 1)
-    ok = httpx.Response(200, json={"results": [{"index": 0, "relevance_score": 0.9}]})
+    ok = httpx.Response(
+        200, json={"results": [{"index": i, "relevance_score": 0.9 - i / 10} for i in range(3)]}
+    )
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _request: ok)) as client:
         for _ in range(2):  # two workers: each reports it once, whatever the number of lines
             dispatcher = Dispatcher(client, RetryPolicy(max_attempts=1))

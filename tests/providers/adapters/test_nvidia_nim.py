@@ -80,8 +80,11 @@ async def test_unsorted_rankings_are_sorted_and_missing_usage_is_none() -> None:
 async def test_split_requests_merge_onto_the_callers_indices() -> None:
     docs: list[Document] = [f"doc {i}" for i in range(515)]
     mock = Mock(
-        rankings((10, 1.0), (0, -3.0), usage={"total_tokens": 100}),
-        rankings((2, 4.5), (1, -9.0), usage={"total_tokens": 7}),
+        # the ranking endpoint takes no top_k: each answer ranks every passage it was sent
+        rankings(
+            (10, 1.0), (0, -3.0), *((i, -20.0) for i in range(1, 512) if i != 10), usage={"total_tokens": 100}
+        ),
+        rankings((2, 4.5), (1, -9.0), (0, -20.0), usage={"total_tokens": 7}),
     )
     response, _ = await rerank(ADAPTER, dep(), req(documents=docs, top_n=3), mock)
     assert [len(b["passages"]) for b in mock.bodies()] == [512, 3]
