@@ -1,10 +1,11 @@
-"""rerank-runner batch commands: list, status, results, cancel.
+"""rerank-runner batch commands: list, status, results, cancel, retry-failed, workers.
 
     python batch.py list
     python batch.py status BATCH [--watch] [--json]
     python batch.py results BATCH [--output FILE] [--errors FILE]
     python batch.py cancel BATCH
     python batch.py retry-failed BATCH [--code rate_limited ...]
+    python batch.py workers
 
 They work against $REDIS_URL (or --redis-url); without one, against the embedded
 Redis that a local `python enqueue.py` run left in --state-dir.
@@ -29,6 +30,7 @@ from jobs.batches import (
     retry_failed,
 )
 from jobs.connection import DEFAULT_STATE_DIR, connect
+from jobs.liveness import list_workers
 from jobs.progress import wait_for_batch
 from jobs.settings import RunnerSettings
 
@@ -66,6 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     retry_cmd.add_argument(
         "--code", action="append", default=[], help="only lines that failed with this error code (repeatable)"
     )
+    workers_cmd = commands.add_parser("workers", help="live and stale workers, lines in flight")
+    workers_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     return parser.parse_args(argv)
 
 
@@ -101,6 +105,16 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
                 f"{counts.succeeded} results -> {out}\n"
                 f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}"
             )
+            return 0
+        if args.command == "workers":
+            found = await list_workers(redis)
+            if args.json:
+                print(orjson.dumps([vars(w) for w in found]).decode())
+            for w in [] if args.json else found:
+                state = "live" if w.live else "stale"
+                print(f"{w.worker_id}  {state}  in flight {w.in_flight}  last seen {w.last_seen_s:.1f}s ago")
+            if not found and not args.json:
+                print("no workers registered")
             return 0
         if args.command == "retry-failed":
             queued = await retry_failed(redis, args.batch, set(args.code), settings.job_expiry_ms)

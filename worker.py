@@ -3,12 +3,14 @@
 Run as many as you like, anywhere that reaches the same Redis:
 
     REDIS_URL=redis://host:6379/0 python worker.py
-    REDIS_URL=redis://host:6379/0 arq worker.WorkerSettings
 
 Configuration comes from the environment (``RR_*``, provider keys such as
 ``COHERE_API_KEY``); see the README.  SIGTERM stops taking new lines, lets
 in-flight lines finish for ``RR_SHUTDOWN_GRACE`` seconds, and hands the rest back
-to the queue.
+to the queue.  A worker rides out Redis restarts and dropped connections (it exits 1
+after ``RR_REDIS_OUTAGE_SECONDS`` without Redis), renews a heartbeat every
+``RR_HEARTBEAT_SECONDS``, and queues again the lines of workers whose heartbeat expired.
+(``arq worker.WorkerSettings`` also works, as plain arq: without those guarantees.)
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from arq import run_worker
 from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
+from redis.exceptions import RedisError
 
 from jobs import keys
+from jobs.liveness import new_worker_id
 from jobs.records import RecordWriter
+from jobs.resilience import ResilientWorker, resilient_redis_settings
 from jobs.serializer import deserialize, serialize
 from jobs.settings import RunnerSettings, model_list, provider_credentials
 from jobs.work import WorkerState, rerank_line
@@ -64,6 +68,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
             writer=RecordWriter(ctx["redis"], settings.result_ttl_ms),
             line_deadline=settings.line_deadline,
             max_tries=settings.max_tries,
+            job_timeout=settings.job_timeout,
         )
 
     async def shutdown(ctx: dict[str, Any]) -> None:
@@ -95,12 +100,22 @@ def _redis_settings(settings: RunnerSettings) -> RedisSettings:
             "worker.py needs a Redis: set REDIS_URL (e.g. redis://localhost:6379/0) or pass --redis-url.\n"
             "For a single-machine run, `python enqueue.py FILE` starts Redis and workers itself."
         )
-    return RedisSettings.from_dsn(settings.redis_url)
+    return resilient_redis_settings(RedisSettings.from_dsn(settings.redis_url))
 
 
 def worker_settings(settings: RunnerSettings | None = None) -> dict[str, Any]:
     settings = settings or RunnerSettings()
     return {**worker_options(settings), "redis_settings": _redis_settings(settings)}
+
+
+def resilience_options(settings: RunnerSettings) -> dict[str, Any]:
+    """:class:`ResilientWorker`'s own keyword arguments (liveness and outage tolerance)."""
+    return {
+        "heartbeat_seconds": settings.heartbeat_seconds,
+        "worker_ttl_seconds": settings.worker_ttl_seconds,
+        "redis_outage_seconds": settings.redis_outage_seconds,
+        "worker_id": new_worker_id(),
+    }
 
 
 def __getattr__(name: str) -> Any:
@@ -142,7 +157,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     if not args.verbose:
         logging.getLogger("arq").setLevel(logging.WARNING)
-    run_worker({**worker_settings(settings), "burst": args.burst})
+    worker = ResilientWorker(**worker_settings(settings), **resilience_options(settings), burst=args.burst)
+    try:
+        worker.run()
+    except RedisError as exc:
+        log = logging.getLogger("rerank_runner.worker")
+        log.error("Redis unreachable for %gs (%s); exiting", settings.redis_outage_seconds, exc)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
