@@ -31,6 +31,7 @@ log = logging.getLogger("rerank_runner.worker")
 WRITE_MARGIN_SECONDS = 2.0
 """The record write gives up this long before arq's job timeout, so the line is handed back
 instead of arq timing the job out (which would drop it without a record)."""
+MIN_WRITE_SECONDS = 1.0
 HAND_BACK_DEFER_SECONDS = 1.0
 MAX_HELD_OUTCOMES = 10_000
 """Outcomes kept in memory while Redis is away; beyond this the oldest is dropped (its line
@@ -70,9 +71,11 @@ async def _record(
     """Write the outcome, retrying Redis errors until ``deadline`` (event-loop time); then hold it
     and hand the line back."""
     status, record = outcome
-    budget = deadline - asyncio.get_running_loop().time()
+    now = asyncio.get_running_loop().time()
+    budget = deadline - now
     try:
-        async with asyncio.timeout_at(deadline):
+        # one attempt at least, even when the job's time is spent (a process that was paused)
+        async with asyncio.timeout_at(max(deadline, now + MIN_WRITE_SECONDS)):
             async for attempt in AsyncRetrying(
                 stop=stop_after_delay(max(budget, 0)),
                 wait=wait_exponential_jitter(initial=0.1, max=2.0),
