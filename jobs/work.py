@@ -18,7 +18,7 @@ from typing import Any
 from arq import Retry
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from jobs import keys
 from jobs.payload import LinePayload, rerank_request
@@ -78,7 +78,7 @@ async def _record(
         async with asyncio.timeout_at(max(deadline, now + MIN_WRITE_SECONDS)):
             async for attempt in AsyncRetrying(
                 stop=stop_after_delay(max(budget, 0)),
-                wait=wait_exponential_jitter(initial=0.1, max=2.0),
+                wait=wait_random_exponential(multiplier=0.1, max=2.0),
                 retry=retry_if_exception_type(RedisError),
                 reraise=True,
             ):
