@@ -1,13 +1,14 @@
 """Worker liveness: heartbeats, job leases, and a reaper that hands a dead worker's lines back.
 
 arq alone re-runs a killed worker's job only when its in-progress key expires
-(``RR_JOB_TIMEOUT + 10 s``).  Here every worker renews a short-lived heartbeat key and the set
-of jobs it runs (its leases) every ``RR_HEARTBEAT_SECONDS``.  Any live worker, on the same beat,
-runs the reaper: for each registered worker whose heartbeat has expired it deletes arq's
-in-progress key of each leased job (unless a live worker leases it) and makes sure the job is
-in the queue, all in one Lua script.  A slow worker keeps beating, so its lines are never taken
-from it; a killed one's lines are queued again within ``RR_WORKER_TTL_SECONDS +
-RR_HEARTBEAT_SECONDS``.
+(``RR_JOB_TIMEOUT + 10 s``).  Here a worker marks a job in progress (arq's key, holding the
+worker's id) and leases it (a set per worker) in one atomic step (:meth:`Liveness.take`), so no
+crash can leave a running job unleased, and renews a short-lived heartbeat key and its leases
+every ``RR_HEARTBEAT_SECONDS``.  On the same beat any live worker runs the reaper: for each
+registered worker whose heartbeat has expired, it deletes the in-progress key of every leased
+job that the dead worker still holds and makes sure the job is in the queue, in one Lua script.
+A slow worker keeps beating, so its lines are never taken from it; a killed one's lines are
+queued again within ``RR_WORKER_TTL_SECONDS + RR_HEARTBEAT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -28,17 +29,37 @@ from jobs import keys
 FORGET_AFTER_MS = 3_600_000
 """A worker's registry entry is dropped this long after its last heartbeat."""
 
+TAKE_LUA = """
+local in_progress, queue, leases = KEYS[1], KEYS[2], KEYS[3]
+local job, worker_id, ttl, now, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local holder = redis.call('GET', in_progress)
+if holder and holder ~= worker_id then
+  return -1
+end
+local score = redis.call('ZSCORE', queue, job)
+if not score or tonumber(score) > now then
+  return -1
+end
+redis.call('SET', in_progress, worker_id, 'PX', ttl)
+redis.call('SADD', leases, job)
+redis.call('PEXPIRE', leases, keep)
+return tonumber(score)
+"""
+
 BEAT_LUA = """
 local registry, heartbeat, leases = KEYS[1], KEYS[2], KEYS[3]
 local worker_id, ttl, info, keep = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local released = tonumber(ARGV[5])
 local t = redis.call('TIME')
 redis.call('SET', heartbeat, info, 'PX', ttl)
 redis.call('ZADD', registry, t[1] * 1000 + math.floor(t[2] / 1000), worker_id)
-redis.call('DEL', leases)
-if #ARGV > 4 then
-  redis.call('SADD', leases, unpack(ARGV, 5))
-  redis.call('PEXPIRE', leases, keep)
+if released > 0 then
+  redis.call('SREM', leases, unpack(ARGV, 6, 5 + released))
 end
+if #ARGV > 5 + released then
+  redis.call('SADD', leases, unpack(ARGV, 6 + released))
+end
+redis.call('PEXPIRE', leases, keep)
 return 1
 """
 
@@ -48,11 +69,9 @@ local worker_prefix, progress_prefix, job_prefix = ARGV[1], ARGV[2], ARGV[3]
 local forget = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local live, dead = {}, {}
+local dead = {}
 for _, worker in ipairs(redis.call('ZRANGE', registry, 0, -1)) do
-  if redis.call('EXISTS', worker_prefix .. worker) == 1 then
-    live[#live + 1] = worker
-  else
+  if redis.call('EXISTS', worker_prefix .. worker) == 0 then
     dead[#dead + 1] = worker
   end
 end
@@ -60,14 +79,9 @@ local handed = {}
 for _, worker in ipairs(dead) do
   local leases = worker_prefix .. worker .. ':leases'
   for _, job in ipairs(redis.call('SMEMBERS', leases)) do
-    local held = false
-    for _, other in ipairs(live) do
-      if redis.call('SISMEMBER', worker_prefix .. other .. ':leases', job) == 1 then
-        held = true
-        break
-      end
-    end
-    if not held and redis.call('DEL', progress_prefix .. job) == 1 then
+    -- arq's in-progress key names its holder: hand back only what the dead worker still holds
+    if redis.call('GET', progress_prefix .. job) == worker then
+      redis.call('DEL', progress_prefix .. job)
       if redis.call('EXISTS', job_prefix .. job) == 1 then
         redis.call('ZADD', queue, 'NX', now, job)
         handed[#handed + 1] = job
@@ -97,14 +111,34 @@ class Liveness:
         self.info = orjson.dumps(
             {"host": socket.gethostname(), "pid": os.getpid(), **facts, "started_at": round(time.time(), 3)}
         )
+        self._take = redis.register_script(TAKE_LUA)
         self._beat = redis.register_script(BEAT_LUA)
         self._reap = redis.register_script(REAP_LUA)
 
-    async def beat(self, jobs: Iterable[str]) -> None:
-        """Renew the heartbeat and replace the lease set with ``jobs``."""
+    async def take(self, job: str, in_progress_ms: int, now_ms: int) -> int | None:
+        """Mark ``job`` in progress (arq's key, holding this worker's id) and lease it, in one
+        step, if it is due and nobody else runs it: its queue score, else None.  Taking a job
+        this worker already holds answers its score again (a command retried after it ran)."""
+        score = await self._take(
+            keys=[keys.arq_in_progress(job), keys.QUEUE, keys.worker_leases(self.worker_id)],
+            args=[job, self.worker_id, in_progress_ms, now_ms, self.lease_keep_ms],
+        )
+        return None if int(score) < 0 else int(score)
+
+    async def beat(self, running: Iterable[str], released: Iterable[str] = ()) -> None:
+        """Renew the heartbeat; lease ``running`` and drop the leases of ``released`` jobs."""
+        gone = sorted(set(released) - set(running))
         await self._beat(
             keys=[keys.WORKERS, keys.worker(self.worker_id), keys.worker_leases(self.worker_id)],
-            args=[self.worker_id, self.ttl_ms, self.info, self.lease_keep_ms, *sorted(jobs)],
+            args=[
+                self.worker_id,
+                self.ttl_ms,
+                self.info,
+                self.lease_keep_ms,
+                len(gone),
+                *gone,
+                *sorted(running),
+            ],
         )
 
     async def reap(self) -> list[str]:

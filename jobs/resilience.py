@@ -11,8 +11,8 @@ arq's semantics and adds, around them:
   ``RR_REDIS_OUTAGE_SECONDS``, then exits 1) and goes on;
 * a job whose bookkeeping around the function failed is handed back (its in-progress key
   deleted) once Redis answers, never left to the 310 s expiry;
-* a background task that renews the heartbeat and leases and runs the reaper
-  (:mod:`jobs.liveness`).
+* jobs taken with their lease in one atomic step, and a background task that renews the
+  heartbeat and leases and runs the reaper (:mod:`jobs.liveness`).
 
 Only ``python worker.py`` (and local mode) use it; ``arq worker.WorkerSettings`` runs arq's
 plain ``Worker`` without these guarantees.
@@ -23,12 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq.connections import RedisSettings, create_pool
+from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import EqualJitterBackoff
@@ -98,7 +100,8 @@ class ResilientWorker(Worker):
         self.redis_outage_seconds = redis_outage_seconds
         self.worker_id = worker_id
         self.liveness: Liveness | None = None
-        self._beat_now = asyncio.Event()
+        self._released: set[str] = set()
+        """Jobs whose run here ended since the last beat: their leases are dropped then."""
         self._beat_task: asyncio.Task[None] | None = None
         self._chained_startup = self.on_startup
         self._chained_shutdown = self.on_shutdown
@@ -141,38 +144,58 @@ class ResilientWorker(Worker):
             await self._chained_shutdown(ctx)
 
     async def _keep_alive(self, liveness: Liveness) -> None:
-        """Renew heartbeat and leases every beat (and as soon as a job starts); reap dead workers'
-        jobs, but only once this worker's own beats have been renewed for a whole TTL, so a
-        worker that just reconnected after an outage does not take the lines of live workers
-        that have not reconnected yet."""
+        """Renew heartbeat and leases every beat; reap dead workers' jobs, but only once this
+        worker's own beats have been renewed for a whole TTL, so a worker that just reconnected
+        after an outage does not take the lines of live workers that have not reconnected yet."""
         healthy_since: float | None = None
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.heartbeat_seconds):
-                    await self._beat_now.wait()
-            self._beat_now.clear()
+            await asyncio.sleep(self.heartbeat_seconds)
+            released, self._released = self._released, set()
+            running = [job for job, task in self.tasks.items() if not task.done()]
             try:
-                await liveness.beat(self.tasks)
+                await liveness.beat(running, released)
                 now = time.monotonic()
                 healthy_since = healthy_since or now
                 if now - healthy_since >= self.worker_ttl_seconds:
                     for job in await liveness.reap():
                         log.warning("job %s: its worker stopped beating; handed back to the queue", job)
             except RedisError as exc:
+                self._released |= released
                 healthy_since = None
                 log.warning("heartbeat failed (%s); retrying next beat", exc)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        started = len(self.tasks)
-        try:
-            await super().start_jobs(job_ids)
-        except RedisError:
-            # arq counted the job it was checking as started; no task will ever release it
-            self._release_sem_dec_counter_on_complete()
-            raise
-        finally:
-            if len(self.tasks) != started:
-                self._beat_now.set()
+        """arq's ``start_jobs`` (same slots, same checks: not in progress, due), except that a job
+        is marked in progress and leased to this worker in one Lua step (:meth:`Liveness.take`)
+        instead of a WATCH/MULTI of the in-progress key alone."""
+        assert self.liveness is not None, "started before on_startup"
+        in_progress_ms = int(self.in_progress_timeout_s * 1000)
+        for raw_id in job_ids:
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return
+            self.job_counter += 1
+            job_id = raw_id.decode()
+            try:
+                score = (
+                    None
+                    if job_id in self.tasks
+                    else await self.liveness.take(job_id, in_progress_ms, timestamp_ms())
+                )
+            except BaseException:
+                self._release_sem_dec_counter_on_complete()
+                raise
+            if score is None:  # running elsewhere (or here), finished, or deferred
+                self._release_sem_dec_counter_on_complete()
+                continue
+            task = self.loop.create_task(self.run_job(job_id, score))
+            task.add_done_callback(functools.partial(self._job_ended, job_id))
+            self.tasks[job_id] = task
+
+    def _job_ended(self, job_id: str, _task: asyncio.Task[None]) -> None:
+        self._released.add(job_id)
+        self._release_sem_dec_counter_on_complete()
 
     async def run_job(self, job_id: str, score: int) -> None:
         try:
