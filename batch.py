@@ -43,9 +43,9 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python batch.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--redis-url", help="default: $REDIS_URL, else the embedded Redis in --state-dir")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
@@ -125,8 +125,8 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
         return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python batch.py") -> int:
+    args = parse_args(argv, prog)
     settings = RunnerSettings(**({"redis_url": args.redis_url} if args.redis_url else {}))
     try:
         return asyncio.run(run(args, settings))

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import orjson
 from arq.worker import Worker
@@ -44,6 +44,7 @@ from worker import worker_options
 
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 ERRORS_SHOWN = 100
+PROG = "python enqueue.py"
 
 
 def default_batch_name(path: Path) -> str:
@@ -52,9 +53,9 @@ def default_batch_name(path: Path) -> str:
     return f"{stem[:80]}-{digest}"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python enqueue.py",
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -142,15 +143,6 @@ async def run_local_workers(
         await asyncio.gather(task, return_exceptions=True)
 
 
-def print_next_steps(batch: str, conn: Connection, paths: Paths) -> None:
-    env = f"REDIS_URL={redacted(conn.url)} "
-    print(f"batch {batch}")
-    print("next:")
-    print(f"  start workers:    {env}python worker.py")
-    print(f"  follow progress:  {env}python batch.py status {batch} --watch")
-    print(f"  export results:   {env}python batch.py results {batch} --output {paths.results}")
-
-
 @dataclass
 class Run:
     """Everything one enqueue needs, decided before Redis is touched."""
@@ -160,6 +152,23 @@ class Run:
     batch: str
     paths: Paths
     report: ValidationReport
+    prog: str = PROG
+    """How this command was run, so the next steps it prints are run the same way."""
+
+
+def sibling(prog: str, command: str) -> str:
+    """How to run another command the way this one was run (script or console script)."""
+    return f"python {command}.py" if prog.startswith("python ") else f"rerank-runner {command}"
+
+
+def print_next_steps(run: Run, conn: Connection) -> None:
+    env = f"REDIS_URL={redacted(conn.url)} "
+    worker, batches = sibling(run.prog, "worker"), sibling(run.prog, "batch")
+    print(f"batch {run.batch}")
+    print("next:")
+    print(f"  start workers:    {env}{worker}")
+    print(f"  follow progress:  {env}{batches} status {run.batch} --watch")
+    print(f"  export results:   {env}{batches} results {run.batch} --output {run.paths.results}")
 
 
 async def enqueue_and_follow(run: Run) -> int:
@@ -195,10 +204,10 @@ async def enqueue_and_follow(run: Run) -> int:
             print(f"batch {batch}: running locally (Redis state in {args.state_dir}/)")
             status = await run_local_workers(conn, settings, batch, show)
         elif args.wait:
-            print_next_steps(batch, conn, paths)
+            print_next_steps(run, conn)
             status = await wait_for_batch(conn.redis, batch, show=show)
         else:
-            print_next_steps(batch, conn, paths)
+            print_next_steps(run, conn)
             return 0
         results, errors = export_to_files(paths.results, paths.errors)
         with results, errors:
@@ -212,43 +221,52 @@ async def enqueue_and_follow(run: Run) -> int:
         return 0 if exported.unfinished == 0 else 3
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    overrides: dict[str, Any] = {}
-    if args.redis_url:
-        overrides["redis_url"] = args.redis_url
-    if args.model:
-        overrides["default_model"] = args.model
-    if args.config:
-        overrides["config"] = args.config
-    settings = RunnerSettings(**overrides)
+class UsageError(Exception):
+    """A bad argument or input file, found before anything is read or enqueued (exit status 2)."""
+
+
+def settings_from(args: argparse.Namespace) -> RunnerSettings:
+    given = {"redis_url": args.redis_url, "default_model": args.model, "config": args.config}
+    return RunnerSettings(**{name: value for name, value in given.items() if value})
+
+
+def check_arguments(args: argparse.Namespace, settings: RunnerSettings) -> tuple[str, ModelCheck]:
+    """The batch name and the model names lines may use; raises UsageError."""
     if not args.dataset.is_file():
-        print(f"error: {args.dataset}: no such file", file=sys.stderr)
-        return 2
+        raise UsageError(f"{args.dataset}: no such file")
     batch = args.batch or default_batch_name(args.dataset)
     if not BATCH_NAME.match(batch):
-        print(f"error: batch name {batch!r}: use letters, digits, '.', '_' or '-'", file=sys.stderr)
-        return 2
+        raise UsageError(f"batch name {batch!r}: use letters, digits, '.', '_' or '-'")
     try:
         models = ModelCheck(model_list(settings, resolve_env=False).names())
     except ConfigurationError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 2
+        raise UsageError(exc.message) from exc
     if problem := models.problem(settings.default_model):
-        print(f"error: --model: {problem}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--model: {problem}")
+    return batch, models
+
+
+def paths_for(args: argparse.Namespace, batch: str) -> Paths:
     out = Path("results")
-    paths = Paths(
+    return Paths(
         results=args.output or out / f"{batch}.jsonl",
         errors=args.errors or out / f"{batch}.errors.jsonl",
         rejects=args.rejects or out / f"{batch}.rejects.jsonl",
     )
+
+
+def validate(dataset: Path, models: ModelCheck, paths: Paths) -> ValidationReport:
     rejects = RejectLog(paths.rejects)
     try:
-        report = validate_file(args.dataset, models, rejects)
+        report = validate_file(dataset, models, rejects)
     finally:
         rejects.close()
     print(f"checked {report.lines} lines: {report.valid} valid, {report.invalid_lines} invalid")
+    return report
+
+
+def stop_before_enqueue(args: argparse.Namespace, report: ValidationReport, paths: Paths) -> int | None:
+    """The exit status when validation says nothing is to be enqueued, else None."""
     if not report.ok:
         print(f"all problems written to {paths.rejects}", file=sys.stderr)
         if not args.skip_invalid:
@@ -259,8 +277,23 @@ def main(argv: list[str] | None = None) -> int:
     if report.valid == 0:
         print("error: no valid lines to enqueue", file=sys.stderr)
         return 1
+    return None
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = parse_args(argv, prog)
+    settings = settings_from(args)
     try:
-        return asyncio.run(enqueue_and_follow(Run(args, settings, batch, paths, report)))
+        batch, models = check_arguments(args, settings)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    paths = paths_for(args, batch)
+    report = validate(args.dataset, models, paths)
+    if (status := stop_before_enqueue(args, report, paths)) is not None:
+        return status
+    try:
+        return asyncio.run(enqueue_and_follow(Run(args, settings, batch, paths, report, prog)))
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -59,10 +59,10 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
         gate = RedisGate(ctx["redis"], keys.limiter, gate_policy)
         ctx["state"] = WorkerState(
             reranker=Reranker(
-                Dispatcher(client, retry, gate),
-                credentials,
-                models.deployments,
-                models.fallbacks,
+                dispatcher=Dispatcher(client, retry, gate),
+                credentials=credentials,
+                model_list=models.deployments,
+                fallbacks=models.fallbacks,
                 raw_limits=raw_limits,
             ),
             writer=RecordWriter(ctx["redis"], settings.result_ttl_ms),
@@ -126,9 +126,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
     parser = argparse.ArgumentParser(
-        prog="python worker.py",
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -157,37 +157,50 @@ def check_line(
     line_no: int, raw: bytes, model_problem: Callable[[str], str | None] | None = None
 ) -> dict[str, Any] | LineError:
     """The line's JSON object when every field is right, else all its problems."""
+    obj = _json_object(line_no, raw)
+    if isinstance(obj, LineError):
+        return obj
+    errors = [*_required_field_errors(obj), *_other_field_errors(obj, model_problem)]
+    return LineError(line_no, tuple(errors), raw) if errors else obj
+
+
+def _json_object(line_no: int, raw: bytes) -> dict[str, Any] | LineError:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return LineError(line_no, (FieldError("(line)", f"invalid JSON: {exc}"),), raw)
     if not isinstance(obj, dict):
         return LineError(line_no, (FieldError("(line)", f"must be a JSON object, got {_kind(obj)}"),), raw)
-    errors: list[FieldError] = []
+    return obj
+
+
+def _required_field_errors(obj: dict[str, Any]) -> Iterator[FieldError]:
     if "id" not in obj:
-        errors.append(FieldError("id", "is required"))
+        yield FieldError("id", "is required")
     elif reason := _check_id(obj["id"]):
-        errors.append(FieldError("id", reason))
+        yield FieldError("id", reason)
     query = obj.get("query")
     if "query" not in obj:
-        errors.append(FieldError("query", "is required"))
+        yield FieldError("query", "is required")
     elif not isinstance(query, str) or not query.strip():
-        errors.append(FieldError("query", "must be a non-empty string"))
+        yield FieldError("query", "must be a non-empty string")
     if "documents" not in obj:
-        errors.append(FieldError("documents", "is required"))
+        yield FieldError("documents", "is required")
     else:
-        errors.extend(_check_documents(obj["documents"]))
+        yield from _check_documents(obj["documents"])
+
+
+def _other_field_errors(
+    obj: dict[str, Any], model_problem: Callable[[str], str | None] | None
+) -> Iterator[FieldError]:
     for name in OPTIONAL_FIELDS:
         if name in obj and obj[name] is not None and (reason := _check_optional(name, obj[name])):
-            errors.append(FieldError(name, reason))
+            yield FieldError(name, reason)
     model = obj.get("model")
     if model_problem and isinstance(model, str) and model.strip() and (reason := model_problem(model)):
-        errors.append(FieldError("model", reason))
+        yield FieldError("model", reason)
     for name in obj.keys() - KNOWN_FIELDS:
-        errors.append(FieldError(name, "is not a known field (put extra data under metadata)"))
-    if errors:
-        return LineError(line_no, tuple(errors), raw)
-    return obj
+        yield FieldError(name, "is not a known field (put extra data under metadata)")
 
 
 def trusted_line(line_no: int, raw: bytes) -> DatasetLine:

@@ -5,8 +5,9 @@ wire; ``parse_response`` turns the provider's JSON body into results whose
 ``index`` points into that request's documents.  Neither does I/O.  What the
 endpoint can take natively is declared as :class:`Capabilities`; the shared path
 (:mod:`providers.planner`) renders, truncates, chunks and splits everything
-else client-side before the hooks see it, and auth, HTTP, retries and error
-mapping live in :mod:`providers.dispatcher`.
+else client-side before the hooks see it; auth lives in :mod:`providers.auth`, the
+HTTP exchange and its error mapping in :mod:`providers.wire`, and planning once
+per line, retries and failover in :mod:`providers.dispatcher`.
 """
 
 from __future__ import annotations
@@ -65,8 +66,17 @@ class HttpAdapter:
     """Provider settings read from the environment, by ``litellm_params`` name."""
     default_base: str | Callable[[Deployment], str | None] | None = None
     """None: the user must give a base URL (``api_base`` or one of ``base_env``)."""
+    variants: Mapping[str, Capabilities] = field(default_factory=dict)
+    """The documented variants ``capabilities`` chooses between by deployment (e.g. Cohere's v1
+    and v2 routes), by name; empty when it answers the same for every deployment."""
     score_kind: str = "probability in [0, 1]"
+    """What a relevance score means.  This and the fields below are read only by
+    :mod:`providers.catalog`, which writes the provider table in ``docs/providers.md``."""
     usage_kind: str = "none"
+    """The usage the provider reports, in its own field names."""
+    auth_kind: str | None = None
+    """How the table names ``auth``; None derives it, which only a ``Bearer`` whose ``required``
+    is a bool allows."""
 
 
 def static(capabilities: Capabilities) -> Callable[[Deployment], Capabilities]:

@@ -1,31 +1,21 @@
-"""The one path every HTTP provider call takes: auth, send, error mapping, retries."""
+"""The one path every HTTP provider call takes: plan, auth, send, parse, retries, failover."""
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 
-from providers.adapter import HttpAdapter, ParsedResponse, WireRequest, resolve_base
+from providers import wire
+from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, resolve_base
+from providers.auth import AuthRequest
+from providers.auth.token_cache import TokenCache
 from providers.deployment import Deployment
-from providers.errors import (
-    AuthenticationError,
-    BadResponseError,
-    ConfigurationError,
-    InvalidRequestError,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderTimeoutError,
-    QuotaExceededError,
-    RateLimitedError,
-    RerankError,
-    ServerError,
-)
+from providers.errors import BadResponseError, ConfigurationError, RerankError
 from providers.gate import Gate, OpenGate, estimate_tokens
 from providers.planner import Part, merge, plan
 from providers.retry import RetryPolicy
@@ -33,95 +23,10 @@ from providers.types import RerankRequest, RerankResponse
 
 log = logging.getLogger("rerank_runner.http")
 
-REQUEST_ID_HEADERS = (
-    "x-request-id",
-    "request-id",
-    "x-amzn-requestid",
-    "x-amz-request-id",
-    "x-goog-request-id",
-    "x-global-transaction-id",
-    "nvcf-reqid",
-    "x-litellm-call-id",
-    "apim-request-id",
-    "cf-ray",
-)
-EXCERPT_CHARS = 300
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def _request_id(headers: Mapping[str, str]) -> str | None:
-    for name in REQUEST_ID_HEADERS:
-        if value := headers.get(name):
-            return value
-    return None
-
-
-def _envelope_message(body: Any) -> str | None:
-    """The human message out of any provider's error envelope: ``{message}``,
-    ``{error: {message}}``, ``{detail: ...}``, ``{errors: [{message}]}``, a bare string."""
-    if isinstance(body, str):
-        return body or None
-    if isinstance(body, list):
-        return next((m for item in body if (m := _envelope_message(item))), None)
-    if not isinstance(body, dict):
-        return None
-    for key in ("message", "detail", "error", "errors", "msg", "Message", "errorMessage", "error_message"):
-        if message := _envelope_message(body.get(key)):
-            return message
-    return None
-
-
-def _body_request_id(body: Any) -> str | None:
-    if isinstance(body, dict):
-        for key in ("request_id", "requestId", "trace", "id"):
-            if isinstance(body.get(key), str) and body[key]:
-                return str(body[key])
-    return None
-
-
-def error_for_response(provider: str, response: httpx.Response) -> ProviderError:
-    """Translate a non-2xx answer into the typed error tree, once."""
-    text = response.text
-    try:
-        body: Any = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        body = None
-    message = _envelope_message(body) or text[:EXCERPT_CHARS]
-    status = response.status_code
-    kwargs: dict[str, Any] = {
-        "provider": provider,
-        "status": status,
-        "request_id": _request_id(response.headers) or _body_request_id(body),
-        "body_excerpt": text[:EXCERPT_CHARS] or None,
-        "retry_after": parse_retry_after(response.headers.get("retry-after")),
-    }
-    message = message or response.reason_phrase or f"HTTP {status}"
-    if status == 429:
-        return RateLimitedError(message, **kwargs)
-    if status == 408:
-        return ProviderTimeoutError(message, **kwargs)
-    if status in (409, 424, 425) or status >= 500:
-        return ServerError(message, **kwargs)
-    if status in (401, 403):
-        return AuthenticationError(message, **kwargs)
-    if status == 402:
-        return QuotaExceededError(message, **kwargs)
-    return InvalidRequestError(message, **kwargs)
+Candidate = tuple[HttpAdapter, Deployment]
+Plans = dict[Capabilities, list[Part]]
+"""A line's plans by the capabilities they were made for: a line is planned once per distinct
+capabilities, however many deployments share them."""
 
 
 def add_usage(total: dict[str, Any] | None, more: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -142,65 +47,77 @@ def add_usage(total: dict[str, Any] | None, more: dict[str, Any] | None) -> dict
 
 
 def prepare(
-    adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
+    adapter: HttpAdapter, deployment: Deployment, request: RerankRequest, plans: Plans | None = None
 ) -> list[tuple[Part, WireRequest]]:
-    """Every request a line will take, built before the first is sent (pure: no I/O).
+    """Every request a line will take on a deployment, built before the first is sent (pure: no
+    I/O); ``plans`` holds the line's plans made so far, and gains this one.
 
     A line the endpoint cannot take, or a deployment missing its key or base URL,
     fails here with nothing spent.
     """
     adapter.auth.check(deployment, adapter.key_env)
     base = resolve_base(adapter, deployment)
-    parts = plan(request, adapter.capabilities(deployment))
-    return [(part, adapter.build_request(base, deployment, part.request)) for part in parts]
+    capabilities = adapter.capabilities(deployment)
+    plans = {} if plans is None else plans
+    if capabilities not in plans:
+        plans[capabilities] = plan(request, capabilities)
+    return [(part, adapter.build_request(base, deployment, part.request)) for part in plans[capabilities]]
 
 
-Candidate = tuple[HttpAdapter, Deployment]
-_warned: set[str] = set()
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A candidate deployment and every request a line takes on it, built once for every attempt."""
 
-
-def usable(candidates: Sequence[Candidate], request: RerankRequest) -> list[Candidate]:
-    """The candidates that can send this line; a misconfigured deployment is skipped while
-    another can serve, and when none can, the first problem is raised before any wait."""
-    found: list[Candidate] = []
-    problem: ConfigurationError | None = None
-    for adapter, deployment in candidates:
-        try:
-            prepare(adapter, deployment, request)
-        except ConfigurationError as exc:
-            if deployment.label not in _warned:  # once per process, not once per line
-                _warned.add(deployment.label)
-                log.warning("%s cannot serve lines: %s", deployment.label, exc.message)
-            problem = problem or exc
-        else:
-            found.append((adapter, deployment))
-    if not found:
-        assert problem is not None
-        raise problem
-    return found
+    adapter: HttpAdapter
+    deployment: Deployment
+    requests: list[tuple[Part, WireRequest]]
 
 
 class Dispatcher:
     """Sends a line to one of its candidate deployments over one shared
     ``httpx.AsyncClient``: each attempt is admitted by the gate (rate limits, concurrency,
-    cool-downs; it also picks the deployment), and failed attempts are retried by policy."""
+    cool-downs; it also picks the deployment), and failed attempts are retried by policy.
+    Built once per worker, it also holds what lines share: the auth schemes' credentials and
+    tokens, and which deployments were already reported unable to serve."""
 
     def __init__(self, client: httpx.AsyncClient, retry: RetryPolicy, gate: Gate | None = None) -> None:
         self.client = client
         self.retry = retry
         self.gate = gate or OpenGate()
+        self.tokens = TokenCache()
+        self.warned: set[str] = set()
+        """Labels of deployments logged as unable to serve: once per worker, not once per line."""
 
     async def rerank(
         self, adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
     ) -> RerankResponse:
         return await self.rerank_any([(adapter, deployment)], request)
 
+    def prepare_all(self, candidates: Sequence[Candidate], request: RerankRequest) -> list[Prepared]:
+        """The candidates that can send this line, with their requests (the line planned once per
+        distinct capabilities); a misconfigured deployment is skipped while another can serve,
+        and when none can, the first problem is raised before any wait."""
+        found: list[Prepared] = []
+        problem: ConfigurationError | None = None
+        plans: Plans = {}
+        for adapter, deployment in candidates:
+            try:
+                found.append(Prepared(adapter, deployment, prepare(adapter, deployment, request, plans)))
+            except ConfigurationError as exc:
+                if deployment.label not in self.warned:
+                    self.warned.add(deployment.label)
+                    log.warning("%s cannot serve lines: %s", deployment.label, exc.message)
+                problem = problem or exc
+        if not found:
+            assert problem is not None
+            raise problem
+        return found
+
     async def rerank_any(self, candidates: Sequence[Candidate], request: RerankRequest) -> RerankResponse:
-        candidates = usable(candidates, request)
-        adapters = {id(deployment): adapter for adapter, deployment in candidates}
-        deployments = [deployment for _, deployment in candidates]
-        first_adapter, first = candidates[0]
-        requests = len(plan(request, first_adapter.capabilities(first)))
+        usable = self.prepare_all(candidates, request)
+        prepared = {id(p.deployment): p for p in usable}
+        deployments = [p.deployment for p in usable]
+        requests = len(usable[0].requests)
         tokens = estimate_tokens(request)
 
         failed: set[int] = set()
@@ -210,7 +127,7 @@ class Dispatcher:
             fresh = [d for d in deployments if id(d) not in failed] or deployments
             lease = await self.gate.acquire(fresh, requests, tokens)
             try:
-                response = await self._send_line(adapters[id(lease.deployment)], lease.deployment, request)
+                response = await self._send_line(prepared[id(lease.deployment)], request)
             except RerankError as exc:
                 await self.gate.release(lease, exc)
                 failed.add(id(lease.deployment))
@@ -225,47 +142,52 @@ class Dispatcher:
         # the retry goes to another at once; alone, it waits (Retry-After, else backoff), a
         # Retry-After in the gate when the gate cools down, so a long one defers the line
         response, attempts = await self.retry.call(
-            attempt, failover=len(candidates) > 1, gate_cools=self.gate.cools_down
+            attempt, failover=len(usable) > 1, gate_cools=self.gate.cools_down
         )
         response.attempts = attempts
         return response
 
-    async def _send_line(
-        self, adapter: HttpAdapter, deployment: Deployment, request: RerankRequest
-    ) -> RerankResponse:
+    async def _send_line(self, prepared: Prepared, request: RerankRequest) -> RerankResponse:
         answers = []
         usage: dict[str, Any] | None = None
         response_id = request_id = None
-        prepared = prepare(adapter, deployment, request)
-        for part, wire in prepared:
-            parsed, response = await self._call(adapter, deployment, wire, part.request)
+        for part, wire_request in prepared.requests:
+            parsed, response = await self._call(prepared, wire_request, part.request)
             answers.append((part, parsed.results))
             usage = add_usage(usage, parsed.usage)
             response_id = response_id or parsed.response_id
-            request_id = request_id or _request_id(response.headers)
+            request_id = request_id or wire.request_id(response.headers)
         return RerankResponse(
             results=merge(answers, request.top_n),
             response_id=response_id,
             request_id=request_id,
             usage=usage,
-            requests=len(prepared),
-            deployment=deployment.label,
+            requests=len(prepared.requests),
+            deployment=prepared.deployment.label,
         )
 
     async def _call(
-        self, adapter: HttpAdapter, deployment: Deployment, wire: WireRequest, request: RerankRequest
+        self, prepared: Prepared, wire_request: WireRequest, request: RerankRequest
     ) -> tuple[ParsedResponse, httpx.Response]:
-        content = orjson.dumps(wire.body)
+        adapter, deployment = prepared.adapter, prepared.deployment
+        content = orjson.dumps(wire_request.body)
         headers = {
             "content-type": "application/json",
             "accept": "application/json",
             **deployment.headers,
-            **wire.headers,
+            **wire_request.headers,
         }
-        auth = await adapter.auth.headers(deployment, wire.method, wire.url, content, headers, self.client)
-        response, body = await self._send_once(
-            adapter.provider, wire.method, wire.url, {**headers, **auth}, content
+        method, url = wire_request.method, wire_request.url
+        auth = await adapter.auth.headers(
+            AuthRequest(deployment, method, url, content, headers, self.client, self.tokens)
         )
+        response = await wire.send(
+            self.client, adapter.provider, method, url, headers={**headers, **auth}, content=content
+        )
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise _bad_response("response is not JSON", adapter.provider, response) from exc
         try:
             parsed = adapter.parse_response(body, request)
             for result in parsed.results:
@@ -274,37 +196,15 @@ class Dispatcher:
                         f"result index {result.index} is outside the {len(request.documents)} documents"
                     )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            raise BadResponseError(
-                f"unexpected response shape: {exc!r}",
-                provider=adapter.provider,
-                status=response.status_code,
-                request_id=_request_id(response.headers),
-                body_excerpt=response.text[:EXCERPT_CHARS],
-            ) from exc
+            raise _bad_response(f"unexpected response shape: {exc!r}", adapter.provider, response) from exc
         return parsed, response
 
-    async def _send_once(
-        self, provider: str, method: str, url: str, headers: dict[str, str], content: bytes
-    ) -> tuple[httpx.Response, Any]:
-        try:
-            response = await self.client.request(method, url, headers=headers, content=content)
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise ConfigurationError(f"bad base URL {url!r}: {exc}", provider=provider) from exc
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(f"request timed out: {exc!r}", provider=provider) from exc
-        except httpx.TransportError as exc:
-            raise ProviderConnectionError(f"could not reach {url}: {exc!r}", provider=provider) from exc
-        except httpx.DecodingError as exc:
-            raise BadResponseError(f"undecodable response body: {exc}", provider=provider) from exc
-        if response.status_code >= 400:
-            raise error_for_response(provider, response)
-        try:
-            return response, orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            raise BadResponseError(
-                "response is not JSON",
-                provider=provider,
-                status=response.status_code,
-                request_id=_request_id(response.headers),
-                body_excerpt=response.text[:EXCERPT_CHARS],
-            ) from exc
+
+def _bad_response(message: str, provider: str, response: httpx.Response) -> BadResponseError:
+    return BadResponseError(
+        message,
+        provider=provider,
+        status=response.status_code,
+        request_id=wire.request_id(response.headers),
+        body_excerpt=response.text[: wire.EXCERPT_CHARS],
+    )

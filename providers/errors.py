@@ -2,7 +2,30 @@
 
 Every error has a stable machine-readable ``code`` (written into failure records)
 and knows whether retrying could help.  HTTP failures are translated into this
-tree once, in :mod:`providers.dispatcher`; nothing else inspects status codes.
+tree once, in :func:`providers.wire.send`; nothing else inspects status codes.
+
+    class                                code               retry  raised for
+    RerankError                          error              no     the root; its code goes into the record
+    ├── ConfigurationError               configuration      no     missing key, base URL or setting; bad URL
+    ├── DeadlineExceededError            deadline_exceeded  yes    the line's time budget ran out
+    ├── DeferredError                    deferred           no     nothing can take the line soon
+    └── ProviderError                    error              no
+        ├── RetryableProviderError       error              yes
+        │   ├── RateLimitedError         rate_limited       yes    429
+        │   ├── ServerError              server_error       yes    409, 424, 425, 5xx; a retryable refresh
+        │   ├── ProviderTimeoutError     timeout            yes    408; any httpx timeout
+        │   └── ProviderConnectionError  connection_error   yes    any other httpx transport error
+        └── PermanentProviderError       error              no
+            ├── AuthenticationError      authentication     no     401, 403 (and IAM's 400); a refused refresh
+            ├── QuotaExceededError       quota_exceeded     no     402
+            ├── InvalidRequestError      invalid_request    no     any other status >= 400
+            └── BadResponseError         bad_response       no     a 2xx not JSON or not the documented shape
+
+A bad URL is ``httpx.InvalidURL`` or ``httpx.UnsupportedProtocol``; an undecodable body
+(``httpx.DecodingError``) is a ``BadResponseError``; "IAM's 400" is IBM IAM's answer to an
+unknown API key (:mod:`providers.auth.watsonx_iam`); a "refresh" is a Google token refresh
+(:mod:`providers.auth.google_oauth`).  ``DeferredError`` hands the line back to the queue for
+``delay`` seconds.  ``tests/providers/test_errors.py`` keeps this drawing in step with the classes.
 """
 
 from __future__ import annotations

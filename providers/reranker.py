@@ -18,19 +18,19 @@ log = logging.getLogger("rerank_runner.reranker")
 
 class Reranker:
     """Resolves a model name (a model list's public name, else ``provider/model`` with the
-    provider's credentials) to its deployments, lets the transport pick one per attempt,
+    provider's credentials) to its deployments, lets the dispatcher pick one per attempt,
     and moves on to the name's fallbacks when it fails."""
 
     def __init__(
         self,
-        transport: Dispatcher,
+        dispatcher: Dispatcher,
         credentials: Mapping[str, Credentials],
         model_list: Mapping[str, list[Deployment]] | None = None,
         fallbacks: Mapping[str, Sequence[str]] | None = None,
         *,
         raw_limits: Limits | None = None,
     ) -> None:
-        self.transport = transport
+        self.dispatcher = dispatcher
         self.credentials = credentials
         self.model_list = model_list or {}
         self.fallbacks = fallbacks or {}
@@ -66,4 +66,4 @@ class Reranker:
             response.deployment = deployments[0].label
             return response
         candidates = [(HTTP_ADAPTERS[d.provider], d) for d in deployments]
-        return await self.transport.rerank_any(candidates, request)
+        return await self.dispatcher.rerank_any(candidates, request)

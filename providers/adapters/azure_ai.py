@@ -60,9 +60,10 @@ ADAPTER = HttpAdapter(
     build_request=build_request,
     parse_response=parse_response,
     capabilities=capabilities,
+    variants={"v1": cohere.V1, "v2": cohere.V2},
     key_env=("AZURE_AI_API_KEY",),
     base_env=("AZURE_AI_API_BASE",),
     default_base=None,
     score_kind="probability in [0, 1]",
-    usage_kind="billed_units.search_units (Cohere meta)",
+    usage_kind="`billed_units.search_units`, `tokens` (Cohere's `meta`)",
 )

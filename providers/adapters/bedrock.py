@@ -107,6 +107,7 @@ ADAPTER = HttpAdapter(
     parse_response=parse_response,
     capabilities=static(Capabilities(object_documents=True, max_documents=MAX_DOCUMENTS)),
     auth=SigV4Auth(service="bedrock", region=region),
+    auth_kind="AWS SigV4 (botocore signs; key pair, profile or AWS chain); extra `rerank-runner[bedrock]`",
     base_env=("BEDROCK_API_BASE",),
     param_env={
         REGION: (),

@@ -73,9 +73,10 @@ ADAPTER = HttpAdapter(
     build_request=build_request,
     parse_response=parse_response,
     capabilities=capabilities,
+    variants={"v2": V2, "v1": V1},
     key_env=("COHERE_API_KEY", "CO_API_KEY"),
     base_env=("COHERE_API_BASE",),
     default_base=DEFAULT_BASE,
     score_kind="probability in [0, 1]",
-    usage_kind="billed_units.search_units",
+    usage_kind="`billed_units.search_units`, `tokens` (Cohere's `meta`)",
 )

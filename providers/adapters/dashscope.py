@@ -61,5 +61,5 @@ ADAPTER = HttpAdapter(
     base_env=("DASHSCOPE_API_BASE_RERANK",),
     default_base=DEFAULT_BASE,
     score_kind="probability in [0, 1]",
-    usage_kind="tokens: total_tokens",
+    usage_kind="`tokens.total_tokens`",
 )

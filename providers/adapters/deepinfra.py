@@ -67,5 +67,5 @@ ADAPTER = HttpAdapter(
     base_env=("DEEPINFRA_API_BASE",),
     default_base=DEFAULT_BASE,
     score_kind="probability in [0, 1]",
-    usage_kind="tokens.input_tokens",
+    usage_kind="`tokens.input_tokens`",
 )

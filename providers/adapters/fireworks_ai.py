@@ -56,5 +56,5 @@ ADAPTER = HttpAdapter(
     base_env=("FIREWORKS_API_BASE",),
     default_base=DEFAULT_BASE,
     score_kind="probability in [0, 1]",
-    usage_kind="tokens (prompt_tokens, total_tokens)",
+    usage_kind="`tokens` (prompt, total; never as search units)",
 )

@@ -52,5 +52,5 @@ ADAPTER = HttpAdapter(
     base_env=("HOSTED_VLLM_API_BASE",),
     default_base=None,
     score_kind="probability in [0, 1] (the model's activation, vLLM's default)",
-    usage_kind="tokens (total_tokens, prompt_tokens)",
+    usage_kind="`tokens` (total, prompt)",
 )

@@ -53,5 +53,5 @@ ADAPTER = HttpAdapter(
     base_env=("INFINITY_API_BASE",),
     default_base=None,
     score_kind="probability in [0, 1] (sigmoid; raw_scores=false)",
-    usage_kind="tokens: prompt_tokens, total_tokens",
+    usage_kind="`tokens` (prompt, total)",
 )

@@ -51,5 +51,5 @@ ADAPTER = HttpAdapter(
     base_env=("JINA_AI_API_BASE",),
     default_base=DEFAULT_BASE,
     score_kind="model relevance score (higher is better; roughly [0, 1], not calibrated)",
-    usage_kind="tokens: total_tokens, prompt_tokens",
+    usage_kind="`tokens` (total, prompt)",
 )

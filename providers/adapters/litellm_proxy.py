@@ -57,5 +57,5 @@ ADAPTER = HttpAdapter(
     base_env=("LITELLM_PROXY_API_BASE",),
     default_base=None,
     score_kind="the backend deployment's (probability in [0, 1] for Cohere-like backends)",
-    usage_kind="meta.billed_units / meta.tokens as the proxy reports them",
+    usage_kind="`billed_units`, `tokens` from `meta`, as the proxy reports them",
 )

@@ -19,23 +19,18 @@ logits** (unbounded, often negative).  Usage: the response's ``usage`` token cou
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
 from providers.adapters.shapes import parse_results
 from providers.adapters.usage import token_usage
-from providers.auth import Bearer, missing_key
+from providers.auth import Bearer
 from providers.deployment import Deployment
 from providers.render import document_text
 from providers.types import RerankRequest
 
-if TYPE_CHECKING:
-    import httpx
-
 DEFAULT_BASE = "https://ai.api.nvidia.com"
-OPTIONAL_BEARER = Bearer(required=False)
 RANKING_PREFIX = "ranking/"
 CAPABILITIES = Capabilities(object_documents=False, top_n=False, max_documents=512)
 """512 passages per request: NVIDIA's API reference for the rerankqa models and the NIM docs."""
@@ -82,30 +77,11 @@ def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
 
 
 def _hosted(deployment: Deployment) -> bool:
+    """NVIDIA's hosted API is the target: a key is required there (self-hosted NIM containers
+    take requests without one)."""
     base = deployment.credentials.api_base
     host = (urlsplit(base).hostname or "") if base else "ai.api.nvidia.com"
     return host == "nvidia.com" or host.endswith(".nvidia.com")
-
-
-class NimAuth:
-    """Bearer; the key is required only where NVIDIA's hosted API is the target
-    (self-hosted NIM containers take requests without one)."""
-
-    def check(self, deployment: Deployment, key_env: tuple[str, ...]) -> None:
-        key = deployment.credentials.api_key
-        if _hosted(deployment) and not (key and key.get_secret_value()):
-            raise missing_key(deployment, key_env)
-
-    async def headers(
-        self,
-        deployment: Deployment,
-        method: str,
-        url: str,
-        body: bytes,
-        headers: Mapping[str, str],
-        client: httpx.AsyncClient,
-    ) -> dict[str, str]:
-        return await OPTIONAL_BEARER.headers(deployment, method, url, body, headers, client)
 
 
 ADAPTER = HttpAdapter(
@@ -113,10 +89,11 @@ ADAPTER = HttpAdapter(
     build_request=build_request,
     parse_response=parse_response,
     capabilities=static(CAPABILITIES),
-    auth=NimAuth(),
+    auth=Bearer(required=_hosted),
+    auth_kind="Bearer (optional for a self-hosted base)",
     key_env=("NVIDIA_NIM_API_KEY",),
     base_env=("NVIDIA_NIM_API_BASE",),
     default_base=DEFAULT_BASE,
     score_kind="raw logit (unbounded, can be negative)",
-    usage_kind="tokens (the response's usage counts, when reported)",
+    usage_kind="`tokens` (the response's `usage`), when reported",
 )

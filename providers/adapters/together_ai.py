@@ -51,5 +51,5 @@ ADAPTER = HttpAdapter(
     base_env=("TOGETHER_AI_API_BASE",),
     default_base=DEFAULT_BASE,
     score_kind="probability in [0, 1]",
-    usage_kind="tokens: prompt_tokens, completion_tokens, total_tokens",
+    usage_kind="`tokens` (prompt, completion, total)",
 )

@@ -105,6 +105,7 @@ ADAPTER = HttpAdapter(
     parse_response=parse_response,
     capabilities=static(Capabilities(object_documents=True, max_documents=MAX_DOCUMENTS)),
     auth=GoogleAuth(),
+    auth_kind="Google token (given, else google-auth credentials or ADC); extra `rerank-runner[vertex]`",
     param_env={
         PROJECT: PROJECT_ENV,
         LOCATION: (),

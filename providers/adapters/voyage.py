@@ -58,5 +58,5 @@ ADAPTER = HttpAdapter(
     base_env=("VOYAGE_API_BASE",),
     default_base=default_base,
     score_kind="probability in [0, 1]",
-    usage_kind="tokens.total_tokens",
+    usage_kind="`tokens.total_tokens`",
 )

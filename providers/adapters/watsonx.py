@@ -81,6 +81,7 @@ ADAPTER = HttpAdapter(
     # no documented per-request input limit: candidate lists are sent whole
     capabilities=static(Capabilities(object_documents=False, max_tokens_per_doc=True)),
     auth=WatsonxAuth(),
+    auth_kind="a token (Bearer), else a Zen API key (ZenApiKey), else the API key exchanged at IBM IAM",
     key_env=("WATSONX_APIKEY", "WATSONX_API_KEY", "WX_API_KEY"),
     base_env=("WATSONX_API_BASE", "WATSONX_URL", "WX_URL", "WML_URL"),
     param_env={
@@ -93,5 +94,5 @@ ADAPTER = HttpAdapter(
     },
     default_base=None,
     score_kind="raw cross-encoder score (logit, unbounded, can be negative)",
-    usage_kind="tokens.input_tokens",
+    usage_kind="`tokens.input_tokens`",
 )

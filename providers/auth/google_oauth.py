@@ -5,22 +5,21 @@ needs nothing installed: that is how tests, and callers who mint tokens themselv
 Otherwise google-auth (``pip install 'rerank-runner[vertex]'``, imported lazily) loads
 ``vertex_credentials`` -- a path to, or the JSON text of, a service-account or authorized-user
 credentials file -- or else Application Default Credentials (any kind, e.g. workload identity
-federation).  Loading and refreshing run in a
-thread; the credentials are cached per source and refreshed by one coroutine when
-google-auth says the token is no longer valid (shortly before it expires).
+federation).  Loading and refreshing run in a thread; the credentials are kept per source in
+the dispatcher's token cache and refreshed by one coroutine when google-auth says the token is
+no longer valid (shortly before it expires).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from providers.auth.token_cache import Cached
 from providers.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -30,8 +29,7 @@ from providers.errors import (
 )
 
 if TYPE_CHECKING:
-    import httpx
-
+    from providers.auth import AuthRequest
     from providers.deployment import Deployment
 
 TOKEN, CREDENTIALS = "vertex_access_token", "vertex_credentials"
@@ -85,21 +83,13 @@ class GoogleAuth:
     """The pip extra that installs google-auth, for the error message."""
     load: Callable[[str | None], Any] = load_credentials
     """Credentials source -> google-auth credentials (injectable for tests)."""
-    _cache: Cached[Any] = field(default_factory=Cached, init=False, repr=False)
 
     def check(self, deployment: Deployment, key_env: tuple[str, ...]) -> None:
         if not deployment.credentials.param(TOKEN):
             google_auth(deployment, self.extra)
 
-    async def headers(
-        self,
-        deployment: Deployment,
-        method: str,
-        url: str,
-        body: bytes,
-        headers: Mapping[str, str],
-        client: httpx.AsyncClient,
-    ) -> dict[str, str]:
+    async def headers(self, request: AuthRequest) -> dict[str, str]:
+        deployment = request.deployment
         if token := deployment.credentials.param(TOKEN):
             return {"authorization": f"Bearer {token}"}
         google = google_auth(deployment, self.extra)
@@ -118,7 +108,7 @@ class GoogleAuth:
                 await asyncio.to_thread(_refresh, google, credentials, deployment)
             return credentials
 
-        found = await self._cache.get(source, refreshed, fresh=_usable)
+        found = await request.tokens.get((self, source), refreshed, fresh=_usable)
         if isinstance(found, ConfigurationError):
             raise ConfigurationError(found.message, provider=found.provider)
         return {"authorization": f"Bearer {found.token}"}

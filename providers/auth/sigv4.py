@@ -6,25 +6,24 @@ an AWS deployment is checked or signed.  Credentials, each set taken whole from 
 else a model list ``aws_profile_name``; else ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``
 (+ ``AWS_SESSION_TOKEN``); else botocore's standard chain (``AWS_PROFILE``, config and
 credentials files, SSO, web identity, container and instance roles).  The chain is resolved
-once per profile in a thread and cached; botocore refreshes expiring role credentials itself,
-and that refresh also runs off the event loop.  Every header the request carries (content
-type, accept, the deployment's extra headers) is signed.
+once per profile in a thread and kept in the dispatcher's token cache; botocore refreshes
+expiring role credentials itself, and that refresh also runs off the event loop.  Every header
+the request carries (content type, accept, the deployment's extra headers) is signed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-from providers.auth.token_cache import Cached
 from providers.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    import httpx
-
+    from providers.auth import AuthRequest
+    from providers.auth.token_cache import TokenCache
     from providers.deployment import Deployment
 
 EXPLICIT = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
@@ -71,7 +70,6 @@ class SigV4Auth:
     region: Callable[[Deployment], str]
     extra: str = "bedrock"
     """The pip extra that installs botocore, for the error message."""
-    _chain: Cached[Any] = field(default_factory=Cached, init=False, repr=False)
 
     def check(self, deployment: Deployment, key_env: tuple[str, ...]) -> None:
         botocore(deployment, self.extra)
@@ -92,22 +90,17 @@ class SigV4Auth:
                     provider=deployment.provider,
                 )
 
-    async def headers(
-        self,
-        deployment: Deployment,
-        method: str,
-        url: str,
-        body: bytes,
-        headers: Mapping[str, str],
-        client: httpx.AsyncClient,
-    ) -> dict[str, str]:
+    async def headers(self, request: AuthRequest) -> dict[str, str]:
+        deployment = request.deployment
         boto = botocore(deployment, self.extra)
-        credentials = await self._credentials(deployment, boto)
-        request = boto.awsrequest.AWSRequest(method=method, url=url, data=body, headers=dict(headers))
-        boto.auth.SigV4Auth(credentials, self.service, self.region(deployment)).add_auth(request)
-        return {name.lower(): request.headers[name] for name in SIGNED_HEADERS if name in request.headers}
+        credentials = await self._credentials(deployment, boto, request.tokens)
+        signed = boto.awsrequest.AWSRequest(
+            method=request.method, url=request.url, data=request.body, headers=dict(request.headers)
+        )
+        boto.auth.SigV4Auth(credentials, self.service, self.region(deployment)).add_auth(signed)
+        return {name.lower(): signed.headers[name] for name in SIGNED_HEADERS if name in signed.headers}
 
-    async def _credentials(self, deployment: Deployment, boto: ModuleType) -> Any:
+    async def _credentials(self, deployment: Deployment, boto: ModuleType, tokens: TokenCache) -> Any:
         param = deployment.credentials.param
         profile = param(PROFILE)
         sources = (EXPLICIT,) if profile else (EXPLICIT, AMBIENT)  # a named profile beats the environment
@@ -118,7 +111,7 @@ class SigV4Auth:
         async def resolve(_previous: Any) -> Any:
             return await asyncio.to_thread(_from_chain, boto, profile, deployment)
 
-        found = await self._chain.get(profile, resolve)
+        found = await tokens.get((self, profile), resolve)
         if found is None:
             raise ConfigurationError(
                 f"no AWS credentials for {deployment.model!r}: set AWS_ACCESS_KEY_ID and "

@@ -6,31 +6,31 @@ Precedence (as LiteLLM): ``token`` / ``WATSONX_TOKEN`` -> ``Authorization: Beare
 (``WATSONX_APIKEY`` ...) is exchanged: ``POST {iam}/identity/token`` (form-encoded
 ``grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey=...``; IAM base from the
 ``watsonx_iam_url`` param / ``WATSONX_IAM_URL``, default https://iam.cloud.ibm.com, a full
-``.../identity/token`` URL also works) over the shared HTTP client.  The token is cached per
-(IAM URL, key) until shortly before it expires, and concurrent lines share one exchange.
+``.../identity/token`` URL also works) over the shared HTTP client.  The token is kept per
+(IAM URL, key) in the dispatcher's token cache until shortly before it expires, and concurrent
+lines share one exchange.
 Unlike LiteLLM, a ready token does not also require an API key.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from providers.auth.token_cache import Cached
-from providers.dispatcher import EXCERPT_CHARS, error_for_response
+from providers import wire
 from providers.errors import (
     AuthenticationError,
     BadResponseError,
     ConfigurationError,
-    ProviderConnectionError,
-    ProviderTimeoutError,
+    ProviderError,
 )
 
 if TYPE_CHECKING:
+    import httpx
+
+    from providers.auth import AuthRequest
     from providers.deployment import Deployment
 
 TOKEN, ZEN_API_KEY, IAM_URL = "token", "zen_api_key", "watsonx_iam_url"
@@ -58,7 +58,6 @@ class WatsonxAuth:
     decides when a cached token is due; injectable for tests)."""
 
     clock: Callable[[], float] = time.time
-    _tokens: Cached[IamToken] = field(default_factory=Cached, init=False, repr=False)
 
     def check(self, deployment: Deployment, key_env: tuple[str, ...]) -> None:
         creds = deployment.credentials
@@ -70,15 +69,8 @@ class WatsonxAuth:
                 provider=deployment.provider,
             )
 
-    async def headers(
-        self,
-        deployment: Deployment,
-        method: str,
-        url: str,
-        body: bytes,
-        headers: Mapping[str, str],
-        client: httpx.AsyncClient,
-    ) -> dict[str, str]:
+    async def headers(self, request: AuthRequest) -> dict[str, str]:
+        deployment = request.deployment
         param = deployment.credentials.param
         if token := param(TOKEN):
             return {"authorization": f"Bearer {token}"}
@@ -87,35 +79,28 @@ class WatsonxAuth:
         iam, key = token_url(param(IAM_URL) or DEFAULT_IAM), _key(deployment)
 
         async def exchange(_previous: IamToken | None) -> IamToken:
-            return await self._exchange(client, iam, key, deployment.provider)
+            return await self._exchange(request.client, iam, key, deployment.provider)
 
-        fresh = await self._tokens.get((iam, key), exchange, lambda t: self.clock() < t.refresh_at)
+        fresh = await request.tokens.get((self, iam, key), exchange, lambda t: self.clock() < t.refresh_at)
         return {"authorization": f"Bearer {fresh.value}"}
 
     async def _exchange(self, client: httpx.AsyncClient, iam: str, key: str, provider: str) -> IamToken:
         form = {"grant_type": GRANT_TYPE, "apikey": key}
         try:
-            response = await client.post(iam, data=form, headers={"accept": "application/json"})
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(
-                f"IBM IAM token exchange timed out: {exc!r}", provider=provider
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ProviderConnectionError(
-                f"could not reach IBM IAM at {iam}: {exc!r}", provider=provider
-            ) from exc
-        if response.status_code >= 400:
-            error = error_for_response(provider, response)
-            # IAM answers 400 for an unknown or disabled key: that is an authentication failure
-            kind = AuthenticationError if response.status_code in (400, 401, 403) else type(error)
-            raise kind(
-                f"IBM IAM token exchange failed: {error.message}",
-                provider=provider,
-                status=error.status,
-                request_id=error.request_id,
-                body_excerpt=error.body_excerpt,
-                retry_after=error.retry_after,
+            response = await wire.send(
+                client, provider, "POST", iam, data=form, headers={"accept": "application/json"}
             )
+        except ProviderError as exc:
+            # IAM answers 400 for an unknown or disabled key: that is an authentication failure
+            kind = AuthenticationError if exc.status in (400, 401, 403) else type(exc)
+            raise kind(
+                f"IBM IAM token exchange failed: {exc.message}",
+                provider=provider,
+                status=exc.status,
+                request_id=exc.request_id,
+                body_excerpt=exc.body_excerpt,
+                retry_after=exc.retry_after,
+            ) from exc
         now = self.clock()
         try:
             answer: Any = response.json()
@@ -129,7 +114,7 @@ class WatsonxAuth:
                 f"unexpected IBM IAM token response: {exc!r}",
                 provider=provider,
                 status=response.status_code,
-                body_excerpt=response.text[:EXCERPT_CHARS],
+                body_excerpt=response.text[: wire.EXCERPT_CHARS],
             ) from exc
         return IamToken(token, expires - min(REFRESH_MARGIN_SECONDS, (expires - now) / 10))
 

@@ -123,6 +123,7 @@ def assert_settled(probe: RedisProbe) -> None:
     assert not probe.job_payloads()
 
 
+@pytest.mark.timeout(180)  # 10,000 lines through two processes: ~40 s measured on a busy 2-core machine
 def test_ten_thousand_lines_over_two_worker_processes(
     redis_url: str, workers: Workers, probe: RedisProbe, tmp_path: Path
 ) -> None:
@@ -160,6 +161,7 @@ def test_ten_thousand_lines_over_two_worker_processes(
     assert batch_status(redis_url, "big")["total"] == 10_000  # lines are not counted twice
 
 
+@pytest.mark.timeout(120)  # arq re-runs a killed worker's lines only after RR_JOB_TIMEOUT + 10 s: 28-35 s
 def test_sigkilled_worker_lines_rerun_and_count_once(
     server: SlowCohereServer, redis_url: str, workers: Workers, probe: RedisProbe, tmp_path: Path
 ) -> None:

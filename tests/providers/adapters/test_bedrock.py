@@ -20,8 +20,9 @@ from pydantic import SecretStr
 
 from providers.adapters import bedrock
 from providers.adapters.bedrock import ADAPTER
-from providers.auth import Auth
+from providers.auth import Auth, AuthRequest
 from providers.auth.sigv4 import SigV4Auth
+from providers.auth.token_cache import TokenCache
 from providers.deployment import Credentials, Deployment
 from providers.dispatcher import Dispatcher, prepare
 from providers.errors import AuthenticationError, BadResponseError, ConfigurationError
@@ -253,9 +254,13 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *_a, **_k: FROZEN)
 
 
-async def sign(d: Deployment, headers: dict[str, str], auth: Auth = ADAPTER.auth) -> dict[str, str]:
+async def sign(
+    d: Deployment, headers: dict[str, str], auth: Auth = ADAPTER.auth, tokens: TokenCache | None = None
+) -> dict[str, str]:
     async with httpx.AsyncClient() as client:
-        return await auth.headers(d, "POST", URL, PAYLOAD, headers, client)
+        return await auth.headers(
+            AuthRequest(d, "POST", URL, PAYLOAD, headers, client, tokens or TokenCache())
+        )
 
 
 @pytest.mark.usefixtures("frozen_clock")
@@ -288,10 +293,11 @@ async def test_credentials_from_the_botocore_chain_environment(monkeypatch: pyte
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     chain = Deployment(model=f"bedrock/{ARN}", provider="bedrock", wire_model=ARN)
-    first = await sign(chain, BASE_HEADERS, auth)
+    tokens = TokenCache()
+    first = await sign(chain, BASE_HEADERS, auth, tokens)
     assert "Credential=AKIDFROMENV/" in first["authorization"]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDCHANGED")
-    assert await sign(chain, BASE_HEADERS, auth) == first  # resolved once, then cached
+    assert await sign(chain, BASE_HEADERS, auth, tokens) == first  # resolved once, then cached
 
 
 @pytest.mark.usefixtures("frozen_clock")

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from providers.adapter import WireRequest
 from providers.adapters import cohere
 from providers.deployment import Credentials, Deployment
-from providers.dispatcher import Dispatcher, parse_retry_after, prepare
+from providers.dispatcher import Dispatcher, prepare
 from providers.errors import (
     AuthenticationError,
     BadResponseError,
@@ -34,6 +34,7 @@ from providers.registry import credentials_from
 from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 from providers.types import Document, RankedDocument, RerankRequest, RerankResponse
+from providers.wire import parse_retry_after
 from tests.cohere_server import CohereServer, Fault, cohere_server, rate_limited, score, unavailable
 
 KEY = "test-cohere-key"

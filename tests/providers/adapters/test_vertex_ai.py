@@ -21,8 +21,9 @@ from pydantic import SecretStr
 
 from providers.adapters import vertex_ai
 from providers.adapters.vertex_ai import ADAPTER
-from providers.auth import Auth
+from providers.auth import Auth, AuthRequest
 from providers.auth.google_oauth import GoogleAuth, load_credentials
+from providers.auth.token_cache import TokenCache
 from providers.deployment import Credentials, Deployment
 from providers.dispatcher import Dispatcher, prepare
 from providers.errors import AuthenticationError, BadResponseError, ConfigurationError
@@ -237,9 +238,11 @@ def google_dep(**params: Any) -> Deployment:
     return dep(vertex_access_token=None, **params)
 
 
-async def authorization(auth: Auth, d: Deployment, client: httpx.AsyncClient | None = None) -> str:
-    async with httpx.AsyncClient() as fallback:
-        headers = await auth.headers(d, "POST", "http://x", b"{}", {}, client or fallback)
+async def authorization(auth: Auth, d: Deployment, tokens: TokenCache | None = None) -> str:
+    async with httpx.AsyncClient() as client:
+        headers = await auth.headers(
+            AuthRequest(d, "POST", "http://x", b"{}", {}, client, tokens or TokenCache())
+        )
     return headers["authorization"]
 
 
@@ -260,24 +263,24 @@ async def test_google_credentials_token_is_used_and_loaded_once() -> None:
         sources.append(source)
         return GoogleCredentials(token="ya29.from-google-auth")  # type: ignore[no-untyped-call]
 
-    auth = GoogleAuth(load=load)
-    values = await asyncio.gather(*(authorization(auth, google_dep()) for _ in range(10)))
+    auth, tokens = GoogleAuth(load=load), TokenCache()
+    values = await asyncio.gather(*(authorization(auth, google_dep(), tokens) for _ in range(10)))
     assert set(values) == {"Bearer ya29.from-google-auth"}
     assert sources == [None]  # Application Default Credentials, loaded once for every line
-    await authorization(auth, google_dep(vertex_credentials=SecretStr("/keys/sa.json")))
+    await authorization(auth, google_dep(vertex_credentials=SecretStr("/keys/sa.json")), tokens)
     assert sources == [None, "/keys/sa.json"]
 
 
 async def test_expired_token_is_refreshed_once_off_the_event_loop() -> None:
     credentials = CountingCredentials()
-    auth = GoogleAuth(load=lambda _source: credentials)
-    values = await asyncio.gather(*(authorization(auth, google_dep()) for _ in range(20)))
+    auth, tokens = GoogleAuth(load=lambda _source: credentials), TokenCache()
+    values = await asyncio.gather(*(authorization(auth, google_dep(), tokens) for _ in range(20)))
     assert set(values) == {"Bearer ya29.fresh-1"}
     assert len(credentials.refreshes) == 1
     assert credentials.refreshes[0] != threading.get_ident()
-    assert await authorization(auth, google_dep()) == "Bearer ya29.fresh-1"  # still valid: cached
+    assert await authorization(auth, google_dep(), tokens) == "Bearer ya29.fresh-1"  # still valid: cached
     credentials.expiry = datetime.datetime(2000, 1, 1)
-    assert await authorization(auth, google_dep()) == "Bearer ya29.fresh-2"
+    assert await authorization(auth, google_dep(), tokens) == "Bearer ya29.fresh-2"
 
 
 @pytest.fixture(scope="module")
@@ -307,9 +310,9 @@ async def test_service_account_token_through_google_auth(
     if as_file:
         (tmp_path / "sa.json").write_text(info)
         info = str(tmp_path / "sa.json")
-    auth = GoogleAuth()
+    auth, tokens = GoogleAuth(), TokenCache()
     values = await asyncio.gather(
-        *(authorization(auth, google_dep(vertex_credentials=info)) for _ in range(5))
+        *(authorization(auth, google_dep(vertex_credentials=info), tokens) for _ in range(5))
     )
     assert set(values) == {f"Bearer {TOKEN}"}
     (claims,) = token_server.grants  # one signed JWT grant for every concurrent line
@@ -360,10 +363,10 @@ async def test_a_set_up_that_cannot_load_fails_fast_afterwards() -> None:
         attempts.append(source)
         raise ValueError("no credentials here")
 
-    auth = GoogleAuth(load=load)
+    auth, tokens = GoogleAuth(load=load), TokenCache()
     for _ in range(3):
         with pytest.raises(ConfigurationError, match="no credentials here"):
-            await authorization(auth, google_dep())
+            await authorization(auth, google_dep(), tokens)
     assert attempts == [None]
 
 
