@@ -30,7 +30,7 @@ from jobs.batches import (
     retry_failed,
 )
 from jobs.connection import DEFAULT_STATE_DIR, connect
-from jobs.liveness import list_workers
+from jobs.liveness import WorkerInfo, list_workers
 from jobs.progress import wait_for_batch
 from jobs.settings import RunnerSettings
 
@@ -73,6 +73,17 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
     return parser.parse_args(argv)
 
 
+def print_workers(found: list[WorkerInfo], *, as_json: bool) -> None:
+    if as_json:
+        print(orjson.dumps([vars(w) for w in found]).decode())
+        return
+    for w in found:
+        state = "live" if w.live else "stale"
+        print(f"{w.worker_id}  {state}  in flight {w.in_flight}  last seen {w.last_seen_s:.1f}s ago")
+    if not found:
+        print("no workers registered")
+
+
 async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
     async with connect(settings.redis_url, args.state_dir) as conn:
         redis = conn.redis
@@ -107,14 +118,7 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
             )
             return 0
         if args.command == "workers":
-            found = await list_workers(redis)
-            if args.json:
-                print(orjson.dumps([vars(w) for w in found]).decode())
-            for w in [] if args.json else found:
-                state = "live" if w.live else "stale"
-                print(f"{w.worker_id}  {state}  in flight {w.in_flight}  last seen {w.last_seen_s:.1f}s ago")
-            if not found and not args.json:
-                print("no workers registered")
+            print_workers(await list_workers(redis), as_json=args.json)
             return 0
         if args.command == "retry-failed":
             queued = await retry_failed(redis, args.batch, set(args.code), settings.job_expiry_ms)

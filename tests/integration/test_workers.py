@@ -161,7 +161,7 @@ def test_ten_thousand_lines_over_two_worker_processes(
     assert batch_status(redis_url, "big")["total"] == 10_000  # lines are not counted twice
 
 
-@pytest.mark.timeout(120)  # arq re-runs a killed worker's lines only after RR_JOB_TIMEOUT + 10 s: 28-35 s
+@pytest.mark.timeout(120)  # stranded lines re-run once a live worker reaps the dead heartbeats: ~40 s
 def test_sigkilled_worker_lines_rerun_and_count_once(
     server: SlowCohereServer, redis_url: str, workers: Workers, probe: RedisProbe, tmp_path: Path
 ) -> None:
