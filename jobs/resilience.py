@@ -14,8 +14,8 @@ arq's semantics and adds, around them:
 * jobs taken with their lease in one atomic step, and a background task that renews the
   heartbeat and leases and runs the reaper (:mod:`jobs.liveness`).
 
-Only ``python worker.py`` (and local mode) use it; ``arq worker.WorkerSettings`` runs arq's
-plain ``Worker`` without these guarantees.
+``python worker.py`` (and ``rerank-runner worker``) run it; local mode and ``arq
+worker.WorkerSettings`` run arq's plain ``Worker``, without these guarantees.
 """
 
 from __future__ import annotations

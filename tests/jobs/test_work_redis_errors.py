@@ -16,6 +16,7 @@ from jobs import keys
 from jobs.payload import LinePayload
 from jobs.queue import register_batch
 from jobs.records import RecordWriter
+from jobs.resilience import wait_for_redis
 from jobs.work import WorkerState, rerank_line
 from providers.deployment import Deployment
 from providers.dispatcher import Dispatcher
@@ -125,3 +126,26 @@ async def test_releasing_a_gate_slot_without_redis_keeps_the_answer(dead_redis: 
     await gate.release(Lease(deployment), None)  # logged, not raised
     with pytest.raises(RedisConnectionError):
         await gate.acquire([deployment], 1, 1)  # before sending: the line is handed back
+
+
+async def test_waiting_for_redis_backs_off_then_gives_up() -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    failures = [RedisConnectionError("refused"), RedisConnectionError("LOADING")]
+
+    async def ping() -> bool:
+        if failures:
+            raise failures.pop(0)
+        return True
+
+    await wait_for_redis(ping, give_up_after=60, sleep=sleep)
+    assert slept == [0.1, 0.2]  # exponential
+
+    async def never() -> None:
+        raise RedisConnectionError("refused")
+
+    with pytest.raises(RedisConnectionError):
+        await wait_for_redis(never, give_up_after=0)
