@@ -32,7 +32,7 @@ from redis.retry import Retry
 from jobs.embedded import find_redis_server
 from jobs.settings import RunnerSettings
 from tests.conftest import Workers
-from tests.integration.test_workers import KEY, assert_exact, cohere_lines, enqueue, line_of
+from tests.integration.test_workers import KEY, assert_exact, cohere_lines, enqueue
 from tests.process_tools import (
     RedisProbe,
     SlowCohereServer,
@@ -229,8 +229,13 @@ def test_killed_worker_lines_rerun_within_the_heartbeat_bound(
     survivor = start_verbose_worker(workers, env)
     wait_until(lambda: len(workers_listing(redis_url)) == 2, 60, "both workers to register")
     assert enqueue(redis_url, path, "kill9") == (60, 0, 0, 0)
-    wait_until(lambda: len(victim.log().in_flight) == 4, 60, "the victim to hold four lines")
-    time.sleep(0.5)
+    query_for = {f"kill9:{line['id']}": line["query"] for line in lines}
+
+    def mid_request() -> bool:  # four lines held, each one's request waiting at the server
+        held = victim.log().in_flight
+        return len(held) == 4 and all(server.queries()[query_for[job]] for job in held)
+
+    wait_until(mid_request, 60, "the victim to hold four lines mid-request")
     stranded = victim.log().in_flight
     victim.process.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
@@ -261,9 +266,8 @@ def test_killed_worker_lines_rerun_within_the_heartbeat_bound(
     assert_exact(wait_for_finished(redis_url, probe, "kill9", 120, workers), 60)
     figures = assert_once_each(redis_url, "kill9", lines, server, tmp_path)
     assert recovery < bound + 30, f"recovery took {recovery:.1f}s; documented bound {bound:g}s"
-    assert {line_of(job) for job in stranded} <= {
-        line["id"] for line in lines if server.queries()[line["query"]] == 2
-    }
+    asked = server.queries()
+    assert all(asked[query_for[job]] == 2 for job in stranded)  # the killed run and the re-run
     print(
         f"\nkill -9: {len(stranded)} stranded lines started again after {recovery:.1f}s "
         f"(documented bound {bound:g}s; arq alone: {RunnerSettings().job_timeout + 10:g}s), {figures}"
