@@ -76,9 +76,10 @@ async def wait_for_redis(
             await ping()
             return
         except RedisError:
-            if time.monotonic() + delay > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise
-        await sleep(delay)
+        await sleep(min(delay, remaining))
         delay = min(delay * 2, OUTAGE_BACKOFF_CAP)
 
 

@@ -295,3 +295,23 @@ def test_slow_live_worker_is_never_run_twice(
     assert "stopped beating" not in workers.logs()
     print(f"\nslow live worker: lines of {server.delay:g}s with a {ttl:g}s TTL, {figures}")
     probe.close()
+
+
+def test_a_worker_gives_up_after_the_outage_bound_with_one_clear_line(
+    server: SlowCohereServer, restartable: RestartableRedis, workers: Workers
+) -> None:
+    outage = 4.0
+    worker = start_verbose_worker(
+        workers, fault_env(restartable.url, server, RR_REDIS_OUTAGE_SECONDS=str(outage))
+    )
+    wait_until(lambda: len(workers_listing(restartable.url)) == 1, 60, "the worker to register")
+    restartable.stop()
+    stopped = time.monotonic()
+    assert worker.process.wait(timeout=outage + 60) == 1
+    waited = time.monotonic() - stopped
+    log = worker.log_path.read_text()
+    assert f"Redis unreachable for {outage:g}s" in log and "exiting" in log
+    assert waited >= outage  # it did wait for Redis first
+    print(
+        f"\nredis gone for good: the worker exited 1 after {waited:.1f}s (RR_REDIS_OUTAGE_SECONDS={outage:g})"
+    )
