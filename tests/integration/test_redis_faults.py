@@ -5,7 +5,8 @@ processes, real redis-server, the Cohere wire server.
 * a Redis restart (AOF, same port) during a batch on two workers;
 * ``kill -9`` of a busy worker: its lines run again within the heartbeat bound (default
   settings), not after arq's ``RR_JOB_TIMEOUT + 10 s``; ``batch.py workers`` sees it stale;
-* a worker whose lines take many heartbeat TTLs is never run twice.
+* a worker whose lines take many heartbeat TTLs is never run twice;
+* a worker whose Redis is gone for good exits 1 after ``RR_REDIS_OUTAGE_SECONDS``.
 
 Every test checks that each id ended exactly once, with no ``internal`` record and nothing
 ``lost``; figures (drops, restarts, recovery seconds) are printed (``pytest -s``).
