@@ -129,6 +129,7 @@ def test_connection_kill_storm_two_workers(
     assert_exact(wait_for_finished(redis_url, probe, "storm", 120, workers), 400)
     assert_alive(workers)
     figures = assert_once_each(redis_url, "storm", lines, server, tmp_path)
+    figures["redis_errors_ridden_out"] = workers.logs().count("Redis failed")
     print(f"\nconnection-kill storm: {storms} CLIENT KILL rounds, {dropped} connections dropped, {figures}")
     probe.close()
 
@@ -203,6 +204,7 @@ def test_redis_restart_under_load_two_workers(
     assert_exact(wait_for_finished(url, probe, "restart", 180, workers), 300)
     assert_alive(workers)
     figures = assert_once_each(url, "restart", lines, server, tmp_path)
+    figures["redis_errors_ridden_out"] = workers.logs().count("Redis failed")
     print(f"\nredis restart: {restarts} restarts of {downtime:g}s (AOF), {figures}")
     probe.close()
 
