@@ -81,13 +81,23 @@ def main() -> int:
                     restarts += 1
             killer.close()
 
-            # kill -9 a busy worker near the end and time its lines' return
-            wait_until(lambda: bool(workers[0].log().in_flight), 600, "a busy worker")
+            # kill -9 a busy worker near the end, its lines waiting at a slowed provider, and
+            # time how long they wait before running again
+            server.delay = 3.0
+            query_for = {f"bench:{line['id']}": line["query"] for line in lines}
+
+            def mid_request() -> bool:
+                held = workers[0].log().in_flight
+                asked = server.queries()
+                return len(held) >= 4 and all(asked[query_for[job]] for job in held)
+
+            wait_until(mid_request, 600, "a worker holding lines mid-request")
             stranded = workers[0].log().in_flight
             workers[0].process.send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
             workers[0].process.wait()
             unrecorded = {job for job in stranded if probe.record(job) is None}
+            server.delay = args.delay
             rerun: dict[str, float] = {}
 
             def back() -> bool:
@@ -115,7 +125,7 @@ def main() -> int:
                 f"provider requests {asked.total()}, lines asked twice "
                 f"{sum(1 for n in asked.values() if n > 1)}\n"
                 f"workers that exited (besides the one killed): {exits}\n"
-                f"kill -9: {len(stranded)} lines in flight, back in "
+                f"kill -9: {len(unrecorded)} lines in flight, back in "
                 f"{max(rerun.values(), default=0):.1f}s "
                 f"(bound {RunnerSettings().recovery_seconds:g}s)"
             )
