@@ -8,7 +8,9 @@
     python batch.py workers
 
 They work against $REDIS_URL (or --redis-url); without one, against the embedded
-Redis that a local `python enqueue.py` run left in --state-dir.
+Redis that a local `python enqueue.py` run left in --state-dir.  There, `status` says
+"interrupted" for a batch whose local run was stopped (Ctrl-C, kill) before it finished,
+and `retry-failed` runs the lines it queues again in this process.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from jobs.batches import (
+    BatchStatus,
     UnknownBatchError,
     batch_status,
     cancel,
@@ -29,10 +33,13 @@ from jobs.batches import (
     list_batches,
     retry_failed,
 )
-from jobs.connection import DEFAULT_STATE_DIR, connect
+from jobs.connection import DEFAULT_STATE_DIR, EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, connect
+from jobs.embedded import pid_alive
 from jobs.liveness import WorkerInfo, list_workers
 from jobs.progress import wait_for_batch
-from jobs.settings import RunnerSettings
+from jobs.redis_url import RedisUrlError
+from jobs.settings import RunnerSettings, SettingsError, load_settings
+from worker import local_run, run_local_workers
 
 
 def _duration(seconds: float | None) -> str:
@@ -41,6 +48,17 @@ def _duration(seconds: float | None) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def state_of(status: BatchStatus, embedded: bool) -> str:
+    """cancelled, finished, interrupted (local mode: the run that worked on it is gone) or running."""
+    if status.cancelled:
+        return "cancelled"
+    if status.finished:
+        return "finished"
+    if embedded and not (status.local_pid and pid_alive(status.local_pid)):
+        return "interrupted"
+    return "running"
 
 
 def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argparse.Namespace:
@@ -68,6 +86,10 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
     retry_cmd.add_argument(
         "--code", action="append", default=[], help="only lines that failed with this error code (repeatable)"
     )
+    retry_cmd.add_argument(
+        "--config", type=Path, help="local mode: the model list the batch uses ($RR_CONFIG)"
+    )
+    retry_cmd.add_argument("--no-progress", action="store_true", help="local mode: no progress bar")
     workers_cmd = commands.add_parser("workers", help="live and stale workers, lines in flight")
     workers_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     return parser.parse_args(argv)
@@ -95,15 +117,21 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
             status = await (
                 wait_for_batch(redis, args.batch) if args.watch else batch_status(redis, args.batch)
             )
+            state = state_of(status, conn.embedded)
+            eta = None if state == "interrupted" else status.eta_seconds
             if args.json:
-                print(orjson.dumps(status.to_json()).decode())
+                print(
+                    orjson.dumps(
+                        {**status.to_json(), "state": state, "eta_s": eta and round(eta, 1)}
+                    ).decode()
+                )
             else:
                 rate = f"{status.rate:.1f} lines/s" if status.rate else "n/a"
-                state = "cancelled" if status.cancelled else ("finished" if status.finished else "running")
+                hint = "  (stopped before it finished: run the same enqueue command again to resume)"
                 print(
-                    f"batch {status.batch}: {state}\n"
+                    f"batch {status.batch}: {state}{hint if state == 'interrupted' else ''}\n"
                     f"  total {status.total}  succeeded {status.succeeded}  failed {status.failed}  "
-                    f"pending {status.pending}\n  rate {rate}  eta {_duration(status.eta_seconds)}"
+                    f"pending {status.pending}\n  rate {rate}  eta {_duration(eta)}"
                 )
             return 0
         if args.command == "results":
@@ -122,7 +150,19 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
             return 0
         if args.command == "retry-failed":
             queued = await retry_failed(redis, args.batch, set(args.code), settings.job_expiry_ms)
-            print(f"batch {args.batch}: {queued} failed lines queued again; start workers to run them")
+            if not conn.embedded:
+                print(f"batch {args.batch}: {queued} failed lines queued again; start workers to run them")
+                return 0
+            print(f"batch {args.batch}: {queued} failed lines queued again; running them locally")
+            async with local_run(redis, args.batch):
+                status = await run_local_workers(
+                    conn.url, redis, settings, args.batch, show=not args.no_progress
+                )
+            print(
+                f"batch {args.batch}: {status.succeeded} succeeded, {status.failed} failed, "
+                f"{status.pending} pending; export with: python batch.py --state-dir {args.state_dir} "
+                f"results {args.batch}"
+            )
             return 0
         removed = await cancel(redis, args.batch)
         print(f"batch {args.batch} cancelled: {removed} queued lines removed; finished results kept")
@@ -131,12 +171,22 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
 
 def main(argv: list[str] | None = None, prog: str = "python batch.py") -> int:
     args = parse_args(argv, prog)
-    settings = RunnerSettings(**({"redis_url": args.redis_url} if args.redis_url else {}))
+    overrides: dict[str, Any] = {"redis_url": args.redis_url} if args.redis_url else {}
+    if getattr(args, "config", None):
+        overrides["config"] = args.config
     try:
-        return asyncio.run(run(args, settings))
-    except UnknownBatchError as exc:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return asyncio.run(run(args, settings))
+    except (UnknownBatchError, RedisUrlError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RedisUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REDIS_UNAVAILABLE
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import re
 import sys
@@ -30,17 +31,24 @@ from pathlib import Path
 from typing import BinaryIO
 
 import orjson
-from arq.worker import Worker
 
-from jobs.batches import BatchStatus, export, export_to_files
-from jobs.connection import DEFAULT_STATE_DIR, Connection, connect, open_pool, redacted
+from jobs.batches import export, export_to_files
+from jobs.connection import (
+    DEFAULT_STATE_DIR,
+    EXIT_REDIS_UNAVAILABLE,
+    Connection,
+    RedisUnavailableError,
+    connect,
+    redacted,
+)
 from jobs.dataset import DatasetLine, LineError, read_lines, trusted_line
 from jobs.progress import wait_for_batch
 from jobs.queue import EnqueueCounts, enqueue_lines, register_batch
-from jobs.settings import RunnerSettings, model_list
+from jobs.redis_url import RedisUrlError, redis_settings
+from jobs.settings import RunnerSettings, SettingsError, load_settings, model_list
 from jobs.validation import ModelCheck, ValidationReport, fingerprint, validate_file
 from providers.errors import ConfigurationError
-from worker import worker_options
+from worker import local_run, run_local_workers
 
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 ERRORS_SHOWN = 100
@@ -126,23 +134,6 @@ def valid_lines(path: Path, report: ValidationReport) -> Iterator[DatasetLine]:
             yield trusted_line(line_no, raw)
 
 
-async def run_local_workers(
-    conn: Connection, settings: RunnerSettings, batch: str, show: bool
-) -> BatchStatus:
-    worker = Worker(
-        **worker_options(settings),
-        redis_pool=await open_pool(conn.url),
-        handle_signals=False,
-    )
-    task = asyncio.create_task(worker.async_run())
-    try:
-        return await wait_for_batch(conn.redis, batch, show=show)
-    finally:
-        await worker.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
 @dataclass
 class Run:
     """Everything one enqueue needs, decided before Redis is touched."""
@@ -172,53 +163,62 @@ def print_next_steps(run: Run, conn: Connection) -> None:
 
 
 async def enqueue_and_follow(run: Run) -> int:
-    args, settings, batch, paths = run.args, run.settings, run.batch, run.paths
-    model = settings.default_model
+    args, settings, batch = run.args, run.settings, run.batch
     if fingerprint(args.dataset) != run.report.fingerprint:
         print(f"error: {args.dataset} changed since it was validated; nothing enqueued", file=sys.stderr)
         return 1
     async with connect(settings.redis_url, args.state_dir) as conn:
-        await register_batch(conn.redis, batch, str(args.dataset.resolve()), model, settings.result_ttl_ms)
-        started = time.monotonic()
-        counts: EnqueueCounts = await enqueue_lines(
-            conn.redis,
-            batch,
-            valid_lines(args.dataset, run.report),
-            default_model=model,
-            job_expiry_ms=settings.job_expiry_ms,
-            result_ttl_ms=settings.result_ttl_ms,
+        await register_batch(
+            conn.redis, batch, str(args.dataset.resolve()), settings.default_model, settings.result_ttl_ms
         )
-        elapsed = time.monotonic() - started
-        if fingerprint(args.dataset) != run.report.fingerprint:
-            print(
-                f"warning: {args.dataset} changed while it was being enqueued; lines read after the "
-                "change were not validated. Run the same command again once it stops changing.",
-                file=sys.stderr,
-            )
+        async with contextlib.AsyncExitStack() as local:
+            if conn.embedded:
+                await local.enter_async_context(local_run(conn.redis, batch))
+            return await _enqueue_and_run(run, conn)
+
+
+async def _enqueue_and_run(run: Run, conn: Connection) -> int:
+    args, settings, batch, paths = run.args, run.settings, run.batch, run.paths
+    started = time.monotonic()
+    counts: EnqueueCounts = await enqueue_lines(
+        conn.redis,
+        batch,
+        valid_lines(args.dataset, run.report),
+        default_model=settings.default_model,
+        job_expiry_ms=settings.job_expiry_ms,
+        result_ttl_ms=settings.result_ttl_ms,
+    )
+    elapsed = time.monotonic() - started
+    if fingerprint(args.dataset) != run.report.fingerprint:
         print(
-            f"enqueued {counts.added} new lines in {elapsed:.1f}s; skipped {counts.skipped} "
-            f"({counts.already_queued} already queued, {counts.already_done} already done)"
+            f"warning: {args.dataset} changed while it was being enqueued; lines read after the "
+            "change were not validated. Run the same command again once it stops changing.",
+            file=sys.stderr,
         )
-        show = not args.no_progress
-        if conn.embedded:
-            print(f"batch {batch}: running locally (Redis state in {args.state_dir}/)")
-            status = await run_local_workers(conn, settings, batch, show)
-        elif args.wait:
-            print_next_steps(run, conn)
-            status = await wait_for_batch(conn.redis, batch, show=show)
-        else:
-            print_next_steps(run, conn)
-            return 0
-        results, errors = export_to_files(paths.results, paths.errors)
-        with results, errors:
-            exported = await export(conn.redis, batch, results, errors)
-        rate = f", {status.rate:.1f} lines/s" if status.rate else ""
-        print(
-            f"done: {exported.succeeded} succeeded, {exported.failed} failed, "
-            f"{exported.unfinished} unfinished{rate}\n"
-            f"results: {paths.results}\nerrors:  {paths.errors}"
-        )
-        return 0 if exported.unfinished == 0 else 3
+    print(
+        f"enqueued {counts.added} new lines in {elapsed:.1f}s; skipped {counts.skipped} "
+        f"({counts.already_queued} already queued, {counts.already_done} already done)"
+    )
+    show = not args.no_progress
+    if conn.embedded:
+        print(f"batch {batch}: running locally (Redis state in {args.state_dir}/)")
+        status = await run_local_workers(conn.url, conn.redis, settings, batch, show=show)
+    elif args.wait:
+        print_next_steps(run, conn)
+        status = await wait_for_batch(conn.redis, batch, show=show)
+    else:
+        print_next_steps(run, conn)
+        return 0
+    results, errors = export_to_files(paths.results, paths.errors)
+    with results, errors:
+        exported = await export(conn.redis, batch, results, errors)
+    rate = f", {status.rate:.1f} lines/s" if status.rate else ""
+    print(
+        f"done: {exported.succeeded} succeeded, {exported.failed} failed, "
+        f"{exported.unfinished} unfinished{rate}\n"
+        f"results: {paths.results}\nerrors:  {paths.errors}"
+    )
+    return 0 if exported.unfinished == 0 else 3
 
 
 class UsageError(Exception):
@@ -226,8 +226,15 @@ class UsageError(Exception):
 
 
 def settings_from(args: argparse.Namespace) -> RunnerSettings:
+    """Settings from the environment and the flags; raises UsageError (never echoing a value)."""
     given = {"redis_url": args.redis_url, "default_model": args.model, "config": args.config}
-    return RunnerSettings(**{name: value for name, value in given.items() if value})
+    try:
+        settings = load_settings(**{name: value for name, value in given.items() if value})
+        if settings.redis_url:
+            redis_settings(settings.redis_url)
+    except (SettingsError, RedisUrlError) as exc:
+        raise UsageError(str(exc)) from None
+    return settings
 
 
 def check_arguments(args: argparse.Namespace, settings: RunnerSettings) -> tuple[str, ModelCheck]:
@@ -282,8 +289,8 @@ def stop_before_enqueue(args: argparse.Namespace, report: ValidationReport, path
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = parse_args(argv, prog)
-    settings = settings_from(args)
     try:
+        settings = settings_from(args)
         batch, models = check_arguments(args, settings)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -297,6 +304,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except RedisUnavailableError as exc:
+        print(f"error: {exc}; run the same command again to resume", file=sys.stderr)
+        return EXIT_REDIS_UNAVAILABLE
 
 
 if __name__ == "__main__":

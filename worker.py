@@ -7,7 +7,7 @@ Run as many as you like, anywhere that reaches the same Redis:
 Configuration comes from the environment (``RR_*``, provider keys such as
 ``COHERE_API_KEY``); see the README.  SIGTERM stops taking new lines, lets
 in-flight lines finish for ``RR_SHUTDOWN_GRACE`` seconds, and hands the rest back
-to the queue.  A worker rides out Redis restarts and dropped connections (it exits 1
+to the queue.  A worker rides out Redis restarts and dropped connections (it exits 4
 after ``RR_REDIS_OUTAGE_SECONDS`` without Redis), renews a heartbeat every
 ``RR_HEARTBEAT_SECONDS``, and queues again the lines of workers whose heartbeat expired.
 (``arq worker.WorkerSettings`` also works, as plain arq: without those guarantees.)
@@ -16,22 +16,33 @@ after ``RR_REDIS_OUTAGE_SECONDS`` without Redis), renews a heartbeat every
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
+import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+from arq import ArqRedis
 from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
+from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from jobs import keys
+from jobs.batches import BatchStatus, batch_status, release_in_progress
+from jobs.connection import EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, open_pool
+from jobs.embedded import pid_alive
 from jobs.liveness import new_worker_id
+from jobs.progress import POLL_SECONDS, wait_for_batch
 from jobs.records import RecordWriter
+from jobs.redis_url import RedisUrlError, redis_settings
 from jobs.resilience import ResilientWorker, resilient_redis_settings
 from jobs.serializer import deserialize, serialize
-from jobs.settings import RunnerSettings, model_list, provider_credentials
+from jobs.settings import RunnerSettings, SettingsError, load_settings, model_list, provider_credentials
 from jobs.work import WorkerState, rerank_line
 from providers.deployment import Limits
 from providers.dispatcher import Dispatcher
@@ -64,6 +75,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
                 model_list=models.deployments,
                 fallbacks=models.fallbacks,
                 raw_limits=raw_limits,
+                unavailable=models.unavailable,
             ),
             writer=RecordWriter(ctx["redis"], settings.result_ttl_ms),
             line_deadline=settings.line_deadline,
@@ -94,17 +106,69 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
     }
 
 
+@contextlib.asynccontextmanager
+async def local_run(redis: ArqRedis, batch: str) -> AsyncIterator[None]:
+    """Marks this process as the one running ``batch`` locally (``local_pid`` in the batch hash),
+    so ``batch.py status`` can tell a run in progress from one that was killed or interrupted.
+
+    When no live local run holds the batch, the lines a killed run had in flight are released
+    to run again now, not when arq's in-progress markers expire."""
+    previous = await redis.hget(keys.batch(batch), "local_pid")  # type: ignore[misc]
+    if not (previous and pid_alive(int(previous))):
+        await release_in_progress(redis, batch)
+    await redis.hset(keys.batch(batch), "local_pid", str(os.getpid()))  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        with contextlib.suppress(RedisError):  # left behind, it names a dead process: "interrupted"
+            await redis.hdel(keys.batch(batch), "local_pid")  # type: ignore[misc]
+
+
+async def run_local_workers(
+    url: str, redis: ArqRedis, settings: RunnerSettings, batch: str, *, show: bool
+) -> BatchStatus:
+    """Local mode: run workers in this process until every line of ``batch`` has a record and
+    the queue is empty (lines queued again by ``retry-failed`` run too), then stop them."""
+    worker = Worker(**worker_options(settings), redis_pool=await open_pool(url), handle_signals=False)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        status = await wait_for_batch(redis, batch, show=show)
+        while not status.cancelled and not task.done() and await redis.zcard(keys.QUEUE):
+            await asyncio.sleep(POLL_SECONDS)
+            status = await batch_status(redis, batch)
+        return status
+    finally:
+        await worker.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def _redis_settings(settings: RunnerSettings) -> RedisSettings:
     if not settings.redis_url:
         raise SystemExit(
             "worker.py needs a Redis: set REDIS_URL (e.g. redis://localhost:6379/0) or pass --redis-url.\n"
             "For a single-machine run, `python enqueue.py FILE` starts Redis and workers itself."
         )
-    return resilient_redis_settings(RedisSettings.from_dsn(settings.redis_url))
+    try:
+        return resilient_redis_settings(redis_settings(settings.redis_url))
+    except RedisUrlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def _check_redis(url: str) -> None:
+    """Fail at start-up with one line (not arq's traceback) when Redis is unreachable or refuses."""
+    pool = await open_pool(url)
+    await pool.aclose()
 
 
 def worker_settings(settings: RunnerSettings | None = None) -> dict[str, Any]:
-    settings = settings or RunnerSettings()
+    if settings is None:
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     return {**worker_options(settings), "redis_settings": _redis_settings(settings)}
 
 
@@ -149,7 +213,11 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
         overrides["max_jobs"] = args.max_jobs
     if args.config:
         overrides["config"] = args.config
-    settings = RunnerSettings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -157,13 +225,19 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
     )
     if not args.verbose:
         logging.getLogger("arq").setLevel(logging.WARNING)
-    worker = ResilientWorker(**worker_settings(settings), **resilience_options(settings), burst=args.burst)
+    options = worker_settings(settings)
+    try:
+        asyncio.run(_check_redis(str(settings.redis_url)))
+    except RedisUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_REDIS_UNAVAILABLE) from None
+    worker = ResilientWorker(**options, **resilience_options(settings), burst=args.burst)
     try:
         worker.run()
     except RedisError as exc:
         log = logging.getLogger("rerank_runner.worker")
         log.error("Redis unreachable for %gs (%s); exiting", settings.redis_outage_seconds, exc)
-        sys.exit(1)
+        raise SystemExit(EXIT_REDIS_UNAVAILABLE) from None
 
 
 if __name__ == "__main__":

@@ -247,7 +247,7 @@ def main() -> int:
     server = EmbeddedRedis(work / "redis", persist=False)
     try:
         server.start()
-        print(f"redis    {server.url} (pid {server.process.pid if server.process else '?'})")
+        print(f"redis    {server.url} (pid {server.server_pid or '?'})")
         bench(args, work, server.url)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

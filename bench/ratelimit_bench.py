@@ -716,7 +716,7 @@ def main() -> int:
     chosen = sorted(set(args.scenario or [1, 2, 3, 4]))
     try:
         server.start()
-        pid = server.process.pid if server.process else "?"
+        pid = server.server_pid or "?"
         print(f"redis    {server.url} (pid {pid}); {os.cpu_count()} CPUs; work dir {work}")
         print(
             f"setup    {args.workers} worker.py processes x RR_MAX_JOBS={args.max_jobs}; mock latency "

@@ -28,10 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from jobs.settings import RunnerSettings  # noqa: E402
-from tests.conftest import Workers  # noqa: E402
 from tests.integration.test_redis_faults import RestartableRedis, fault_env, patient_probe  # noqa: E402
 from tests.integration.test_workers import cohere_lines, enqueue  # noqa: E402
-from tests.process_tools import export_batch, slow_cohere_server, start_verbose_worker  # noqa: E402
+from tests.process_tools import SlowCohereServer, Workers, export_batch, start_verbose_worker  # noqa: E402
 from tests.support import wait_until, write_dataset  # noqa: E402
 
 
@@ -46,7 +45,7 @@ def main() -> int:
     parser.add_argument("--delay", type=float, default=0.02, help="provider latency, seconds")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, slow_cohere_server("bench-key", args.delay) as server:
+    with tempfile.TemporaryDirectory() as tmp, SlowCohereServer("bench-key", args.delay) as server:
         work = Path(tmp)
         (work / "redis").mkdir()
         redis_server = RestartableRedis(work / "redis")

@@ -28,6 +28,8 @@ class BatchStatus:
     created_at: float | None
     started_at: float | None
     updated_at: float | None
+    local_pid: int | None = None
+    """The process running the batch's in-process workers (local mode), while it runs."""
 
     @property
     def done(self) -> int:
@@ -93,6 +95,7 @@ async def batch_status(redis: Redis, batch: str) -> BatchStatus:
         created_at=_float(count.get("created_at")),
         started_at=_float(count.get("started_at")),
         updated_at=_float(count.get("updated_at")),
+        local_pid=int(count["local_pid"]) if count.get("local_pid") else None,
     )
 
 
@@ -250,3 +253,20 @@ async def retry_failed(redis: Redis, batch: str, codes: Collection[str], job_exp
             queued += int(await script(keys=[keys.QUEUE], args=args))
         if cursor == 0:
             return queued
+
+
+async def release_in_progress(redis: Redis, batch: str) -> int:
+    """Drop arq's in-progress markers of the batch's jobs, so a new worker runs them at once.
+
+    Only for local mode, when the run that held them is known to be dead (killed or
+    interrupted): otherwise they would wait out ``RR_JOB_TIMEOUT + 10 s``.  Returns how many."""
+    released = 0
+    chunk: list[bytes] = []
+    async for key in redis.scan_iter(match=keys.arq_in_progress_of_batch(batch), count=EXPORT_CHUNK):
+        chunk.append(key)
+        if len(chunk) >= EXPORT_CHUNK:
+            released += int(await redis.delete(*chunk))
+            chunk = []
+    if chunk:
+        released += int(await redis.delete(*chunk))
+    return released

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from arq import ArqRedis, create_pool
-from arq.connections import RedisSettings
+from redis import exceptions as redis_errors
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 from jobs.embedded import EmbeddedRedis
+from jobs.redis_url import RedisUrlError, redacted, redis_settings
 from jobs.serializer import deserialize, serialize
 
+__all__ = [
+    "EXIT_REDIS_UNAVAILABLE",
+    "RedisUnavailableError",
+    "RedisUrlError",
+    "connect",
+    "open_pool",
+    "redacted",
+]
+
 DEFAULT_STATE_DIR = Path(".rerank-runner")
+EXIT_REDIS_UNAVAILABLE = 4
+"""Exit code of every command when Redis cannot be reached or refuses the connection."""
+CONNECT_ATTEMPTS = 3
+CONNECT_RETRY_SECONDS = 0.5
 
 
 @dataclass
@@ -24,19 +39,62 @@ class Connection:
     embedded: bool
 
 
-def redacted(url: str) -> str:
-    """The URL with any password replaced, safe to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+class RedisUnavailableError(Exception):
+    """Redis could not be reached, refused the credentials, or dropped the connection.
+
+    The message is one line and shows the URL without its password."""
 
 
-async def open_pool(url: str) -> ArqRedis:
-    return await create_pool(
-        RedisSettings.from_dsn(url), job_serializer=serialize, job_deserializer=deserialize
+REFUSED = (redis_errors.AuthenticationError, redis_errors.NoPermissionError, redis_errors.AuthorizationError)
+UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError)
+
+
+def _reason(exc: BaseException, secret: str | None) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+    return text.replace(secret, "***") if secret else text
+
+
+def unavailable(url: str, exc: BaseException, doing: str = "cannot reach") -> RedisUnavailableError:
+    """The one-line error for a failed Redis call against ``url`` (the password never shown)."""
+    try:
+        secret = redis_settings(url).password
+    except RedisUrlError:
+        secret = None
+    if isinstance(exc, REFUSED):
+        return RedisUnavailableError(
+            f"Redis at {redacted(url)} refused the connection: {_reason(exc, secret)}"
+        )
+    return RedisUnavailableError(f"{doing} Redis at {redacted(url)}: {_reason(exc, secret)}")
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    return isinstance(exc, UNREACHABLE) and not isinstance(exc, REFUSED)
+
+
+async def open_pool(
+    url: str,
+    *,
+    attempts: int = CONNECT_ATTEMPTS,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> ArqRedis:
+    """A pool for ``url``, its first PING answered.  A refused or unreachable Redis is tried
+    ``attempts`` times, then raises RedisUnavailableError; a bad URL raises RedisUrlError."""
+    settings = redis_settings(url)
+    settings.conn_retries = 0  # retried here, where wrong credentials are not retried
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_fixed(CONNECT_RETRY_SECONDS),
+        retry=retry_if_exception(_worth_retrying),
+        reraise=True,
+        sleep=sleep or asyncio.sleep,
     )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                return await create_pool(settings, job_serializer=serialize, job_deserializer=deserialize)
+    except (*UNREACHABLE, *REFUSED) as exc:
+        raise unavailable(url, exc) from None
+    raise AssertionError("unreachable: tenacity returns or re-raises")
 
 
 @contextlib.asynccontextmanager
@@ -48,6 +106,8 @@ async def connect(redis_url: str | None, state_dir: Path) -> AsyncIterator[Conne
         pool = await open_pool(url)
         try:
             yield Connection(redis=pool, url=url, embedded=server is not None)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            raise unavailable(url, exc, "lost the connection to") from None
         finally:
             await pool.aclose()
     finally:

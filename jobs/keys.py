@@ -47,6 +47,11 @@ def arq_in_progress(job: str) -> str:
     return ARQ_IN_PROGRESS_PREFIX + job
 
 
+def arq_in_progress_of_batch(batch: str) -> str:
+    """SCAN pattern of the batch's in-progress markers (batch names hold no glob characters)."""
+    return f"{ARQ_IN_PROGRESS_PREFIX}{batch}:*"
+
+
 def result(job: str) -> str:
     """Hash ``{status, record}``: status is ``succeeded`` or ``failed``, record is JSON."""
     return RESULT_PREFIX + job

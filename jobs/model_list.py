@@ -7,6 +7,10 @@ the environment), ``rpm``/``tpm`` per entry, and ``router_settings.fallbacks``.
 Keys we do not use are reported as warnings, never errors.  With ``environ=None``
 (enqueue, which only needs the names) ``os.environ/`` references are not resolved.  Several entries with
 the same ``model_name`` are deployments of one public model.
+
+An entry whose ``os.environ/`` variables are unset is left out with a warning naming it and
+the variables (a config lists more models than one run has keys for); a public name left with
+no deployment is *unavailable*: lines that use it fail with a ``configuration`` error.
 """
 
 from __future__ import annotations
@@ -44,21 +48,44 @@ def _secret(name: str) -> bool:
 class ModelList:
     deployments: Mapping[str, list[Deployment]] = field(default_factory=dict)
     fallbacks: Mapping[str, list[str]] = field(default_factory=dict)
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    """Public names none of whose entries could be used -> why (unset variables)."""
 
     def names(self) -> list[str]:
-        return sorted(self.deployments)
+        return sorted({*self.deployments, *self.unavailable})
 
 
-def _resolve(value: Any, environ: Mapping[str, str] | None, where: str) -> Any:
-    """``os.environ/NAME`` -> the variable's value (None when only names are wanted)."""
-    if isinstance(value, str) and value.startswith(ENV_PREFIX):
-        if environ is None:
+class _UnsetVariables(Exception):
+    """An entry refers to ``os.environ/`` variables that are not set: only that entry is unusable
+    (never leaves this module: the entry is left out with a warning)."""
+
+    def __init__(self, where: str, model_name: str, variables: list[str]) -> None:
+        listed = ", ".join(variables)
+        plural = "s" if len(variables) > 1 else ""
+        self.message = f"{where} ({model_name}): environment variable{plural} {listed} not set"
+        super().__init__(self.message)
+        self.model_name = model_name
+
+
+class _Resolver:
+    """``os.environ/NAME`` -> the variable's value (None when only names are wanted);
+    unset variables are collected, so one entry reports all of them at once."""
+
+    def __init__(self, environ: Mapping[str, str] | None) -> None:
+        self.environ = environ
+        self.unset: list[str] = []
+
+    def __call__(self, value: Any) -> Any:
+        if not (isinstance(value, str) and value.startswith(ENV_PREFIX)):
+            return value
+        if self.environ is None:
             return None
         name = value[len(ENV_PREFIX) :]
-        if not environ.get(name):
-            raise ConfigurationError(f"{where}: environment variable {name} is not set")
-        return environ[name]
-    return value
+        if not self.environ.get(name):
+            if name not in self.unset:
+                self.unset.append(name)
+            return None
+        return self.environ[name]
 
 
 def _positive(value: Any, where: str) -> int | None:
@@ -80,6 +107,7 @@ def _deployment(
     if not isinstance(params, dict) or not isinstance(params.get("model"), str):
         raise ConfigurationError(f"{where} ({name}): litellm_params.model is required")
     raw = deployment_for(params["model"], {})
+    resolve = _Resolver(environ)
     provider_params = _provider_params()
     extras: dict[str, Any] = {}
     for key, value in params.items():
@@ -88,10 +116,10 @@ def _deployment(
         if key not in provider_params:
             warn(f"{where} ({name}): litellm_params.{key} is not used by rerank-runner; ignored")
             continue
-        resolved = _resolve(value, environ, f"{where}.litellm_params.{key}")
+        resolved = resolve(value)
         extras[key] = SecretStr(str(resolved)) if _secret(key) else resolved
-    api_key = _resolve(params.get("api_key"), environ, f"{where}.litellm_params.api_key")
-    api_base = _resolve(params.get("api_base"), environ, f"{where}.litellm_params.api_base")
+    api_key = resolve(params.get("api_key"))
+    api_base = resolve(params.get("api_base"))
     headers = params.get("headers") or {}
     if not isinstance(headers, dict):
         raise ConfigurationError(f"{where}.litellm_params.headers: must be a mapping")
@@ -101,6 +129,9 @@ def _deployment(
         tpm=_positive(params.get("tpm", entry.get("tpm", info.get("tpm"))), f"{where}.tpm"),
         max_concurrency=_positive(params.get("max_parallel_requests"), f"{where}.max_parallel_requests"),
     )
+    resolved_headers = {str(k): str(resolve(v)) for k, v in headers.items()}
+    if resolve.unset:
+        raise _UnsetVariables(where, name, resolve.unset)
     # what the entry leaves out comes from the provider's usual variables, as in LiteLLM
     env = credentials_from(environ).get(raw.provider, Credentials()) if environ is not None else Credentials()
     return Deployment(
@@ -112,7 +143,7 @@ def _deployment(
             api_base=str(api_base) if api_base else env.api_base,
             params={**env.params, **extras},
         ),
-        headers={str(k): str(_resolve(v, environ, f"{where}.headers.{k}")) for k, v in headers.items()},
+        headers=resolved_headers,
         limits=limits,
         name=f"{name}#{index}",
     )
@@ -142,17 +173,24 @@ def parse_model_list(
     if not isinstance(entries, list):
         raise ConfigurationError("model_list must be a list")
     deployments: dict[str, list[Deployment]] = {}
+    left_out: dict[str, list[str]] = {}
     for index, entry in enumerate(entries):
-        deployment = _deployment(index, entry, environ, warn)
+        try:
+            deployment = _deployment(index, entry, environ, warn)
+        except _UnsetVariables as exc:
+            warn(f"{exc.message}; this entry is unavailable")
+            left_out.setdefault(exc.model_name, []).append(exc.message)
+            continue
         deployments.setdefault(deployment.model, []).append(deployment)
+    unavailable = {name: "; ".join(reasons) for name, reasons in left_out.items() if name not in deployments}
     fallbacks = _fallbacks(document.get("router_settings"), warn)
     for source, targets in fallbacks.items():
         for name in [source, *targets]:
-            if name not in deployments:
+            if name not in deployments and name not in unavailable:
                 raise ConfigurationError(
                     f"router_settings.fallbacks names {name!r}, which is not in model_list"
                 )
-    return ModelList(deployments=deployments, fallbacks=fallbacks)
+    return ModelList(deployments=deployments, fallbacks=fallbacks, unavailable=unavailable)
 
 
 def load_model_list(

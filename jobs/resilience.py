@@ -8,7 +8,7 @@ arq's semantics and adds, around them:
 * connections that retry with bounded exponential backoff and ping idle sockets before use
   (:func:`resilient_redis_settings`, :data:`HEALTH_CHECK_SECONDS`);
 * a poll loop that, on a Redis error, waits for Redis with backoff (up to
-  ``RR_REDIS_OUTAGE_SECONDS``, then exits 1) and goes on;
+  ``RR_REDIS_OUTAGE_SECONDS``, then the process exits 4) and goes on;
 * a job whose bookkeeping around the function failed is handed back (its in-progress key
   deleted) once Redis answers, never left to the 310 s expiry;
 * jobs taken with their lease in one atomic step, and a background task that renews the

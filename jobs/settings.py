@@ -6,8 +6,9 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobs.model_list import ModelList, load_model_list
@@ -57,7 +58,7 @@ class RunnerSettings(BaseSettings):
     worker_ttl_seconds: float = Field(15.0, gt=0)
     """A worker whose heartbeat is this old is dead: its lines go back to the queue."""
     redis_outage_seconds: float = Field(300.0, gt=0)
-    """How long a worker waits for an unreachable Redis before it exits (status 1)."""
+    """How long a running worker waits for an unreachable Redis before it exits (status 4)."""
 
     @model_validator(mode="after")
     def _retries_fit_in_job(self) -> RunnerSettings:
@@ -97,6 +98,25 @@ class RunnerSettings(BaseSettings):
     @property
     def result_ttl_ms(self) -> int:
         return int(self.result_ttl_days * 86_400_000)
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message never repeats a value (a URL may hold a password)."""
+
+
+def load_settings(**overrides: Any) -> RunnerSettings:
+    """``RunnerSettings`` from the environment and CLI overrides; raises SettingsError with one
+    line naming each problem (pydantic's own message would echo inputs, the Redis URL included)."""
+    try:
+        return RunnerSettings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False, include_context=False):
+            field = str(error["loc"][0]) if error["loc"] else ""
+            name = field if field.isupper() else f"RR_{field.upper()}"  # REDIS_URL is set as is
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if field else message)
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
 
 
 def provider_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Credentials]:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from providers.adapters import local
 from providers.deployment import Credentials, Deployment, Limits
 from providers.dispatcher import Dispatcher
-from providers.errors import DeferredError, RerankError
+from providers.errors import ConfigurationError, DeferredError, RerankError
 from providers.registry import HTTP_ADAPTERS, LOCAL_PROVIDER, deployment_for
 from providers.types import RerankRequest, RerankResponse
 
@@ -29,6 +29,7 @@ class Reranker:
         fallbacks: Mapping[str, Sequence[str]] | None = None,
         *,
         raw_limits: Limits | None = None,
+        unavailable: Mapping[str, str] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.credentials = credentials
@@ -36,10 +37,14 @@ class Reranker:
         self.fallbacks = fallbacks or {}
         self.raw_limits = raw_limits or Limits()
         """Limits for raw ``provider/model`` names (a model list's entries carry their own)."""
+        self.unavailable = unavailable or {}
+        """Model list names with no usable entry (e.g. unset variables) -> why."""
 
     def candidates(self, model: str) -> list[Deployment]:
         if listed := self.model_list.get(model):
             return listed
+        if reason := self.unavailable.get(model):
+            raise ConfigurationError(f"model {model!r} is unavailable on this worker: {reason}")
         return [replace(deployment_for(model, self.credentials), limits=self.raw_limits)]
 
     async def rerank(self, model: str, request: RerankRequest) -> RerankResponse:

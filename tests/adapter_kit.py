@@ -7,8 +7,8 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -26,7 +26,7 @@ from providers.errors import (
     RateLimitedError,
     ServerError,
 )
-from providers.render import document_text
+from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest, RerankResponse
 
@@ -78,10 +78,13 @@ class FakeSleep:
 
 
 @asynccontextmanager
-async def transport_for(mock: Mock, max_attempts: int = 1) -> AsyncIterator[tuple[Dispatcher, FakeSleep]]:
+async def transport_for(
+    mock: Mock, max_attempts: int = 1, **policy: Any
+) -> AsyncIterator[tuple[Dispatcher, FakeSleep]]:
+    """A Dispatcher over ``mock``, and the fake sleep its retry policy (``policy``) records into."""
     sleep = FakeSleep()
     async with httpx.AsyncClient(transport=httpx.MockTransport(mock)) as client:
-        yield Dispatcher(client, RetryPolicy(max_attempts=max_attempts, sleep=sleep)), sleep
+        yield Dispatcher(client, RetryPolicy(max_attempts=max_attempts, sleep=sleep, **policy)), sleep
 
 
 async def rerank(
@@ -98,6 +101,22 @@ async def failure(
         with pytest.raises(ProviderError) as raised:
             await transport.rerank(adapter, d, r)
     return raised.value, sleep.waits
+
+
+def serving(start: Callable[[], AbstractContextManager[Any]]) -> Any:
+    """A fixture yielding a started local server: ``server = serving(lambda: XServer(...))``."""
+
+    @pytest.fixture
+    def server() -> Iterator[Any]:
+        with start() as running:
+            yield running
+
+    return server
+
+
+def reranker_for(client: httpx.AsyncClient, d: Deployment) -> Reranker:
+    """A Reranker over ``client`` (one attempt) knowing ``d``'s provider by its credentials."""
+    return Reranker(Dispatcher(client, RetryPolicy(max_attempts=1)), {d.provider: d.credentials})
 
 
 def http_date(seconds_from_now: float) -> str:
@@ -164,40 +183,3 @@ def e2e_env(**variables: str) -> dict[str, str]:
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
-
-
-def expected_results(line: Mapping[str, Any], score: Callable[[str, str], float]) -> list[dict[str, Any]]:
-    """A result record's ``results`` for ``line``, from a wire server's scoring of the text
-    each document is rendered to: best first (ties by index), cut to ``top_n``, with
-    ``document_id`` and (with ``return_documents``) the document passed through."""
-    docs = line["documents"]
-    texts = [document_text(d, line.get("rank_fields")) for d in docs]
-    order = sorted((-score(line["query"], text), i) for i, text in enumerate(texts))
-    expected = []
-    for negated, index in order[: line.get("top_n") or len(docs)]:
-        item: dict[str, Any] = {"index": index, "relevance_score": -negated}
-        if isinstance(docs[index], dict) and "id" in docs[index]:
-            item["document_id"] = docs[index]["id"]
-        if line.get("return_documents"):
-            item["document"] = docs[index]
-        expected.append(item)
-    return expected
-
-
-def e2e_lines(model: str, prefix: str = "line") -> list[dict[str, Any]]:
-    """Lines of every shape: strings with top_n; objects with ids, rank_fields,
-    return_documents and metadata; mixed objects and strings with null metadata."""
-    return [
-        {"id": f"{prefix}-0", "model": model, "query": "solar power plants", "top_n": 2,
-         "documents": ["coffee beans", "solar power plants", "wind farms", "solar panels"]},
-        {"id": f"{prefix}-1", "model": model, "query": "river delta", "rank_fields": ["title", "body"],
-         "return_documents": True, "metadata": {"source": "kb", "n": 1},
-         "documents": [
-             {"id": "d0", "title": "Mountains", "body": "peaks and valleys", "year": 2001},
-             {"id": "d1", "title": "River delta", "body": "where a river meets the sea"},
-             {"id": "d2", "title": "Deltas", "body": "river sediment"},
-         ]},
-        {"id": 7, "model": model, "query": "python redis queue", "metadata": None,
-         "documents": [{"text": "a redis queue in python"}, "python snakes",
-                       {"title": "queue", "text": "redis"}]},
-    ]  # fmt: skip

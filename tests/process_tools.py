@@ -32,9 +32,9 @@ from jobs.dataset import DatasetLine, parse_line
 from jobs.payload import line_payload
 from jobs.serializer import serialize
 from jobs.settings import DEFAULT_MODEL
-from tests.cohere_server import CohereServer, Recorded, Reply
-from tests.conftest import Workers
-from tests.support import ROOT, env_with, read_jsonl, run_script, wait_until
+from tests.servers.cohere import CohereServer
+from tests.support import ROOT, env_with, read_jsonl, run_script, start_worker, wait_until
+from tests.wire_server import Recorded, Reply
 
 # arq's INFO lines (worker.py --verbose), e.g.
 #   "  0.01s → big:q7:rerank_line({'batch': 'big', ...}) try=2 delayed=1.50s"
@@ -51,6 +51,33 @@ _FAILED = re.compile(rf"! (\S+):{keys.JOB_FUNCTION} failed, ")
 ENQUEUED = re.compile(
     r"enqueued (\d+) new lines in [\d.]+s; skipped (\d+) \((\d+) already queued, (\d+) already done\)"
 )
+
+
+class Workers:
+    """Starts ``python worker.py`` processes; stops whatever is left at teardown."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        process = start_worker(env, self.log_dir / f"worker-{len(self.processes)}.log")
+        self.processes.append(process)
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.log_dir.glob("worker-*.log")))
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @dataclass
@@ -117,27 +144,15 @@ class SlowCohereServer(CohereServer):
         super().__init__(api_key)
         self.delay = delay
 
-    def reply(self, record: Recorded, raw: bytes) -> Reply:
-        with contextlib.suppress(ValueError):
-            record.body = json.loads(raw)  # parsed before the wait, so in-flight requests are countable
-        time.sleep(self.delay)
-        return super().reply(record, raw)
+    def handle(self, record: Recorded) -> Reply:
+        time.sleep(self.delay)  # the body is parsed on arrival: in-flight requests are countable
+        return super().handle(record)
 
     def queries(self) -> Counter[str]:
         """How many requests arrived per query (in-flight ones included)."""
         with self._lock:
             bodies = [r.body for r in self.requests]
         return Counter(body["query"] for body in bodies if isinstance(body, dict))
-
-
-@contextlib.contextmanager
-def slow_cohere_server(api_key: str, delay: float) -> Iterator[SlowCohereServer]:
-    server = SlowCohereServer(api_key, delay)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class RedisProbe:
@@ -292,13 +307,19 @@ class LocalRun:
     """The embedded redis-server's pid, read from STATE/redis.json while the command ran."""
 
 
-def run_watching_state(script: str, *args: str, state_dir: Path, cwd: Path, timeout: float) -> LocalRun:
+def run_watching_state(
+    script: str, *args: str, state_dir: Path, cwd: Path, timeout: float, env: Mapping[str, str] | None = None
+) -> LocalRun:
     """Run a script with no Redis URL, reading ``STATE/redis.json`` while it runs."""
     info = state_dir / "redis.json"
     out_path, err_path = cwd / f".{script}.stdout", cwd / f".{script}.stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / script), *args], env=env_with({}), cwd=cwd, stdout=out, stderr=err
+            [sys.executable, str(ROOT / script), *args],
+            env=env_with(env or {}),
+            cwd=cwd,
+            stdout=out,
+            stderr=err,
         )
         pid: int | None = None
         try:

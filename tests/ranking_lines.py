@@ -21,7 +21,8 @@ def word(n: int) -> str:
 
 def lines_for(model: str, count: int) -> list[dict[str, Any]]:
     """Three shapes in turn: strings with ``top_n``; objects with ids, ``rank_fields``,
-    ``return_documents`` and metadata; objects (some without id) mixed with strings."""
+    ``return_documents`` and metadata; objects (some without id) mixed with strings, the line's
+    id an integer and its metadata every other time null."""
     lines: list[dict[str, Any]] = []
     for n in range(count):
         a, b, c = word(n), word(n * 7 + 3), word(n * 5 + 11)
@@ -41,7 +42,8 @@ def lines_for(model: str, count: int) -> list[dict[str, Any]]:
                 {"title": b, "text": c},
                 f"plain {a}",
             ]
-            line["metadata"] = {"shape": "mixed"}
+            line["id"] = n  # an integer id must come back as an integer
+            line["metadata"] = {"shape": "mixed"} if n % 2 == 0 else None
         lines.append(line)
     return lines
 
@@ -56,19 +58,25 @@ CHUNKED: dict[str, Any] = {
 }
 """Chunked client-side into 2-word windows: only the first document's third window has both words."""
 CHUNKED_SENT = ["w1 w2", "w3 w4", "alpha omega", "alpha beta"]
-CHUNKED_RESULTS = [{"index": 0, "relevance_score": 1.0}]
 
 
 def rendered(line: dict[str, Any]) -> list[str]:
     return [document_text(d, line.get("rank_fields")) for d in line["documents"]]
 
 
-def expected_results(line: dict[str, Any], texts: list[str]) -> list[dict[str, Any]]:
-    """The record's results when the server ranked ``texts`` for ``line``."""
+def unchanged(score: float) -> float:
+    return score
+
+
+def expected_results(
+    line: dict[str, Any], texts: list[str], score: Callable[[float], float] = unchanged
+) -> list[dict[str, Any]]:
+    """The record's results when the server ranked ``texts`` for ``line`` (``score``: the
+    server's score for a word-overlap fraction)."""
     documents = line["documents"]
     results = []
     for index, value in ranked(line["query"], texts, line.get("top_n")):
-        item: dict[str, Any] = {"index": index, "relevance_score": value}
+        item: dict[str, Any] = {"index": index, "relevance_score": score(value)}
         if isinstance(documents[index], dict) and "id" in documents[index]:
             item["document_id"] = documents[index]["id"]
         if line.get("return_documents"):
@@ -81,12 +89,13 @@ def check_records(
     lines: list[dict[str, Any]],
     results: list[dict[str, Any]],
     texts_of: Callable[[dict[str, Any]], list[str]] = rendered,
+    score: Callable[[float], float] = unchanged,
 ) -> None:
     """One record per line in dataset order, ranked as the server scored ``texts_of(line)``,
     with metadata passed through."""
     assert [r["id"] for r in results] == [line["id"] for line in lines]
     for line, record in zip(lines, results, strict=True):
         assert record["model"] == line["model"], line["id"]
-        assert record["results"] == expected_results(line, texts_of(line)), line["id"]
+        assert record["results"] == expected_results(line, texts_of(line), score), line["id"]
         assert record.get("metadata") == line.get("metadata"), line["id"]
         assert ("metadata" in record) == ("metadata" in line), line["id"]

@@ -1,10 +1,13 @@
 """A real HTTP server on 127.0.0.1 for speaking a provider's wire format in tests.
 
-Subclasses implement :meth:`WireServer.answer` (the provider's routes, auth and
-body checks, scoring); this base records every request, injects faults (per
-request with ``fail_next``, or for the first attempts at one query with
-``fail_query``) and adds a request-id header.  Scores come from :func:`score`, the
-fraction of the query's words found in a text, so every ranking is predictable.
+Every fake provider (``tests/servers/<provider>.py``) is a :class:`WireServer`: it implements
+:meth:`WireServer.answer` (the provider's routes, auth and body checks, scoring) and, when
+some answers must come before any injected fault, :meth:`WireServer.refuse`.  This base
+records every request (its JSON body parsed on arrival, so in-flight requests are
+countable), injects faults (per request with ``fail_next``, or for the first attempts at
+one query with ``fail_query``) and adds a request-id header.  Scores come from
+:func:`score`, the fraction of the query's words found in a text, so every ranking is
+predictable.
 """
 
 from __future__ import annotations
@@ -55,6 +58,16 @@ class Recorded:
     body: Any = None
     status: int = 0
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    response_id: str | None = None
+    """The ``id`` of the JSON object answered, when it has one."""
+
+
+def parsed(raw: bytes) -> Any:
+    """A request's JSON body, or None when it is empty or not JSON."""
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def words(text: str) -> set[str]:
@@ -73,6 +86,20 @@ def ranked(query: str, texts: list[str], top_n: int | None = None) -> list[tuple
     return [(i, -s) for s, i in order[: top_n or len(texts)]]
 
 
+def results(
+    query: str, texts: list[str], top_n: int | None = None, returned: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    """``[{index, relevance_score, document?}]`` best first and cut to ``top_n``: the result
+    shape most rerank APIs share (``returned[index]`` as each ``document``, when given)."""
+    found: list[dict[str, Any]] = []
+    for index, value in ranked(query, texts, top_n):
+        item: dict[str, Any] = {"index": index, "relevance_score": value}
+        if returned is not None:
+            item["document"] = returned[index]
+        found.append(item)
+    return found
+
+
 class WireServer:
     request_id_header = "x-request-id"
 
@@ -87,6 +114,10 @@ class WireServer:
     # -- what a provider's server defines -------------------------------------------------
     def answer(self, record: Recorded) -> Reply:
         raise NotImplementedError
+
+    def refuse(self, record: Recorded) -> Reply | None:
+        """An answer that comes before any injected fault (a wrong route or key, say), or None."""
+        return None
 
     def query_of(self, body: Any) -> str | None:
         """The query a request is about (for ``fail_query``)."""
@@ -121,8 +152,8 @@ class WireServer:
         return None
 
     def handle(self, record: Recorded) -> Reply:
-        with contextlib.suppress(ValueError):
-            record.body = json.loads(record.raw) if record.raw else None
+        if (refused := self.refuse(record)) is not None:
+            return refused
         fault = self._fault_for(record.body)
         if fault is not None:
             time.sleep(fault.delay)
@@ -172,10 +203,12 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
         app = cast(_HTTPServer, self.server).app
         headers = {name.lower(): value for name, value in self.headers.items()}
-        record = Recorded(self.command, self.path, headers, raw)
+        record = Recorded(self.command, self.path, headers, raw, parsed(raw))
         with app._lock:
             app.requests.append(record)
         record.status, extra, payload = app.handle(record)
+        if isinstance(payload, dict) and isinstance(payload.get("id"), str):
+            record.response_id = payload["id"]
         data = json.dumps(payload).encode()
         self.send_response(record.status)
         for name, value in {app.request_id_header: record.request_id, **extra}.items():

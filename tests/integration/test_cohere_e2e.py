@@ -12,18 +12,11 @@ from typing import Any
 import pytest
 
 from providers.render import document_text
-from tests.cohere_server import (
-    V2_FIELDS,
-    CohereServer,
-    Fault,
-    cohere_server,
-    rate_limited,
-    score,
-    unavailable,
-    v1_text,
-)
-from tests.conftest import Workers
-from tests.support import WORDS, read_jsonl, run_script, wait_until, write_dataset
+from tests.process_tools import Workers, export_batch
+from tests.ranking_lines import expected_results as ranked_as
+from tests.servers.cohere import V2_FIELDS, CohereServer, v1_text
+from tests.support import WORDS, run_script, wait_until, write_dataset
+from tests.wire_server import Fault, rate_limited, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +27,7 @@ FINISH_TIMEOUT = 120.0
 
 @pytest.fixture
 def server() -> Iterator[CohereServer]:
-    with cohere_server(KEY) as running:
+    with CohereServer(KEY) as running:
         yield running
 
 
@@ -90,17 +83,7 @@ def faults_for(n: int) -> list[Fault]:
 def expected_results(line: dict[str, Any], version: int) -> list[dict[str, Any]]:
     """What the result record must hold, recomputed from the wire server's scoring."""
     docs, fields = line["documents"], line.get("rank_fields")
-    texts = [document_text(d, fields) if version == 2 else v1_text(d, fields) for d in docs]
-    ranked = sorted((-score(line["query"], text), i) for i, text in enumerate(texts))
-    expected = []
-    for negated, index in ranked[: line.get("top_n") or len(docs)]:
-        item: dict[str, Any] = {"index": index, "relevance_score": -negated}
-        if isinstance(docs[index], dict) and "id" in docs[index]:
-            item["document_id"] = docs[index]["id"]
-        if line.get("return_documents"):
-            item["document"] = docs[index]
-        expected.append(item)
-    return expected
+    return ranked_as(line, [document_text(d, fields) if version == 2 else v1_text(d, fields) for d in docs])
 
 
 def worker_env(redis_url: str, base: str, key: str) -> dict[str, str]:
@@ -108,9 +91,9 @@ def worker_env(redis_url: str, base: str, key: str) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "COHERE_API_KEY": key,
         "COHERE_API_BASE": base,
-        "RR_JOB_TIMEOUT": "30",
-        "RR_HTTP_TIMEOUT": "5",
-        "RR_RETRY_MAX_SECONDS": "10",
+        "RR_JOB_TIMEOUT": "45",
+        "RR_HTTP_TIMEOUT": "15",  # generous: CI machines are noisy
+        "RR_RETRY_MAX_SECONDS": "20",
         "RR_SHUTDOWN_GRACE": "2",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
@@ -151,13 +134,8 @@ def run_batch(
         raise AssertionError(f"{exc}; last status {final}\nworker logs:\n{workers.logs()[-5000:]}") from exc
     assert all(p.poll() is None for p in workers.processes), workers.logs()[-5000:]
 
-    output, errors = tmp_path / f"{batch}.results.jsonl", tmp_path / f"{batch}.errors.jsonl"
-    exported = run_script(
-        "batch.py", "--redis-url", redis_url, "results", batch,
-        "--output", str(output), "--errors", str(errors), env={}, timeout=120,
-    )  # fmt: skip
-    assert exported.returncode == 0, exported.stdout + exported.stderr
-    return read_jsonl(output), read_jsonl(errors), final
+    results, errors, _ = export_batch(redis_url, batch, tmp_path)
+    return results, errors, final
 
 
 def test_cohere_batch_end_to_end_with_rate_limits(

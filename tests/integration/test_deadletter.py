@@ -1,5 +1,5 @@
 """Dead letters and deferral end to end: enqueue.py -> real ``python worker.py --burst`` ->
-the local Cohere wire server (tests/cohere_server.py) -> ``batch.py retry-failed``.
+the local Cohere wire server (tests/servers/cohere.py) -> ``batch.py retry-failed``.
 
 Lines that fail for good end as failure records and in the batch's dead-letter hash (which
 never expires); once the server is fixed, ``retry-failed`` (all, or by error code) queues them
@@ -23,9 +23,10 @@ from typing import Any, cast
 import pytest
 
 from jobs import keys
-from tests.cohere_server import CohereServer, Recorded, Reply, rate_limited
 from tests.process_tools import RedisProbe, export_batch
+from tests.servers.cohere import CohereServer
 from tests.support import ROOT, env_with, run_script, synthetic_lines, write_dataset
+from tests.wire_server import Recorded, Reply, rate_limited
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +43,8 @@ class BreakableServer(CohereServer):
         self.broken: dict[str, int] = {}
         self.arrivals: list[tuple[float, str]] = []
 
-    def reply(self, record: Recorded, raw: bytes) -> Reply:
-        query = str(json.loads(raw).get("query"))
+    def handle(self, record: Recorded) -> Reply:
+        query = str(self.query_of(record.body))
         with self._lock:
             self.arrivals.append((time.monotonic(), query))
             status = self.broken.get(query)
@@ -51,7 +52,7 @@ class BreakableServer(CohereServer):
             # 503s say "retry now" so the retries of a test run take no time
             headers = {"retry-after": "0"} if status == 503 else {}
             return status, headers, {"message": f"injected {status}"}
-        return super().reply(record, raw)
+        return super().handle(record)
 
     def count(self, query: str) -> int:
         with self._lock:
@@ -60,19 +61,8 @@ class BreakableServer(CohereServer):
 
 @pytest.fixture
 def server() -> Iterator[BreakableServer]:
-    running = BreakableServer(KEY)
-    running.start()
-    try:
+    with BreakableServer(KEY) as running:
         yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-def probe(redis_url: str) -> Iterator[RedisProbe]:
-    client = RedisProbe(redis_url)
-    yield client
-    client.close()
 
 
 def worker_env(redis_url: str, server: CohereServer, **overrides: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ processes, real redis-server, the Cohere wire server.
 * ``kill -9`` of a busy worker: its lines run again within the heartbeat bound (default
   settings), not after arq's ``RR_JOB_TIMEOUT + 10 s``; ``batch.py workers`` sees it stale;
 * a worker whose lines take many heartbeat TTLs is never run twice;
-* a worker whose Redis is gone for good exits 1 after ``RR_REDIS_OUTAGE_SECONDS``.
+* a worker whose Redis is gone for good exits 4 (Redis unavailable) after ``RR_REDIS_OUTAGE_SECONDS``.
 
 Every test checks that each id ended exactly once, with no ``internal`` record and nothing
 ``lost``; figures (drops, restarts, recovery seconds) are printed (``pytest -s``).
@@ -30,15 +30,15 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
+from jobs.connection import EXIT_REDIS_UNAVAILABLE
 from jobs.embedded import find_redis_server
 from jobs.settings import RunnerSettings
-from tests.conftest import Workers
 from tests.integration.test_workers import KEY, assert_exact, cohere_lines, enqueue
 from tests.process_tools import (
     RedisProbe,
     SlowCohereServer,
+    Workers,
     export_batch,
-    slow_cohere_server,
     start_verbose_worker,
     wait_for_finished,
 )
@@ -78,7 +78,7 @@ def patient_probe(url: str) -> RedisProbe:
 
 @pytest.fixture
 def server() -> Iterator[SlowCohereServer]:
-    with slow_cohere_server(KEY, delay=0.2) as running:
+    with SlowCohereServer(KEY, delay=0.2) as running:
         yield running
 
 
@@ -310,11 +310,12 @@ def test_a_worker_gives_up_after_the_outage_bound_with_one_clear_line(
     wait_until(lambda: len(workers_listing(restartable.url)) == 1, 60, "the worker to register")
     restartable.stop()
     stopped = time.monotonic()
-    assert worker.process.wait(timeout=outage + 60) == 1
+    assert worker.process.wait(timeout=outage + 60) == EXIT_REDIS_UNAVAILABLE
     waited = time.monotonic() - stopped
     log = worker.log_path.read_text()
     assert f"Redis unreachable for {outage:g}s" in log and "exiting" in log
     assert waited >= outage  # it did wait for Redis first
     print(
-        f"\nredis gone for good: the worker exited 1 after {waited:.1f}s (RR_REDIS_OUTAGE_SECONDS={outage:g})"
+        f"\nredis gone for good: the worker exited {EXIT_REDIS_UNAVAILABLE} after {waited:.1f}s "
+        f"(RR_REDIS_OUTAGE_SECONDS={outage:g})"
     )

@@ -10,7 +10,6 @@ correctness, not speed, on a possibly busy machine.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests.cohere_server import CohereServer, Recorded, Reply
-from tests.conftest import Workers
-from tests.process_tools import RedisProbe, VerboseWorker, start_verbose_worker
+from tests.process_tools import RedisProbe, VerboseWorker, Workers, start_verbose_worker
+from tests.servers.cohere import CohereServer
 from tests.support import run_script, synthetic_lines, wait_until, write_dataset
+from tests.wire_server import Recorded, Reply
 
 pytestmark = pytest.mark.integration
 
@@ -65,15 +64,15 @@ class RecordingServer(CohereServer):
         self.retry_after = "2"
         self._arrival_lock = threading.Lock()
 
-    def reply(self, record: Recorded, raw: bytes) -> Reply:
+    def handle(self, record: Recorded) -> Reply:
         with self._arrival_lock:
-            arrival = Arrival(time.monotonic(), str(json.loads(raw).get("query")))
+            arrival = Arrival(time.monotonic(), str(self.query_of(record.body)))
             self.arrivals.append(arrival)
             throttle = len(self.arrivals) == self.throttle_at
         if throttle:
             arrival.status = 429
             return 429, {"retry-after": self.retry_after}, {"message": "too many requests"}
-        status, headers, body = super().reply(record, raw)
+        status, headers, body = super().handle(record)
         arrival.status = status
         return status, headers, body
 
@@ -84,19 +83,8 @@ class RecordingServer(CohereServer):
 
 @pytest.fixture
 def server() -> Iterator[RecordingServer]:
-    running = RecordingServer(KEY)
-    running.start()
-    try:
+    with RecordingServer(KEY) as running:
         yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-def probe(redis_url: str) -> Iterator[RedisProbe]:
-    client = RedisProbe(redis_url)
-    yield client
-    client.close()
 
 
 def run_two_workers(

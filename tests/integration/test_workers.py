@@ -6,7 +6,7 @@ graceful SIGTERM (lines finish, or go back to the queue when they outlast
 RR_SHUTDOWN_GRACE), a bad file through the CLI, local mode with its embedded Redis, and
 cancel + resume of a running batch.
 
-Slow lines come from the Cohere wire server (tests/cohere_server.py) with a latency
+Slow lines come from the Cohere wire server (tests/servers/cohere.py) with a latency
 that the tests change while the batch runs.  Which lines each worker started, finished
 or handed back is read from its arq log (``worker.py --verbose``).
 """
@@ -26,11 +26,11 @@ import pytest
 
 from enqueue import default_batch_name
 from providers.registry import KNOWN_PROVIDERS
-from tests.conftest import Workers
 from tests.process_tools import (
     RedisProbe,
     SlowCohereServer,
     VerboseWorker,
+    Workers,
     batch_status,
     enqueued_counts,
     export_batch,
@@ -38,7 +38,6 @@ from tests.process_tools import (
     processes_mentioning,
     reaping,
     run_watching_state,
-    slow_cohere_server,
     start_verbose_worker,
     wait_for_finished,
 )
@@ -55,15 +54,8 @@ EXIT_MARGIN_SECONDS = 20.0
 
 @pytest.fixture
 def server() -> Iterator[SlowCohereServer]:
-    with slow_cohere_server(KEY, delay=0.3) as running:
+    with SlowCohereServer(KEY, delay=0.3) as running:
         yield running
-
-
-@pytest.fixture
-def probe(redis_url: str) -> Iterator[RedisProbe]:
-    client = RedisProbe(redis_url)
-    yield client
-    client.close()
 
 
 def cohere_lines(count: int) -> list[dict[str, Any]]:

@@ -83,11 +83,56 @@ def test_secrets_never_show_in_reprs() -> None:
     assert "co-key" not in repr(models) and "az-key" not in repr(models)
 
 
-def test_missing_environment_variable_is_named() -> None:
+def test_an_entry_with_an_unset_variable_is_left_out_with_a_warning() -> None:
+    models, warnings = parse(PROXY_CONFIG, {"COHERE_API_KEY": "x"})
+    assert (
+        "model_list[1] (my-reranker): environment variable AZURE_AI_API_KEY not set; "
+        + ("this entry is unavailable")
+        in warnings
+    )
+    assert [d.name for d in models.deployments["my-reranker"]] == ["my-reranker#0"]
+    assert models.unavailable == {}  # the name still has its Cohere deployment
+    assert models.names() == ["backup", "my-reranker"]
+
+
+async def test_a_name_whose_entries_all_lack_variables_is_unavailable_not_fatal() -> None:
+    text = """
+model_list:
+  - model_name: hf
+    litellm_params: {model: huggingface/BAAI/bge, api_key: os.environ/HF_TOKEN, api_base: os.environ/HF_BASE}
+  - model_name: co
+    litellm_params: {model: cohere/rerank-v3.5, api_key: os.environ/COHERE_API_KEY}
+router_settings:
+  fallbacks: [{"co": ["hf"]}]
+"""
+    models, warnings = parse(text, {"COHERE_API_KEY": "x"})
+    assert (
+        "model_list[0] (hf): environment variables HF_TOKEN, HF_BASE not set; this entry is unavailable"
+        in (warnings)
+    )
+    assert models.names() == ["co", "hf"]  # enqueue and workers agree on the names
+    assert models.unavailable == {"hf": "model_list[0] (hf): environment variables HF_TOKEN, HF_BASE not set"}
+    reranker = Reranker(
+        Dispatcher(None, RetryPolicy()),  # type: ignore[arg-type]
+        {},
+        models.deployments,
+        models.fallbacks,
+        unavailable=models.unavailable,
+    )
+    assert [d.name for d in reranker.candidates("co")] == ["co#1"]
     with pytest.raises(
-        ConfigurationError, match=r"model_list\[1\]\.litellm_params\.api_key: .*AZURE_AI_API_KEY"
-    ):
-        parse(PROXY_CONFIG, {"COHERE_API_KEY": "x"})
+        ConfigurationError, match=r"model 'hf' is unavailable on this worker: .*HF_TOKEN"
+    ) as err:
+        reranker.candidates("hf")
+    assert err.value.to_record()["code"] == "configuration"
+
+
+def test_an_unset_variable_does_not_hide_a_broken_entry() -> None:
+    text = (
+        "model_list: [{model_name: x, litellm_params: {model: cohere/x, api_key: os.environ/NOPE, rpm: 0}}]"
+    )
+    with pytest.raises(ConfigurationError, match=r"rpm: must be a positive"):
+        parse(text, {})
 
 
 def test_names_only_mode_needs_no_environment() -> None:

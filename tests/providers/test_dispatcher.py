@@ -1,11 +1,14 @@
 """The dispatcher plans a line once and builds each deployment's requests once, however many
-deployments and attempts the line takes; it holds the state lines share (token cache, warnings)."""
+deployments and attempts the line takes; it holds the state lines share (token cache, warnings);
+an answer its adapter cannot read is a bad response, a deployment that cannot send sends nothing.
+(The exchange and its errors: test_wire.py; retries: test_retry.py.)"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -17,10 +20,13 @@ from providers.adapter import Capabilities, HttpAdapter, WireRequest
 from providers.adapters import cohere
 from providers.deployment import Credentials, Deployment
 from providers.dispatcher import Candidate, Dispatcher
+from providers.errors import BadResponseError, ConfigurationError, ProviderError
 from providers.planner import Part
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest, RerankResponse
-from tests.adapter_kit import FakeSleep
+from tests.adapter_kit import FakeSleep, Mock, failure, transport_for
+from tests.cases.case import req
+from tests.cases.cohere import dep, ok
 
 REQUEST = RerankRequest(query="solar power", documents=["solar power plants", "coffee", "wind"])
 
@@ -115,3 +121,59 @@ async def test_an_unusable_deployment_is_logged_once_per_dispatcher(caplog: pyte
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         f"{keyless.label} cannot serve lines"
     ] * 2
+
+
+# --- answers an adapter cannot read, deployments that cannot send ----------------------------------
+
+
+async def fails(mock: Mock, request: RerankRequest | None = None) -> ProviderError:
+    exc, _ = await failure(cohere.ADAPTER, dep(), request or req(), mock)
+    return exc
+
+
+async def test_200_with_malformed_json_is_bad_response() -> None:
+    exc = await fails(Mock(httpx.Response(200, text='{"results": [', headers={"x-request-id": "r"})))
+    assert isinstance(exc, BadResponseError)
+    assert (exc.code, exc.status, exc.request_id, exc.body_excerpt) == (
+        "bad_response",
+        200,
+        "r",
+        '{"results": [',
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"id": "x", "results": [{"index": 2, "relevance_score": 0.5}]}, id="index-past-end"),
+        pytest.param({"id": "x", "results": [{"index": -1, "relevance_score": 0.5}]}, id="negative-index"),
+        pytest.param({"id": "x", "results": [{"relevance_score": 0.5}]}, id="no-index"),
+        pytest.param({"id": "x", "results": [{"index": 0, "relevance_score": None}]}, id="null-score"),
+        pytest.param({"id": "x", "results": [{"index": 0, "relevance_score": "high"}]}, id="text-score"),
+        pytest.param({"id": "x", "data": []}, id="no-results"),
+        pytest.param({"id": "x", "results": None}, id="null-results"),
+    ],
+)
+async def test_200_with_wrong_shape_is_bad_response(body: dict[str, Any]) -> None:
+    exc = await fails(Mock(httpx.Response(200, json=body)))
+    assert isinstance(exc, BadResponseError)
+    assert exc.status == 200
+    assert exc.body_excerpt == httpx.Response(200, json=body).text
+
+
+@pytest.mark.parametrize("text", ["[]", "null", '{"results": [], "meta": "v2"}'])
+async def test_200_with_non_object_json_is_bad_response(text: str) -> None:
+    exc = await fails(Mock(httpx.Response(200, text=text)))
+    assert isinstance(exc, BadResponseError)
+
+
+@pytest.mark.parametrize("key", [None, ""])
+async def test_missing_key_is_configuration_error_and_sends_nothing(key: str | None) -> None:
+    mock = Mock(ok())
+    async with transport_for(mock) as (transport, _):
+        with pytest.raises(ConfigurationError) as raised:
+            await transport.rerank(cohere.ADAPTER, dep(key=key), req())
+    assert "COHERE_API_KEY" in raised.value.message
+    assert "cohere/rerank-v3.5" in raised.value.message
+    assert (raised.value.code, raised.value.retryable) == ("configuration", False)
+    assert mock.requests == []

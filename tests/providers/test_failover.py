@@ -25,6 +25,7 @@ from providers.gate import GatePolicy, RedisGate
 from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest
+from tests.adapter_kit import FakeSleep
 from tests.fake_clock import Clock
 
 KEY = "failover-key"
@@ -73,24 +74,22 @@ def deployment(host: str, model: str = "my-reranker", *, index: int = 0, **limit
     )
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
 @dataclass
 class Rig:
     transport: Dispatcher
     gate: RedisGate
     clock: Clock
-    retry_sleeps: Sleeps
+    retry_sleeps: FakeSleep
 
     async def send(self, *deployments: Deployment) -> Any:
         candidates: list[Candidate] = [(cohere.ADAPTER, d) for d in deployments]
         return await self.transport.rerank_any(candidates, REQUEST)
+
+    def with_fallback(self, primary: Deployment, backup: Deployment) -> Reranker:
+        """A Reranker whose model ``primary`` falls back to ``backup`` (one deployment each)."""
+        return Reranker(
+            self.transport, {}, {"primary": [primary], "backup": [backup]}, {"primary": ["backup"]}
+        )
 
     async def wait_for(self, *deployments: Deployment) -> float:
         """How long the gate would hold a line for these deployments now (0.0: free; takes nothing)."""
@@ -107,7 +106,7 @@ class Rig:
 async def rig(
     redis: Redis, hosts: Mapping[str, Host], max_attempts: int = 4, **policy: Any
 ) -> AsyncIterator[Rig]:
-    clock, sleeps = Clock(), Sleeps()
+    clock, sleeps = Clock(), FakeSleep()
     mounts = {f"https://{name}": httpx.MockTransport(host) for name, host in hosts.items()}
     gate = RedisGate(redis, keys.limiter, GatePolicy(**policy), sleep=clock.sleep, now_ms=clock)
     async with httpx.AsyncClient(mounts=mounts) as client:
@@ -271,12 +270,7 @@ async def test_a_line_falls_back_to_the_next_model_after_the_primary_retries_fai
     primary = deployment("primary.example", "primary")
     backup = deployment("backup.example", "backup")
     async with rig(redis, {"primary.example": primary_host, "backup.example": backup_host}, 3) as r:
-        reranker = Reranker(
-            r.transport,
-            credentials={},
-            model_list={"primary": [primary], "backup": [backup]},
-            fallbacks={"primary": ["backup"]},
-        )
+        reranker = r.with_fallback(primary, backup)
         response = await reranker.rerank("primary", REQUEST)
         assert response.fallback_from == "primary"
         assert response.deployment == backup.label
@@ -294,12 +288,7 @@ async def test_a_permanent_error_also_falls_back(redis: Redis) -> None:
     primary = deployment("primary.example", "primary")
     backup = deployment("backup.example", "backup")
     async with rig(redis, {"primary.example": primary_host, "backup.example": backup_host}) as r:
-        reranker = Reranker(
-            r.transport,
-            {},
-            {"primary": [primary], "backup": [backup]},
-            {"primary": ["backup"]},
-        )
+        reranker = r.with_fallback(primary, backup)
         response = await reranker.rerank("primary", REQUEST)
         assert (response.fallback_from, len(primary_host.requests)) == ("primary", 1)
 
@@ -309,12 +298,7 @@ async def test_when_the_last_fallback_fails_its_error_is_raised(redis: Redis) ->
     primary = deployment("primary.example", "primary")
     backup = deployment("backup.example", "backup")
     async with rig(redis, {"primary.example": primary_host, "backup.example": backup_host}, 2) as r:
-        reranker = Reranker(
-            r.transport,
-            {},
-            {"primary": [primary], "backup": [backup]},
-            {"primary": ["backup"]},
-        )
+        reranker = r.with_fallback(primary, backup)
         with pytest.raises(RateLimitedError):
             await reranker.rerank("primary", REQUEST)
         assert (len(primary_host.requests), len(backup_host.requests)) == (2, 2)
@@ -327,12 +311,7 @@ async def test_a_deferred_line_is_neither_retried_nor_sent_to_a_fallback(redis: 
     async with rig(
         redis, {"primary.example": primary_host, "backup.example": backup_host}, defer_after=0.4
     ) as r:
-        reranker = Reranker(
-            r.transport,
-            {},
-            {"primary": [primary], "backup": [backup]},
-            {"primary": ["backup"]},
-        )
+        reranker = r.with_fallback(primary, backup)
         await reranker.rerank("primary", REQUEST)
         with pytest.raises(DeferredError) as raised:
             await reranker.rerank("primary", REQUEST)
@@ -346,12 +325,7 @@ async def test_a_deferred_line_from_a_cool_down_is_not_sent_to_a_fallback(redis:
     primary = deployment("primary.example", "primary")
     backup = deployment("backup.example", "backup")
     async with rig(redis, {"primary.example": primary_host, "backup.example": backup_host}) as r:
-        reranker = Reranker(
-            r.transport,
-            {},
-            {"primary": [primary], "backup": [backup]},
-            {"primary": ["backup"]},
-        )
+        reranker = r.with_fallback(primary, backup)
         with pytest.raises(DeferredError) as raised:
             await reranker.rerank("primary", REQUEST)
         assert raised.value.delay == pytest.approx(60.0)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
+from tests.servers.rules import first_problem, known_fields, listed
 from tests.wire_server import Recorded, Reply, WireServer, ranked
 
 AUTHORIZATION = re.compile(
@@ -81,12 +81,7 @@ def _source_problem(at: str, source: Any) -> str | None:
     )
 
 
-def problem(body: Any) -> str | None:
-    """The ValidationException message for a body, or None."""
-    if not isinstance(body, dict):
-        return "Start of structure or map found where not expected."
-    if unknown := sorted(set(body) - {"queries", "rerankingConfiguration", "sources", "nextToken"}):
-        return f"Unknown member '{unknown[0]}' in RerankRequest"
+def _query_problem(body: dict[str, Any]) -> str | None:
     queries = body.get("queries")
     if not isinstance(queries, list) or len(queries) != 1:
         return "Value at 'queries' failed to satisfy constraint: Member must have length equal to 1"
@@ -96,6 +91,10 @@ def problem(body: Any) -> str | None:
     shape_ok = isinstance(query, dict) and set(query) == {"type", "textQuery"} and query["type"] == "TEXT"
     if not shape_ok or not isinstance(text, str) or not text:
         return "Value at 'queries.1.member' failed to satisfy constraint: a TEXT query with textQuery.text"
+    return None
+
+
+def _configuration_problem(body: dict[str, Any]) -> str | None:
     config = body.get("rerankingConfiguration")
     if not isinstance(config, dict) or config.get("type") != "BEDROCK_RERANKING_MODEL":
         return (
@@ -106,18 +105,50 @@ def problem(body: Any) -> str | None:
         return "Value at 'rerankingConfiguration' failed to satisfy constraint: bedrockRerankingConfiguration"
     if set(bedrock) - {"modelConfiguration", "numberOfResults"}:
         return "Unknown member in BedrockRerankingConfiguration"
+    return _model_problem(bedrock) or _count_problem(bedrock)
+
+
+def _model_problem(bedrock: dict[str, Any]) -> str | None:
     model = bedrock.get("modelConfiguration")
     if not isinstance(model, dict) or set(model) - {"modelArn", "additionalModelRequestFields"}:
         return "Value at 'modelConfiguration' failed to satisfy constraint: Member must not be null"
     if not isinstance(model.get("modelArn"), str) or not MODEL_ARN.fullmatch(model["modelArn"]):
         return f"Value '{model.get('modelArn')}' at 'modelArn' failed to satisfy constraint: pattern"
+    return None
+
+
+def _count_problem(bedrock: dict[str, Any]) -> str | None:
     count = bedrock.get("numberOfResults")
     if count is not None and (type(count) is not int or not 1 <= count <= MAX_SOURCES):
         return f"Value '{count}' at 'numberOfResults' failed to satisfy constraint: range 1-1000"
-    sources = body.get("sources")
-    if not isinstance(sources, list) or not 1 <= len(sources) <= MAX_SOURCES:
-        return "Value at 'sources' failed to satisfy constraint: Member must have length between 1 and 1000"
+    return None
+
+
+def _sources_problem(body: dict[str, Any]) -> str | None:
+    sources = body["sources"]
     return next((p for i, s in enumerate(sources) if (p := _source_problem(f"sources.{i + 1}", s))), None)
+
+
+RULES = (
+    known_fields(
+        {"queries", "rerankingConfiguration", "sources", "nextToken"},
+        "Unknown member '{name}' in RerankRequest",
+    ),
+    _query_problem,
+    _configuration_problem,
+    listed(
+        "sources",
+        "Value at 'sources' failed to satisfy constraint: Member must have length between 1 and 1000",
+        1,
+        MAX_SOURCES,
+    ),
+    _sources_problem,
+)
+
+
+def problem(body: Any) -> str | None:
+    """The ValidationException message for a body, or None."""
+    return first_problem(body, "Start of structure or map found where not expected.", RULES)
 
 
 class BedrockServer(WireServer):
@@ -195,9 +226,3 @@ class BedrockServer(WireServer):
             return str(body["queries"][0]["textQuery"]["text"])
         except (KeyError, IndexError, TypeError):
             return None
-
-
-@contextmanager
-def bedrock_server(**credentials: Any) -> Iterator[BedrockServer]:
-    with BedrockServer(**credentials) as server:
-        yield server

@@ -9,11 +9,11 @@ message, request_id}`` (``InvalidApiKey``, ``InvalidParameter``, ``Throttling.Ra
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
-from tests.wire_server import Recorded, Reply, WireServer, ranked, words
+from tests.servers.rules import counts, each, first_problem, known_fields, listed, text
+from tests.wire_server import Recorded, Reply, WireServer, results, words
 
 ROUTE = "/compatible-api/v1/reranks"
 FIELDS = {"model", "query", "documents", "top_n", "return_documents", "instruct"}
@@ -26,25 +26,18 @@ CODES = {
     500: "InternalError",
     503: "ServiceUnavailable",
 }
+RULES = (
+    known_fields(FIELDS, "Unrecognized parameter: {name}"),
+    text("query", "Required parameter 'query' missing or empty."),
+    listed("documents", f"Range of documents should be [1, {MAX_DOCUMENTS}]", 1, MAX_DOCUMENTS),
+    each("documents", "documents should be a list of strings"),
+    counts(("top_n",), "top_n should be a positive integer"),
+)
 
 
 def check(body: Any) -> str | None:
     """DashScope's InvalidParameter message for a body, or None."""
-    if not isinstance(body, dict):
-        return "The request body is not valid JSON."
-    if unknown := sorted(set(body) - FIELDS):
-        return f"Unrecognized parameter: {unknown[0]}"
-    if not isinstance(body.get("query"), str) or not body["query"]:
-        return "Required parameter 'query' missing or empty."
-    documents = body.get("documents")
-    if not isinstance(documents, list) or not 1 <= len(documents) <= MAX_DOCUMENTS:
-        return f"Range of documents should be [1, {MAX_DOCUMENTS}]"
-    if not all(isinstance(d, str) for d in documents):
-        return "documents should be a list of strings"
-    top_n = body.get("top_n")
-    if top_n is not None and (type(top_n) is not int or top_n < 1):
-        return "top_n should be a positive integer"
-    return None
+    return first_problem(body, "The request body is not valid JSON.", RULES)
 
 
 class DashScopeServer(WireServer):
@@ -74,12 +67,7 @@ class DashScopeServer(WireServer):
         if body.get("model") not in self.models:
             return self._error(record, 400, "Model not exist.")
         query, documents = body["query"], body["documents"]
-        results: list[dict[str, Any]] = []
-        for index, value in ranked(query, documents, body.get("top_n")):
-            result: dict[str, Any] = {"index": index, "relevance_score": value}
-            if body.get("return_documents"):
-                result["document"] = {"text": documents[index]}
-            results.append(result)
+        returned = [{"text": d} for d in documents] if body.get("return_documents") else None
         tokens = sum(len(words(query)) + len(words(d)) for d in documents)
         return (
             200,
@@ -88,15 +76,7 @@ class DashScopeServer(WireServer):
                 "id": record.request_id,
                 "object": "list",
                 "model": body["model"],
-                "results": results,
+                "results": results(query, documents, body.get("top_n"), returned),
                 "usage": {"total_tokens": tokens},
             },
         )
-
-
-@contextmanager
-def dashscope_server(
-    api_key: str = "sk-test-dashscope", models: Iterable[str] = ("qwen3-rerank",)
-) -> Iterator[DashScopeServer]:
-    with DashScopeServer(api_key, models) as server:
-        yield server

@@ -9,8 +9,6 @@ scores in **input order** (neither sorted nor cut).  Errors use DeepInfra's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from tests.wire_server import Recorded, Reply, WireServer, score
@@ -47,6 +45,10 @@ class DeepInfraServer(WireServer):
     def error_body(self, status: int, message: str) -> Any:
         return {"detail": {"error": message}}
 
+    def query_of(self, body: Any) -> str | None:
+        queries = body.get("queries") if isinstance(body, dict) else None
+        return str(queries[0]) if isinstance(queries, list) and queries else None
+
     def answer(self, record: Recorded) -> Reply:
         path = record.path.split("?")[0]
         if record.method != "POST" or not path.startswith(PREFIX):
@@ -77,11 +79,3 @@ class DeepInfraServer(WireServer):
                 "inference_status": status,
             },
         )
-
-
-@contextmanager
-def deepinfra_server(
-    api_key: str = "test-deepinfra-key", models: frozenset[str] = frozenset()
-) -> Iterator[DeepInfraServer]:
-    with DeepInfraServer(api_key, models) as server:
-        yield server

@@ -10,11 +10,10 @@ relevance_score, document?}], usage: {prompt_tokens, total_tokens}}`` sorted and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from tests.wire_server import Recorded, Reply, WireServer, ranked
+from tests.servers.rules import counts, each, first_problem, flags, known_fields, listed, text
+from tests.wire_server import Recorded, Reply, WireServer, results
 
 FIELDS = {"model", "query", "documents", "top_n", "return_documents"}
 ERROR_TYPES = {
@@ -23,24 +22,19 @@ ERROR_TYPES = {
     404: "not_found",
     429: "rate_limit_exceeded",
 }
+RULES = (
+    known_fields(FIELDS, "Extra inputs are not permitted: {name}"),
+    text("query", "query: must be a non-empty string"),
+    listed("documents", "documents: must be a non-empty list of strings"),
+    each("documents", "documents: must be a non-empty list of strings"),
+    counts(("top_n",), "top_n: must be a positive integer", null=False),
+    flags(("return_documents",), "return_documents: must be a boolean"),
+)
 
 
 def check(body: Any) -> str | None:
-    if not isinstance(body, dict):
-        return "request body must be a JSON object"
-    if unknown := sorted(set(body) - FIELDS):
-        return f"Extra inputs are not permitted: {unknown[0]}"
-    if not isinstance(body.get("query"), str) or not body["query"]:
-        return "query: must be a non-empty string"
-    documents = body.get("documents")
-    if not isinstance(documents, list) or not documents or not all(isinstance(d, str) for d in documents):
-        return "documents: must be a non-empty list of strings"
-    top_n = body.get("top_n", 1)
-    if type(top_n) is not int or top_n < 1:
-        return "top_n: must be a positive integer"
-    if not isinstance(body.get("return_documents", False), bool):
-        return "return_documents: must be a boolean"
-    return None
+    """Fireworks' 400 message for a body, or None."""
+    return first_problem(body, "request body must be a JSON object", RULES)
 
 
 class FireworksServer(WireServer):
@@ -76,20 +70,9 @@ class FireworksServer(WireServer):
                 404, f"Model not found, inaccessible, and/or not deployed: {body.get('model')}"
             )
         query, documents = body["query"], body["documents"]
-        data: list[dict[str, Any]] = []
-        for index, value in ranked(query, documents, body.get("top_n")):
-            item: dict[str, Any] = {"index": index, "relevance_score": value}
-            if body.get("return_documents"):
-                item["document"] = documents[index]
-            data.append(item)
+        data = results(
+            query, documents, body.get("top_n"), documents if body.get("return_documents") else None
+        )
         tokens = sum(len(query.split()) + len(d.split()) for d in documents)
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return 200, {}, {"object": "list", "model": body["model"], "data": data, "usage": usage}
-
-
-@contextmanager
-def fireworks_server(
-    api_key: str = "test-fireworks-key", model: str = "fireworks/qwen3-reranker-8b"
-) -> Iterator[FireworksServer]:
-    with FireworksServer(api_key, model) as server:
-        yield server

@@ -12,10 +12,9 @@ relevance_score}]}`` sorted by score and cut to ``top_n``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from tests.servers.rules import each, first_problem, string, unless
 from tests.wire_server import Recorded, Reply, WireServer, ranked
 
 ROUTES = ("/rerank", "/v1/rerank", "/v2/rerank")
@@ -24,20 +23,16 @@ FIELDS = {
     "priority", "softmax", "activation", "use_activation",
 }  # fmt: skip
 ERROR_TYPES = {400: "BadRequestError", 404: "NotFoundError", 429: "TooManyRequests"}
+RULES = (
+    string("query", "query: Input should be a valid string"),
+    each("documents", "documents: Input should be a valid list of strings"),
+    unless(lambda body: type(body.get("top_n", 0)) is not int, "top_n: Input should be a valid integer"),
+)
 
 
 def check(body: Any) -> str | None:
     """vLLM's 400 message for a body its schema rejects, or None."""
-    if not isinstance(body, dict):
-        return "Input should be a valid dictionary"
-    if not isinstance(body.get("query"), str):
-        return "query: Input should be a valid string"
-    documents = body.get("documents")
-    if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
-        return "documents: Input should be a valid list of strings"
-    if type(body.get("top_n", 0)) is not int:
-        return "top_n: Input should be a valid integer"
-    return None
+    return first_problem(body, "Input should be a valid dictionary", RULES)
 
 
 class VllmServer(WireServer):
@@ -82,9 +77,3 @@ class VllmServer(WireServer):
             {},
             {"id": f"rerank-{record.request_id}", "model": self.model, "usage": usage, "results": results},
         )
-
-
-@contextmanager
-def vllm_server(model: str = "BAAI/bge-reranker-v2-m3", api_key: str | None = None) -> Iterator[VllmServer]:
-    with VllmServer(model, api_key) as server:
-        yield server

@@ -13,8 +13,6 @@ all with TEI's ``{error, error_type}`` envelope.  The answer is a bare JSON list
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from tests.wire_server import Recorded, Reply, WireServer, ranked
@@ -102,9 +100,3 @@ class TeiServer(WireServer):
             "x-compute-tokens": str(sum(min(n, CONTEXT_WORDS) for n in lengths)),
         }
         return 200, headers, ranks
-
-
-@contextmanager
-def tei_server(api_key: str | None = None, max_client_batch_size: int = 32) -> Iterator[TeiServer]:
-    with TeiServer(api_key, max_client_batch_size) as server:
-        yield server

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
-from tests.wire_server import Recorded, Reply, WireServer, ranked, words
+from tests.wire_server import Recorded, Reply, WireServer, results, words
 
 MAX_DOCUMENTS = 2048
 
@@ -72,30 +71,17 @@ class InfinityServer(WireServer):
         if model not in self.models:
             return 400, {}, self.error_body(400, f"Invalid model: model {model} not found")
         query, documents = body["query"], body["documents"]
-        results: list[dict[str, Any]] = []
-        for index, value in ranked(query, documents, body.get("top_n")):
-            result: dict[str, Any] = {"relevance_score": value, "index": index}
-            if body.get("return_documents"):
-                result["document"] = documents[index]
-            results.append(result)
+        returned = documents if body.get("return_documents") else None
         tokens = sum(len(words(query)) + len(words(d)) for d in documents)
         return (
             200,
             {},
             {
                 "object": "rerank",
-                "results": results,
+                "results": results(query, documents, body.get("top_n"), returned),
                 "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
                 "id": f"infinity-{uuid.uuid4()}",
                 "created": int(time.time()),
             },
         )
-
-
-@contextmanager
-def infinity_server(
-    api_key: str | None = None, models: Iterable[str] = ("test/reranker",), url_prefix: str = ""
-) -> Iterator[InfinityServer]:
-    with InfinityServer(api_key, models, url_prefix) as server:
-        yield server

@@ -9,13 +9,17 @@ relevance_score, document?: {text}}]}`` best first.  Errors are ``{"detail": "[R
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
-from tests.wire_server import Recorded, Reply, WireServer, ranked, words
+from tests.servers.rules import counts, each, first_problem, known_fields, listed, string, text
+from tests.wire_server import Recorded, Reply, WireServer, results, words
 
 FIELDS = {"model", "query", "documents", "top_n", "return_documents"}
+
+
+def _is_text(document: Any) -> bool:
+    return _text(document) is not None
 
 
 def _text(document: Any) -> str | None:
@@ -26,25 +30,19 @@ def _text(document: Any) -> str | None:
     return None
 
 
+RULES = (
+    known_fields(FIELDS, "Extra inputs are not permitted: {name}"),
+    string("model", "model: Field required"),
+    text("query", "query: Field required"),
+    listed("documents", "documents: List should have at least 1 item"),
+    each("documents", "documents: each must be a string or a {text} or {image} object", _is_text),
+    counts(("top_n",), "top_n: Input should be greater than 0"),
+)
+
+
 def check(body: Any) -> str | None:
     """Jina's 422 message for a body, or None."""
-    if not isinstance(body, dict):
-        return "Input should be a valid dictionary"
-    if unknown := sorted(set(body) - FIELDS):
-        return f"Extra inputs are not permitted: {unknown[0]}"
-    if not isinstance(body.get("model"), str):
-        return "model: Field required"
-    if not isinstance(body.get("query"), str) or not body["query"]:
-        return "query: Field required"
-    documents = body.get("documents")
-    if not isinstance(documents, list) or not documents:
-        return "documents: List should have at least 1 item"
-    if any(_text(d) is None for d in documents):
-        return "documents: each must be a string or a {text} or {image} object"
-    top_n = body.get("top_n")
-    if top_n is not None and (type(top_n) is not int or top_n < 1):
-        return "top_n: Input should be greater than 0"
-    return None
+    return first_problem(body, "Input should be a valid dictionary", RULES)
 
 
 class JinaServer(WireServer):
@@ -73,19 +71,7 @@ class JinaServer(WireServer):
             return self._error(400, f"Model {body['model']} is not available")
         query = body["query"]
         texts = [str(_text(d)) for d in body["documents"]]
-        results: list[dict[str, Any]] = []
-        for index, value in ranked(query, texts, body.get("top_n")):
-            result: dict[str, Any] = {"index": index, "relevance_score": value}
-            if body.get("return_documents"):
-                result["document"] = {"text": texts[index]}
-            results.append(result)
+        returned = [{"text": t} for t in texts] if body.get("return_documents") else None
+        ranking = results(query, texts, body.get("top_n"), returned)
         tokens = sum(len(words(query)) + len(words(t)) for t in texts)
-        return 200, {}, {"model": body["model"], "usage": {"total_tokens": tokens}, "results": results}
-
-
-@contextmanager
-def jina_server(
-    api_key: str = "jina_test_key", models: Iterable[str] = ("jina-reranker-test",)
-) -> Iterator[JinaServer]:
-    with JinaServer(api_key, models) as server:
-        yield server
+        return 200, {}, {"model": body["model"], "usage": {"total_tokens": tokens}, "results": ranking}

@@ -11,11 +11,11 @@ Auth is ``Authorization: Bearer <master key>``.  Answers are LiteLLM's ``RerankR
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
-from tests.wire_server import Recorded, Reply, WireServer, ranked
+from tests.servers.rules import counts, each, first_problem, listed, text, unless
+from tests.wire_server import Recorded, Reply, WireServer, results
 
 ROUTES = {"/rerank", "/v1/rerank", "/v2/rerank"}
 TYPES = {400: "invalid_request_error", 401: "auth_error", 429: "throttling_error"}
@@ -25,22 +25,21 @@ AUTH_MESSAGE = (
 )
 
 
+BACKEND_RULES = (
+    unless(
+        lambda body: "rank_fields" in body,
+        "invalid request: unknown field: parameter rank_fields is not a valid field",
+    ),
+    text("query", "invalid request: query must be a non-empty string", strip=True),
+    listed("documents", "invalid request: documents must be a list of 1 to 10000 items", 1, 10_000),
+    each("documents", "invalid request: documents must be a list of strings"),
+    counts(("top_n", "max_tokens_per_doc"), "invalid request: {name} must be a positive integer"),
+)
+
+
 def backend_problem(body: dict[str, Any]) -> str | None:
     """The Cohere v2 backend's 400 message for a body, or None."""
-    if "rank_fields" in body:
-        return "invalid request: unknown field: parameter rank_fields is not a valid field"
-    if not isinstance(body.get("query"), str) or not body["query"].strip():
-        return "invalid request: query must be a non-empty string"
-    documents = body.get("documents")
-    if not isinstance(documents, list) or not 1 <= len(documents) <= 10_000:
-        return "invalid request: documents must be a list of 1 to 10000 items"
-    if not all(isinstance(d, str) for d in documents):
-        return "invalid request: documents must be a list of strings"
-    for name in ("top_n", "max_tokens_per_doc"):
-        value = body.get(name)
-        if value is not None and (type(value) is not int or value < 1):
-            return f"invalid request: {name} must be a positive integer"
-    return None
+    return first_problem(body, "invalid request: body must be a JSON object", BACKEND_RULES)
 
 
 class LiteLLMProxyServer(WireServer):
@@ -81,14 +80,6 @@ class LiteLLMProxyServer(WireServer):
             )
         if problem := backend_problem(body):
             return self._error(400, f"litellm.BadRequestError: CohereException - {problem}")
-        results = [{"index": i, "relevance_score": s} for i, s in ranked(body["query"], body["documents"])]
+        ranking = results(body["query"], body["documents"], body.get("top_n"))
         meta = {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}}
-        return 200, {}, {"id": str(uuid.uuid4()), "results": results[: body.get("top_n")], "meta": meta}
-
-
-@contextmanager
-def litellm_proxy_server(
-    master_key: str = "sk-test-master", models: Iterable[str] = ("my-reranker",)
-) -> Iterator[LiteLLMProxyServer]:
-    with LiteLLMProxyServer(master_key, models) as server:
-        yield server
+        return 200, {}, {"id": str(uuid.uuid4()), "results": ranking, "meta": meta}

@@ -12,10 +12,9 @@ negative like a real cross-encoder's.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from tests.servers.rules import each, first_problem, known_fields, listed, one_of, text, unless
 from tests.wire_server import Recorded, Reply, WireServer, ranked
 
 RETRIEVAL = re.compile(r"^/v1/retrieval/(?P<model>.+)/reranking$")
@@ -30,30 +29,31 @@ def logit(score: float) -> float:
     return round(8.0 * score - 4.0, 6)
 
 
+def _has_text(item: Any) -> bool:
+    return _text_of(item) is not None
+
+
 def _text_of(item: Any) -> str | None:
     if isinstance(item, dict) and set(item) == {"text"} and isinstance(item["text"], str) and item["text"]:
         return str(item["text"])
     return None
 
 
+RULES = (
+    known_fields(FIELDS, "Extra inputs are not permitted: {name}"),
+    text("model", "model: field required"),
+    unless(
+        lambda body: _text_of(body.get("query")) is None, "query: must be an object with a non-empty text"
+    ),
+    listed("passages", f"passages: must hold 1 to {MAX_PASSAGES} items", 1, MAX_PASSAGES),
+    each("passages", "passages: each must be an object with a non-empty text", _has_text),
+    one_of("truncate", ("NONE", "END"), "truncate: must be one of NONE, END", default="NONE"),
+)
+
+
 def check(body: Any) -> str | None:
     """The 422 detail for a body the NIM schema rejects, or None."""
-    if not isinstance(body, dict):
-        return "body must be a JSON object"
-    if unknown := sorted(set(body) - FIELDS):
-        return f"Extra inputs are not permitted: {unknown[0]}"
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return "model: field required"
-    if _text_of(body.get("query")) is None:
-        return "query: must be an object with a non-empty text"
-    passages = body.get("passages")
-    if not isinstance(passages, list) or not 1 <= len(passages) <= MAX_PASSAGES:
-        return f"passages: must hold 1 to {MAX_PASSAGES} items"
-    if any(_text_of(p) is None for p in passages):
-        return "passages: each must be an object with a non-empty text"
-    if body.get("truncate", "NONE") not in ("NONE", "END"):
-        return "truncate: must be one of NONE, END"
-    return None
+    return first_problem(body, "body must be a JSON object", RULES)
 
 
 class NimServer(WireServer):
@@ -72,6 +72,10 @@ class NimServer(WireServer):
             "title": TITLES.get(status, "Error"),
             "detail": message,
         }
+
+    def query_of(self, body: Any) -> str | None:
+        query = body.get("query") if isinstance(body, dict) else None
+        return _text_of(query)
 
     def _error(self, status: int, message: str) -> Reply:
         return status, {}, self.error_body(status, message)
@@ -101,11 +105,3 @@ class NimServer(WireServer):
         tokens = sum(len(query.split()) + len(t.split()) for t in texts)
         rankings = [{"index": i, "logit": logit(s)} for i, s in ranked(query, texts)]
         return 200, {}, {"rankings": rankings, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-
-
-@contextmanager
-def nim_server(
-    api_key: str | None = "test-nim-key", gone: frozenset[str] = frozenset()
-) -> Iterator[NimServer]:
-    with NimServer(api_key, gone) as server:
-        yield server

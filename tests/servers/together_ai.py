@@ -11,33 +11,29 @@ completion_tokens, total_tokens}}``; errors use Together's ``{"error": {"message
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
-from tests.wire_server import Recorded, Reply, WireServer, ranked, words
+from tests.servers.rules import counts, first_problem, known_fields, listed, text, unless
+from tests.wire_server import Recorded, Reply, WireServer, results, words
 
 FIELDS = {"model", "query", "documents", "top_n", "return_documents", "rank_fields"}
 CODES = {401: "invalid_api_key", 404: "model_not_available", 429: "rate_limit_exceeded"}
+RULES = (
+    known_fields(FIELDS, "Unrecognized request argument supplied: {name}"),
+    text("query", "query: must be a non-empty string"),
+    listed("documents", "documents: must be a non-empty list"),
+    unless(
+        lambda body: "rank_fields" in body or not all(isinstance(d, str) for d in body["documents"]),
+        "JSON documents and rank_fields are only supported on dedicated Llama-Rank-V1 endpoints",
+    ),
+    counts(("top_n",), "top_n: must be a positive integer"),
+)
 
 
 def check(body: Any) -> str | None:
     """Together's 400 message for a body, or None."""
-    if not isinstance(body, dict):
-        return "Request body must be a JSON object"
-    if unknown := sorted(set(body) - FIELDS):
-        return f"Unrecognized request argument supplied: {unknown[0]}"
-    if not isinstance(body.get("query"), str) or not body["query"]:
-        return "query: must be a non-empty string"
-    documents = body.get("documents")
-    if not isinstance(documents, list) or not documents:
-        return "documents: must be a non-empty list"
-    if "rank_fields" in body or not all(isinstance(d, str) for d in documents):
-        return "JSON documents and rank_fields are only supported on dedicated Llama-Rank-V1 endpoints"
-    top_n = body.get("top_n")
-    if top_n is not None and (type(top_n) is not int or top_n < 1):
-        return "top_n: must be a positive integer"
-    return None
+    return first_problem(body, "Request body must be a JSON object", RULES)
 
 
 class TogetherServer(WireServer):
@@ -78,24 +74,12 @@ class TogetherServer(WireServer):
                 404, f"Unable to access model {model}. Please visit https://api.together.ai/models."
             )
         query, documents = body["query"], body["documents"]
-        results: list[dict[str, Any]] = []
-        for index, value in ranked(query, documents, body.get("top_n")):
-            result: dict[str, Any] = {"index": index, "relevance_score": value}
-            if body.get("return_documents"):
-                result["document"] = {"text": documents[index]}
-            results.append(result)
+        returned = [{"text": d} for d in documents] if body.get("return_documents") else None
+        ranking = results(query, documents, body.get("top_n"), returned)
         tokens = sum(len(words(query)) + len(words(d)) for d in documents)
         usage = {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens}
         return (
             200,
             {},
-            {"object": "rerank", "id": str(uuid.uuid4()), "model": model, "results": results, "usage": usage},
+            {"object": "rerank", "id": str(uuid.uuid4()), "model": model, "results": ranking, "usage": usage},
         )
-
-
-@contextmanager
-def together_server(
-    api_key: str = "test-together-key", models: Iterable[str] = ("test/reranker",)
-) -> Iterator[TogetherServer]:
-    with TogetherServer(api_key, models) as server:
-        yield server

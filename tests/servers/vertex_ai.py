@@ -14,13 +14,12 @@ endpoint for refreshing Google credentials.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
 from google.auth import jwt
 
+from tests.servers.rules import first_problem, known_fields, listed, text
 from tests.wire_server import Recorded, Reply, WireServer, ranked
 
 ROUTE = re.compile(r"/v1/projects/([^/]+)/locations/([^/]+)/rankingConfigs/([^/:]+):rank")
@@ -47,36 +46,45 @@ def record_text(record: dict[str, Any]) -> str:
     return "\n".join(record[k] for k in ("title", "content") if k in record)
 
 
+def _record_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return "Invalid value at 'records': each record must be an object."
+    if extra := sorted(set(record) - RECORD_FIELDS):
+        return f"Invalid JSON payload received. Unknown name \"{extra[0]}\" at 'records': Cannot find field."
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        return "Record id must be set."
+    if not any(isinstance(record.get(k), str) and record[k] for k in ("title", "content")):
+        return f"Record {record['id']} must have a title or content."
+    return None
+
+
+def _records_problem(body: dict[str, Any]) -> str | None:
+    records = body["records"]
+    if problem := next((p for r in records if (p := _record_problem(r))), None):
+        return problem
+    return None if len({r["id"] for r in records}) == len(records) else "Record ids must be unique."
+
+
+def _top_problem(body: dict[str, Any]) -> str | None:
+    top = body.get("topN")
+    return None if top is None or type(top) is int else f"Invalid value at 'top_n' (TYPE_INT32), {top!r}"
+
+
+RULES = (
+    known_fields(FIELDS, 'Invalid JSON payload received. Unknown name "{name}": Cannot find field.'),
+    listed("records", "records must be set."),
+    listed(
+        "records", f"Too many records: {{count}}. At most {MAX_RECORDS} records are allowed.", 0, MAX_RECORDS
+    ),
+    _records_problem,
+    _top_problem,
+    text("query", "query must be set."),
+)
+
+
 def problem(body: Any) -> str | None:
     """Google's INVALID_ARGUMENT message for a body, or None."""
-    if not isinstance(body, dict):
-        return "Invalid JSON payload received. Expected an object."
-    if unknown := sorted(set(body) - FIELDS):
-        return f'Invalid JSON payload received. Unknown name "{unknown[0]}": Cannot find field.'
-    records = body.get("records")
-    if not isinstance(records, list) or not records:
-        return "records must be set."
-    if len(records) > MAX_RECORDS:
-        return f"Too many records: {len(records)}. At most {MAX_RECORDS} records are allowed."
-    for record in records:
-        if not isinstance(record, dict):
-            return "Invalid value at 'records': each record must be an object."
-        if extra := sorted(set(record) - RECORD_FIELDS):
-            return (
-                f"Invalid JSON payload received. Unknown name \"{extra[0]}\" at 'records': Cannot find field."
-            )
-        if not isinstance(record.get("id"), str) or not record["id"]:
-            return "Record id must be set."
-        if not any(isinstance(record.get(k), str) and record[k] for k in ("title", "content")):
-            return f"Record {record['id']} must have a title or content."
-    if len({r["id"] for r in records}) != len(records):
-        return "Record ids must be unique."
-    top = body.get("topN")
-    if top is not None and type(top) is not int:
-        return f"Invalid value at 'top_n' (TYPE_INT32), {top!r}"
-    if not isinstance(body.get("query"), str) or not body["query"]:
-        return "query must be set."
-    return None
+    return first_problem(body, "Invalid JSON payload received. Expected an object.", RULES)
 
 
 class VertexServer(WireServer):
@@ -120,12 +128,6 @@ class VertexServer(WireServer):
                 item |= {k: records[index][k] for k in ("title", "content") if k in records[index]}
             answered.append(item)
         return 200, {}, {"records": answered}
-
-
-@contextmanager
-def vertex_server(**settings: Any) -> Iterator[VertexServer]:
-    with VertexServer(**settings) as server:
-        yield server
 
 
 class GoogleTokenServer(WireServer):

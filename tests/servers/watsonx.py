@@ -21,11 +21,13 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from tests.servers.rules import each, first_problem, known_fields, listed, text, unless
 from tests.wire_server import Recorded, Reply, WireServer, ranked, words
 
 GRANT_TYPE = "urn:ibm:params:oauth:grant-type:apikey"
 FIELDS = {"model_id", "query", "inputs", "parameters", "project_id", "space_id"}
 MODEL = "cross-encoder/ms-marco-minilm-l-12-v2"
+INVALID = "Json document validation error"
 
 
 def logit(value: float) -> float:
@@ -41,32 +43,38 @@ def _text_input(item: Any) -> bool:
     return isinstance(item, dict) and set(item) == {"text"} and isinstance(item["text"], str)
 
 
-def problem(body: Any) -> str | None:
-    """watsonx.ai's json_validation_error message for a body, or None."""
-    if not isinstance(body, dict):
-        return "Json document validation error: body must be an object"
-    if unknown := sorted(set(body) - FIELDS):
-        return f"Json document validation error: '{unknown[0]}' is not a valid field"
-    if ("project_id" in body) == ("space_id" in body):
-        return "Either space_id or project_id has to be provided"
-    if not isinstance(body.get("query"), str) or not body["query"]:
-        return "Json document validation error: 'query' is required"
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list) or not inputs or not all(_text_input(i) for i in inputs):
-        return "Json document validation error: 'inputs' must be a non-empty list of {text} objects"
+def _parameters_problem(body: dict[str, Any]) -> str | None:
     parameters = body.get("parameters", {})
     if not isinstance(parameters, dict) or set(parameters) - {"truncate_input_tokens", "return_options"}:
-        return "Json document validation error: unknown field in 'parameters'"
+        return f"{INVALID}: unknown field in 'parameters'"
     options = parameters.get("return_options", {})
     if not isinstance(options, dict) or set(options) - {"top_n", "inputs", "query"}:
-        return "Json document validation error: unknown field in 'parameters.return_options'"
+        return f"{INVALID}: unknown field in 'parameters.return_options'"
     for name, value in (
         ("top_n", options.get("top_n", 1)),
         ("truncate", parameters.get("truncate_input_tokens", 1)),
     ):
         if not _positive(value):
-            return f"Json document validation error: '{name}' must be a positive integer"
+            return f"{INVALID}: '{name}' must be a positive integer"
     return None
+
+
+RULES = (
+    known_fields(FIELDS, f"{INVALID}: '{{name}}' is not a valid field"),
+    unless(
+        lambda body: ("project_id" in body) == ("space_id" in body),
+        "Either space_id or project_id has to be provided",
+    ),
+    text("query", f"{INVALID}: 'query' is required"),
+    listed("inputs", f"{INVALID}: 'inputs' must be a non-empty list of {{text}} objects"),
+    each("inputs", f"{INVALID}: 'inputs' must be a non-empty list of {{text}} objects", _text_input),
+    _parameters_problem,
+)
+
+
+def problem(body: Any) -> str | None:
+    """watsonx.ai's json_validation_error message for a body, or None."""
+    return first_problem(body, f"{INVALID}: body must be an object", RULES)
 
 
 class IamServer(WireServer):

@@ -1,5 +1,5 @@
-"""vertex_ai adapter and Google auth: URLs, project, records, tokens (ready, google-auth, refresh),
-parsing and errors; the local Ranking API; one batch end to end."""
+"""vertex_ai adapter and Google auth: URLs, records, tokens (ready, google-auth, refresh), parsing;
+the local Ranking API with google-auth.  (What every provider does alike: test_contract.py.)"""
 
 from __future__ import annotations
 
@@ -19,58 +19,25 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from google.oauth2.credentials import Credentials as GoogleCredentials
 from pydantic import SecretStr
 
-from providers.adapters import vertex_ai
 from providers.adapters.vertex_ai import ADAPTER
 from providers.auth import Auth, AuthRequest
 from providers.auth.google_oauth import GoogleAuth, load_credentials
 from providers.auth.token_cache import TokenCache
-from providers.deployment import Credentials, Deployment
+from providers.deployment import Deployment
 from providers.dispatcher import Dispatcher, prepare
-from providers.errors import AuthenticationError, BadResponseError, ConfigurationError
-from providers.registry import credentials_from
+from providers.errors import AuthenticationError, ConfigurationError
 from providers.retry import RetryPolicy
-from providers.types import Document, RankedDocument, RerankRequest
-from tests.adapter_kit import Mock, check_error_mapping, check_missing_setting, e2e_env, failure, rerank
-from tests.e2e import run_batch
-from tests.ranking_lines import CHUNKED, CHUNKED_RESULTS, CHUNKED_SENT, check_records, lines_for
-from tests.servers.vertex_ai import GoogleTokenServer, VertexServer, record_text, vertex_server
+from providers.types import Document, RankedDocument
+from tests.adapter_kit import Mock, rerank
+from tests.cases.case import req
+from tests.cases.vertex_ai import PROJECT, RANK, TOKEN, dep, head, ok
+from tests.servers.vertex_ai import GoogleTokenServer, VertexServer
 
-TOKEN, PROJECT, MODEL = "ya29.test-token", "test-project", "semantic-ranker-default@latest"
-RANK = "/v1/projects/test-project/locations/global/rankingConfigs/default_ranking_config:rank"
-STRINGS: list[Document] = ["solar power plants", "coffee beans"]
 OBJECTS: list[Document] = [
     {"id": "a", "title": "Solar", "body": "photovoltaic power", "year": 2020},
     {"id": "b", "title": 7, "text": "espresso"},
 ]
 LONG = " ".join(f"w{i}" for i in range(10))
-PLAIN = [{"id": "0", "content": "solar power plants"}, {"id": "1", "content": "coffee beans"}]
-
-
-def dep(base: str | None = None, **params: Any) -> Deployment:
-    settings = {"vertex_project": PROJECT, "vertex_access_token": SecretStr(TOKEN), **params}
-    return Deployment(
-        model=f"vertex_ai/{MODEL}",
-        provider="vertex_ai",
-        wire_model=MODEL,
-        credentials=Credentials(api_base=base, params={k: v for k, v in settings.items() if v is not None}),
-    )
-
-
-def req(**overrides: Any) -> RerankRequest:
-    return RerankRequest(**{"query": "solar power", "documents": STRINGS, **overrides})
-
-
-def head(records: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {
-        "model": MODEL,
-        "query": "solar power",
-        "records": records,
-        "ignoreRecordDetailsInResponse": True,
-    } | extra
-
-
-def ok(records: list[dict[str, Any]]) -> httpx.Response:
-    return httpx.Response(200, json={"records": records})
 
 
 # --- URL, project, headers ----------------------------------------------------------------------------
@@ -98,37 +65,12 @@ def test_url_honours_api_base(base: str | None, params: dict[str, str], url: str
     assert (wire.method, wire.url, wire.headers) == ("POST", url, {"x-goog-user-project": project})
 
 
-async def test_missing_project_is_configuration_error_and_sends_nothing() -> None:
-    names = ("VERTEXAI_PROJECT", "VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT", "vertex_project")
-    await check_missing_setting(ADAPTER, dep(vertex_project=None), req(), names)
-
-
-def test_environment_reaches_the_deployment_settings() -> None:
-    found = credentials_from({
-        "VERTEX_PROJECT": "p2", "GOOGLE_CLOUD_PROJECT": "p3", "VERTEXAI_CREDENTIALS": '{"type": "x"}',
-        "VERTEX_AI_ACCESS_TOKEN": TOKEN, "VERTEXAI_LOCATION": "us-central1",
-    })["vertex_ai"]  # fmt: skip
-    assert {k: found.param(k) for k in found.params} == {
-        "vertex_project": "p2",
-        "vertex_credentials": '{"type": "x"}',
-        "vertex_access_token": TOKEN,
-    }  # a Vertex AI compute region is not a Ranking API location
-    assert isinstance(found.params["vertex_access_token"], SecretStr)
-    assert (found.api_key, found.api_base) == (None, None)
-
-
 # --- records ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("overrides", "body"),
     [
-        pytest.param({}, head(PLAIN), id="strings"),
-        pytest.param(
-            {"top_n": 1, "return_documents": True},
-            head(PLAIN, topN=1),
-            id="top_n-and-details-never-asked",
-        ),
         pytest.param(
             {"documents": OBJECTS},
             head([{"id": "0", "title": "Solar", "content": "body: photovoltaic power\nyear: 2020"},
@@ -150,12 +92,6 @@ def test_environment_reaches_the_deployment_settings() -> None:
             {"documents": [LONG, {"title": "t", "text": LONG}], "max_tokens_per_doc": 4},
             head([{"id": "0", "content": "w0 w1 w2 w3"}, {"id": "1", "content": "title: t text: w0"}]),
             id="max_tokens_per_doc-truncated-here-objects-rendered",
-        ),
-        pytest.param(
-            {"documents": [LONG, "solar"], "max_chunks_per_doc": 2, "max_tokens_per_doc": 4, "top_n": 1},
-            head([{"id": "0", "content": "w0 w1 w2 w3"}, {"id": "1", "content": "w4 w5 w6 w7"},
-                  {"id": "2", "content": "solar"}]),
-            id="max_chunks_per_doc-chunked-here",
         ),
     ],
 )  # fmt: skip
@@ -194,28 +130,6 @@ async def test_top_n_is_cut_client_side_too() -> None:
     mock = Mock(ok([{"id": "1", "score": 0.7}, {"id": "0", "score": 0.6}]))
     response, _ = await rerank(ADAPTER, dep(), req(top_n=1), mock)
     assert response.results == [RankedDocument(1, 0.7)]
-
-
-@pytest.mark.parametrize(
-    "records",
-    [[{"id": "7", "score": 0.5}], [{"id": "x", "score": 0.5}], [{"score": 0.5}], [{"id": "0"}, {"id": "0"}]],
-)
-async def test_records_that_do_not_map_back_are_bad_response(records: list[dict[str, Any]]) -> None:
-    error, _ = await failure(ADAPTER, dep(), req(), Mock(ok(records)))
-    assert isinstance(error, BadResponseError)
-
-
-async def test_error_mapping_in_googles_envelope() -> None:
-    envelope: dict[str, Any] = {
-        "error": {
-            "code": 429,
-            "message": "Quota exceeded for ranking requests.",
-            "status": "RESOURCE_EXHAUSTED",
-        }
-    }
-    await check_error_mapping(
-        ADAPTER, dep(), req(), envelope, envelope["error"]["message"], ok([{"id": "0"}])
-    )
 
 
 # --- Google auth --------------------------------------------------------------------------------------
@@ -374,7 +288,7 @@ async def test_google_auth_against_the_local_ranking_api(
     token_server: GoogleTokenServer, service_key: tuple[str, str]
 ) -> None:
     info = json.dumps(token_server.credentials(service_key[0]))
-    with vertex_server(token=TOKEN) as server:
+    with VertexServer(token=TOKEN) as server:
         d = google_dep(base=server.base_url, vertex_credentials=info)
         async with httpx.AsyncClient(trust_env=False) as client:
             transport = Dispatcher(client, RetryPolicy(max_attempts=1))
@@ -382,53 +296,3 @@ async def test_google_auth_against_the_local_ranking_api(
     assert response.results == [RankedDocument(1, 1.0), RankedDocument(2, 0.5), RankedDocument(0, 0.0)]
     assert [r.status for r in server.requests] == [200]
     assert len(token_server.grants) == 1
-
-
-# --- end to end ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def server() -> Iterator[VertexServer]:
-    with vertex_server(token=TOKEN, project=PROJECT) as running:
-        yield running
-
-
-def sent_texts(line: dict[str, Any]) -> list[str]:
-    """What the server ranked: each record's title and content."""
-    return [
-        record_text(vertex_ai.record(i, d, line.get("rank_fields"))) for i, d in enumerate(line["documents"])
-    ]
-
-
-@pytest.mark.integration
-def test_vertex_ai_batch_end_to_end(server: VertexServer, redis_url: str, tmp_path: Path) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        "model_list:\n"
-        "  - model_name: vertex-ranker\n"
-        "    litellm_params:\n"
-        f"      model: vertex_ai/{MODEL}\n"
-        f"      api_base: {server.base_url}\n"
-        f"      vertex_project: {PROJECT}\n"
-    )
-    lines = [*lines_for("vertex-ranker", 9), {**CHUNKED, "model": "vertex-ranker"}]
-    env = e2e_env(VERTEX_AI_ACCESS_TOKEN=TOKEN)
-    results, errors = run_batch(
-        redis_url, lines, tmp_path, env, batch="vertex-e2e", extra_args=["--config", str(config)]
-    )
-
-    assert errors == []
-    check_records(lines[:-1], results[:-1], sent_texts)
-    assert results[-1]["results"] == CHUNKED_RESULTS
-    assert all(r["usage"] is None for r in results)
-    assert {(r.path, r.status) for r in server.requests} == {(RANK, 200)}
-    assert {r.headers["x-goog-user-project"] for r in server.requests} == {PROJECT}
-    bodies = {r.body["query"]: r.body for r in server.requests}
-    assert [r["content"] for r in bodies[CHUNKED["query"]]["records"]] == CHUNKED_SENT
-    for line in lines[:-1]:
-        wanted = head(
-            [vertex_ai.record(i, d, line.get("rank_fields")) for i, d in enumerate(line["documents"])]
-        )
-        wanted["query"] = line["query"]
-        assert bodies[line["query"]] == wanted | ({"topN": line["top_n"]} if "top_n" in line else {})
-    assert any("title" in r for b in bodies.values() for r in b["records"])
