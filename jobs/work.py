@@ -1,4 +1,11 @@
-"""The arq job: re-rank one dataset line and record its outcome."""
+"""The arq job: re-rank one dataset line and record its outcome.
+
+Redis failing is never the line's failure.  Before the provider is asked, a Redis error hands
+the line back to the queue (arq's ``Retry``).  After it answered, the record write is retried
+with backoff for as long as the job's time allows; if Redis is still away, the outcome is kept
+in this process and the line handed back, so its next run here writes it without asking the
+provider again.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arq import Retry
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from jobs import keys
 from jobs.payload import LinePayload, rerank_request
@@ -18,6 +28,15 @@ from providers.redaction import PATTERNS_ONLY, Redactor
 from providers.reranker import Reranker
 
 log = logging.getLogger("rerank_runner.worker")
+
+WRITE_MARGIN_SECONDS = 2.0
+"""The record write gives up this long before arq's job timeout, so the line is handed back
+instead of arq timing the job out (which would drop it without a record)."""
+MIN_WRITE_SECONDS = 1.0
+HAND_BACK_DEFER_SECONDS = 1.0
+MAX_HELD_OUTCOMES = 10_000
+"""Outcomes kept in memory while Redis is away; beyond this the oldest is dropped (its line
+runs again)."""
 
 
 @dataclass
@@ -30,26 +49,81 @@ class WorkerState:
     max_tries: int
     redactor: Redactor = field(default=PATTERNS_ONLY)
     """The last line of defence: no failure record or log line leaves with a secret in it."""
+    job_timeout: float = 300.0
+    held: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    """Outcomes whose record write failed (Redis away), by job id, until the line runs again."""
+
+
+def _hand_back(job: str, what: str, exc: BaseException) -> Retry:
+    log.warning("line %s: Redis failed while %s (%r); handing the line back", job, what, exc)
+    return Retry(defer=HAND_BACK_DEFER_SECONDS)
+
+
+async def _line_state(redis: Redis, batch: str, job: str) -> tuple[bool, bool]:
+    """(batch cancelled, line already succeeded) in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hget(keys.batch(batch), "cancelled")
+        pipe.hget(keys.result(job), "status")
+        cancelled, status = await pipe.execute()
+    return bool(cancelled), status is not None and status.decode() == SUCCEEDED
+
+
+async def _record(
+    state: WorkerState, line: LinePayload, job: str, outcome: tuple[str, dict[str, Any]], deadline: float
+) -> None:
+    """Write the outcome, retrying Redis errors until ``deadline`` (event-loop time); then hold it
+    and hand the line back."""
+    status, record = outcome
+    now = asyncio.get_running_loop().time()
+    budget = deadline - now
+    try:
+        # one attempt at least, even when the job's time is spent (a process that was paused)
+        async with asyncio.timeout_at(max(deadline, now + MIN_WRITE_SECONDS)):
+            async for attempt in AsyncRetrying(
+                stop=stop_after_delay(max(budget, 0)),
+                wait=wait_random_exponential(multiplier=0.1, max=2.0),
+                retry=retry_if_exception_type(RedisError),
+                reraise=True,
+            ):
+                with attempt:
+                    await state.writer.write(line["batch"], job, status, record, line)
+    except (RedisError, TimeoutError) as exc:
+        if len(state.held) >= MAX_HELD_OUTCOMES:
+            state.held.pop(next(iter(state.held)))
+        state.held[job] = outcome
+        raise _hand_back(job, "writing its record", exc) from exc
+    state.held.pop(job, None)
 
 
 async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
     state: WorkerState = ctx["state"]
     batch = line["batch"]
-    if await ctx["redis"].hget(keys.batch(batch), "cancelled"):
+    job = keys.job_id(batch, line["id"])
+    deadline = asyncio.get_running_loop().time() + state.job_timeout - WRITE_MARGIN_SECONDS
+    if held := state.held.get(job):
+        await _record(state, line, job, held, deadline)
+        return
+    try:
+        cancelled, succeeded = await _line_state(ctx["redis"], batch, job)
+    except RedisError as exc:
+        raise _hand_back(job, "checking the batch", exc) from exc
+    if cancelled or succeeded:  # a redelivered line that already has its result is not paid twice
         return
     started = time.monotonic()
     try:
         async with asyncio.timeout(state.line_deadline):
             response = await state.reranker.rerank(line["model"], rerank_request(line))
         status, record = SUCCEEDED, success_record(line, response, time.monotonic() - started)
+    except RedisError as exc:  # the shared limiter was unreachable: nothing was sent
+        raise _hand_back(job, "asking the rate limiter", exc) from exc
     except DeferredError as exc:
         if ctx.get("job_try", 1) < state.max_tries - 1:
             # nothing can take the line soon: free this slot, come back when capacity is due
             raise Retry(defer=exc.delay) from exc
         status, record = FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
     except TimeoutError:
-        deadline = DeadlineExceededError(f"line did not finish within {state.line_deadline:g}s")
-        status, record = FAILED, failure_record(line, deadline.to_record(), time.monotonic() - started)
+        deadline_error = DeadlineExceededError(f"line did not finish within {state.line_deadline:g}s")
+        status, record = FAILED, failure_record(line, deadline_error.to_record(), time.monotonic() - started)
     except RerankError as exc:
         state.redactor.error(exc)
         log.warning("line %s of %s failed: %s", line["id"], batch, exc)
@@ -61,4 +135,4 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
     if status == FAILED:
         record["error"] = state.redactor.record(record["error"])
     record["job_try"] = ctx.get("job_try", 1)
-    await state.writer.write(batch, keys.job_id(batch, line["id"]), status, record, line)
+    await _record(state, line, job, (status, record), deadline)
