@@ -95,6 +95,35 @@ async def _record(
     state.held.pop(job, None)
 
 
+async def _outcome(
+    ctx: dict[str, Any], state: WorkerState, line: LinePayload, job: str
+) -> tuple[str, dict[str, Any]]:
+    """Re-rank the line: its record, or an arq ``Retry`` that hands it back."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(state.line_deadline):
+            response = await state.reranker.rerank(line["model"], rerank_request(line))
+        return SUCCEEDED, success_record(line, response, time.monotonic() - started)
+    except RedisError as exc:  # the shared limiter was unreachable: nothing was sent
+        raise _hand_back(job, "asking the rate limiter", exc) from exc
+    except DeferredError as exc:
+        if ctx.get("job_try", 1) < state.max_tries - 1:
+            # nothing can take the line soon: free this slot, come back when capacity is due
+            raise Retry(defer=exc.delay) from exc
+        return FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
+    except TimeoutError:
+        deadline_error = DeadlineExceededError(f"line did not finish within {state.line_deadline:g}s")
+        return FAILED, failure_record(line, deadline_error.to_record(), time.monotonic() - started)
+    except RerankError as exc:
+        state.redactor.error(exc)
+        log.warning("line %s of %s failed: %s", line["id"], line["batch"], exc)
+        return FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
+    except Exception as exc:  # a bug must still leave a record, never a silently lost line
+        log.exception("line %s of %s crashed", line["id"], line["batch"])
+        error = {"code": "internal", "message": repr(exc), "retryable": False}
+        return FAILED, failure_record(line, error, time.monotonic() - started)
+
+
 async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
     state: WorkerState = ctx["state"]
     batch = line["batch"]
@@ -109,29 +138,7 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
         raise _hand_back(job, "checking the batch", exc) from exc
     if cancelled or succeeded:  # a redelivered line that already has its result is not paid twice
         return
-    started = time.monotonic()
-    try:
-        async with asyncio.timeout(state.line_deadline):
-            response = await state.reranker.rerank(line["model"], rerank_request(line))
-        status, record = SUCCEEDED, success_record(line, response, time.monotonic() - started)
-    except RedisError as exc:  # the shared limiter was unreachable: nothing was sent
-        raise _hand_back(job, "asking the rate limiter", exc) from exc
-    except DeferredError as exc:
-        if ctx.get("job_try", 1) < state.max_tries - 1:
-            # nothing can take the line soon: free this slot, come back when capacity is due
-            raise Retry(defer=exc.delay) from exc
-        status, record = FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
-    except TimeoutError:
-        deadline_error = DeadlineExceededError(f"line did not finish within {state.line_deadline:g}s")
-        status, record = FAILED, failure_record(line, deadline_error.to_record(), time.monotonic() - started)
-    except RerankError as exc:
-        state.redactor.error(exc)
-        log.warning("line %s of %s failed: %s", line["id"], batch, exc)
-        status, record = FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
-    except Exception as exc:  # a bug must still leave a record, never a silently lost line
-        log.exception("line %s of %s crashed", line["id"], batch)
-        error = {"code": "internal", "message": repr(exc), "retryable": False}
-        status, record = FAILED, failure_record(line, error, time.monotonic() - started)
+    status, record = await _outcome(ctx, state, line, job)
     if status == FAILED:
         record["error"] = state.redactor.record(record["error"])
     record["job_try"] = ctx.get("job_try", 1)
