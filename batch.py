@@ -1,10 +1,11 @@
-"""rerank-runner batch commands: list, status, results, cancel.
+"""rerank-runner batch commands: list, status, results, cancel, retry-failed, workers.
 
     python batch.py list
     python batch.py status BATCH [--watch] [--json]
     python batch.py results BATCH [--output FILE] [--errors FILE]
     python batch.py cancel BATCH
     python batch.py retry-failed BATCH [--code rate_limited ...]
+    python batch.py workers
 
 They work against $REDIS_URL (or --redis-url); without one, against the embedded
 Redis that a local `python enqueue.py` run left in --state-dir.  There, `status` says
@@ -34,6 +35,7 @@ from jobs.batches import (
 )
 from jobs.connection import DEFAULT_STATE_DIR, EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, connect
 from jobs.embedded import pid_alive
+from jobs.liveness import WorkerInfo, list_workers
 from jobs.progress import wait_for_batch
 from jobs.redis_url import RedisUrlError
 from jobs.settings import RunnerSettings, SettingsError, load_settings
@@ -88,7 +90,20 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
         "--config", type=Path, help="local mode: the model list the batch uses ($RR_CONFIG)"
     )
     retry_cmd.add_argument("--no-progress", action="store_true", help="local mode: no progress bar")
+    workers_cmd = commands.add_parser("workers", help="live and stale workers, lines in flight")
+    workers_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     return parser.parse_args(argv)
+
+
+def print_workers(found: list[WorkerInfo], *, as_json: bool) -> None:
+    if as_json:
+        print(orjson.dumps([vars(w) for w in found]).decode())
+        return
+    for w in found:
+        state = "live" if w.live else "stale"
+        print(f"{w.worker_id}  {state}  in flight {w.in_flight}  last seen {w.last_seen_s:.1f}s ago")
+    if not found:
+        print("no workers registered")
 
 
 async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
@@ -130,6 +145,9 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
                 f"{counts.succeeded} results -> {out}\n"
                 f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}"
             )
+            return 0
+        if args.command == "workers":
+            print_workers(await list_workers(redis), as_json=args.json)
             return 0
         if args.command == "retry-failed":
             queued = await retry_failed(redis, args.batch, set(args.code), settings.job_expiry_ms)

@@ -3,12 +3,14 @@
 Run as many as you like, anywhere that reaches the same Redis:
 
     REDIS_URL=redis://host:6379/0 python worker.py
-    REDIS_URL=redis://host:6379/0 arq worker.WorkerSettings
 
 Configuration comes from the environment (``RR_*``, provider keys such as
 ``COHERE_API_KEY``); see the README.  SIGTERM stops taking new lines, lets
 in-flight lines finish for ``RR_SHUTDOWN_GRACE`` seconds, and hands the rest back
-to the queue.
+to the queue.  A worker rides out Redis restarts and dropped connections (it exits 4
+after ``RR_REDIS_OUTAGE_SECONDS`` without Redis), renews a heartbeat every
+``RR_HEARTBEAT_SECONDS``, and queues again the lines of workers whose heartbeat expired.
+(``arq worker.WorkerSettings`` also works, as plain arq: without those guarantees.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from arq import ArqRedis, run_worker
+from arq import ArqRedis
 from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
 from arq.worker import Worker
@@ -35,9 +37,11 @@ from jobs.batches import BatchStatus, batch_status, release_in_progress
 from jobs.cache import ScoreCache
 from jobs.connection import EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, open_pool
 from jobs.embedded import pid_alive
+from jobs.liveness import new_worker_id
 from jobs.progress import POLL_SECONDS, wait_for_batch
 from jobs.records import RecordWriter
 from jobs.redis_url import RedisUrlError, redis_settings
+from jobs.resilience import ResilientWorker, resilient_redis_settings
 from jobs.serializer import deserialize, serialize
 from jobs.settings import RunnerSettings, SettingsError, load_settings, model_list, provider_credentials
 from jobs.work import WorkerState, rerank_line
@@ -88,6 +92,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
             line_deadline=settings.line_deadline,
             max_tries=settings.max_tries,
             redactor=redactor,
+            job_timeout=settings.job_timeout,
         )
         if settings.cache_ttl_ms:
             state = ctx["state"]
@@ -160,7 +165,7 @@ def _redis_settings(settings: RunnerSettings) -> RedisSettings:
             "For a single-machine run, `python enqueue.py FILE` starts Redis and workers itself."
         )
     try:
-        return redis_settings(settings.redis_url)
+        return resilient_redis_settings(redis_settings(settings.redis_url))
     except RedisUrlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -180,6 +185,16 @@ def worker_settings(settings: RunnerSettings | None = None) -> dict[str, Any]:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
     return {**worker_options(settings), "redis_settings": _redis_settings(settings)}
+
+
+def resilience_options(settings: RunnerSettings) -> dict[str, Any]:
+    """:class:`ResilientWorker`'s own keyword arguments (liveness and outage tolerance)."""
+    return {
+        "heartbeat_seconds": settings.heartbeat_seconds,
+        "worker_ttl_seconds": settings.worker_ttl_seconds,
+        "redis_outage_seconds": settings.redis_outage_seconds,
+        "worker_id": new_worker_id(),
+    }
 
 
 def __getattr__(name: str) -> Any:
@@ -231,7 +246,13 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
     except RedisUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_REDIS_UNAVAILABLE) from None
-    run_worker({**options, "burst": args.burst})
+    worker = ResilientWorker(**options, **resilience_options(settings), burst=args.burst)
+    try:
+        worker.run()
+    except RedisError as exc:
+        log = logging.getLogger("rerank_runner.worker")
+        log.error("Redis unreachable for %gs (%s); exiting", settings.redis_outage_seconds, exc)
+        raise SystemExit(EXIT_REDIS_UNAVAILABLE) from None
 
 
 if __name__ == "__main__":

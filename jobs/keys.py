@@ -91,3 +91,23 @@ def limiter(deployment: str) -> str:
     """Prefix of one deployment's shared limiter state: ``:req`` and ``:tok`` (GCRA arrival
     times), ``:leases`` (concurrency), ``:cool`` (cool-down), ``:fails`` (failure streak)."""
     return f"rr:limit:{deployment}"
+
+
+WORKERS = "rr:workers"
+"""Sorted set: worker id -> the Redis time (ms) of its last heartbeat.  ``batch.py workers``
+lists it; the reaper forgets entries an hour after their last heartbeat."""
+
+
+WORKER_PREFIX = "rr:worker:"
+
+
+def worker(worker_id: str) -> str:
+    """A worker's heartbeat: a string (JSON facts: host, pid, started_at, max_jobs) that expires
+    ``RR_WORKER_TTL_SECONDS`` after the last renewal.  Its absence means the worker is dead."""
+    return WORKER_PREFIX + worker_id
+
+
+def worker_leases(worker_id: str) -> str:
+    """Set of the job ids a worker is running, rewritten with every heartbeat.  When the heartbeat
+    is gone the reaper hands these jobs back to the queue and deletes the set."""
+    return f"{WORKER_PREFIX}{worker_id}:leases"

@@ -31,7 +31,7 @@ class RunnerSettings(BaseSettings):
     config: Path | None = None
     """A LiteLLM-style config.yaml whose model_list names models (``RR_CONFIG``)."""
     job_timeout: float = Field(300.0, gt=DEADLINE_MARGIN_SECONDS)
-    """arq's hard limit per job; a killed worker's job re-runs this long (+10 s) later."""
+    """arq's hard limit per job (a line records ``deadline_exceeded`` 5 s before it)."""
     job_expiry_hours: float = Field(7 * 24.0, gt=0)
     """A queued job not started within this time is dropped by arq (reported as lost)."""
     result_ttl_days: float = Field(30.0, ge=0)
@@ -63,6 +63,12 @@ class RunnerSettings(BaseSettings):
     """A document larger than this (UTF-8, or JSON for an object) is rejected (``--max-document-bytes``)."""
     max_response_bytes: int = Field(MAX_RESPONSE_BYTES, ge=1024)
     """A provider answer's body is read up to this size; a bigger success is a ``bad_response``."""
+    heartbeat_seconds: float = Field(5.0, gt=0)
+    """How often a worker renews its heartbeat and leases, and looks for dead workers' lines."""
+    worker_ttl_seconds: float = Field(15.0, gt=0)
+    """A worker whose heartbeat is this old is dead: its lines go back to the queue."""
+    redis_outage_seconds: float = Field(300.0, gt=0)
+    """How long a running worker waits for an unreachable Redis before it exits (status 4)."""
 
     @model_validator(mode="after")
     def _retries_fit_in_job(self) -> RunnerSettings:
@@ -73,6 +79,22 @@ class RunnerSettings(BaseSettings):
                 f"{DEADLINE_MARGIN_SECONDS:g}s ({self.line_deadline:g})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_in_ttl(self) -> RunnerSettings:
+        if self.worker_ttl_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                f"RR_WORKER_TTL_SECONDS ({self.worker_ttl_seconds:g}) must be at least twice "
+                f"RR_HEARTBEAT_SECONDS ({self.heartbeat_seconds:g}): one late heartbeat must not "
+                "declare a live worker dead"
+            )
+        return self
+
+    @property
+    def recovery_seconds(self) -> float:
+        """Upper bound on how long a killed worker's lines wait before another live worker
+        queues them again: the heartbeat expires, then the next reaper pass finds it."""
+        return self.worker_ttl_seconds + self.heartbeat_seconds
 
     @property
     def line_deadline(self) -> float:

@@ -1,4 +1,11 @@
-"""The arq job: re-rank one dataset line and record its outcome."""
+"""The arq job: re-rank one dataset line and record its outcome.
+
+Redis failing is never the line's failure.  Before the provider is asked, a Redis error hands
+the line back to the queue (arq's ``Retry``).  After it answered, the record write is retried
+with backoff for as long as the job's time allows; if Redis is still away, the outcome is kept
+in this process and the line handed back, so its next run here writes it without asking the
+provider again.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arq import Retry
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from jobs import keys
 from jobs.cache import CacheStats, ScoreCache
@@ -21,6 +31,15 @@ from providers.types import RerankResponse
 
 log = logging.getLogger("rerank_runner.worker")
 
+WRITE_MARGIN_SECONDS = 2.0
+"""The record write gives up this long before arq's job timeout, so the line is handed back
+instead of arq timing the job out (which would drop it without a record)."""
+MIN_WRITE_SECONDS = 1.0
+HAND_BACK_DEFER_SECONDS = 1.0
+MAX_HELD_OUTCOMES = 10_000
+"""Outcomes kept in memory while Redis is away; beyond this the oldest is dropped (its line
+runs again)."""
+
 
 @dataclass
 class WorkerState:
@@ -32,6 +51,9 @@ class WorkerState:
     max_tries: int
     redactor: Redactor = field(default=PATTERNS_ONLY)
     """The last line of defence: no failure record or log line leaves with a secret in it."""
+    job_timeout: float = 300.0
+    held: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    """Outcomes whose record write failed (Redis away), by job id, until the line runs again."""
     cache: ScoreCache | None = None
     """None: ``RR_CACHE_TTL_DAYS=0``, every line is requested."""
 
@@ -43,41 +65,102 @@ async def _rerank(state: WorkerState, line: LinePayload) -> tuple[RerankResponse
     return await state.cache.rerank(line["model"], request, read=not line.get("no_cache", False))
 
 
-async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
-    state: WorkerState = ctx["state"]
-    batch = line["batch"]
-    cancelled, run = await ctx["redis"].hmget(keys.batch(batch), ["cancelled", "run"])
-    if cancelled:
-        return
-    if (run or b"").decode() != line.get("run", ""):
-        # the batch was replaced (or expired) since this job was queued: its scores belong to
-        # no batch, so the line is not worth a request
-        log.warning("line %s of %s skipped: the batch now holds another run", line["id"], batch)
-        return
+def _hand_back(job: str, what: str, exc: BaseException) -> Retry:
+    log.warning("line %s: Redis failed while %s (%r); handing the line back", job, what, exc)
+    return Retry(defer=HAND_BACK_DEFER_SECONDS)
+
+
+async def _line_state(redis: Redis, line: LinePayload, job: str) -> tuple[bool, bool, bool]:
+    """(batch cancelled, batch now holds another run than the line's, line already succeeded)
+    in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hmget(keys.batch(line["batch"]), ["cancelled", "run"])
+        pipe.hget(keys.result(job), "status")
+        (cancelled, run), status = await pipe.execute()
+    stale = (run or b"").decode() != line.get("run", "")
+    return bool(cancelled), stale, status is not None and status.decode() == SUCCEEDED
+
+
+async def _record(
+    state: WorkerState, line: LinePayload, job: str, outcome: tuple[str, dict[str, Any]], deadline: float
+) -> None:
+    """Write the outcome, retrying Redis errors until ``deadline`` (event-loop time); then hold it
+    and hand the line back."""
+    status, record = outcome
+    now = asyncio.get_running_loop().time()
+    budget = deadline - now
+    try:
+        # one attempt at least, even when the job's time is spent (a process that was paused)
+        async with asyncio.timeout_at(max(deadline, now + MIN_WRITE_SECONDS)):
+            async for attempt in AsyncRetrying(
+                stop=stop_after_delay(max(budget, 0)),
+                wait=wait_random_exponential(multiplier=0.1, max=2.0),
+                retry=retry_if_exception_type(RedisError),
+                reraise=True,
+            ):
+                with attempt:
+                    await state.writer.write(line["batch"], job, status, record, line)
+    except (RedisError, TimeoutError) as exc:
+        if len(state.held) >= MAX_HELD_OUTCOMES:
+            state.held.pop(next(iter(state.held)))
+        state.held[job] = outcome
+        raise _hand_back(job, "writing its record", exc) from exc
+    state.held.pop(job, None)
+
+
+async def _outcome(
+    ctx: dict[str, Any], state: WorkerState, line: LinePayload, job: str
+) -> tuple[str, dict[str, Any]]:
+    """Re-rank the line: its record, or an arq ``Retry`` that hands it back."""
     started = time.monotonic()
     try:
         async with asyncio.timeout(state.line_deadline):
             response, stats = await _rerank(state, line)
-        status, record = SUCCEEDED, success_record(line, response, time.monotonic() - started)
+        record = success_record(line, response, time.monotonic() - started)
         if stats is not None:
             record["cache"] = stats.to_json()
+        return SUCCEEDED, record
+    except RedisError as exc:  # the shared limiter was unreachable: nothing was sent
+        raise _hand_back(job, "asking the rate limiter", exc) from exc
     except DeferredError as exc:
         if ctx.get("job_try", 1) < state.max_tries - 1:
             # nothing can take the line soon: free this slot, come back when capacity is due
             raise Retry(defer=exc.delay) from exc
-        status, record = FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
+        return FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
     except TimeoutError:
-        deadline = DeadlineExceededError(f"line did not finish within {state.line_deadline:g}s")
-        status, record = FAILED, failure_record(line, deadline.to_record(), time.monotonic() - started)
+        deadline_error = DeadlineExceededError(f"line did not finish within {state.line_deadline:g}s")
+        return FAILED, failure_record(line, deadline_error.to_record(), time.monotonic() - started)
     except RerankError as exc:
         state.redactor.error(exc)
-        log.warning("line %s of %s failed: %s", line["id"], batch, exc)
-        status, record = FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
+        log.warning("line %s of %s failed: %s", line["id"], line["batch"], exc)
+        return FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
     except Exception as exc:  # a bug must still leave a record, never a silently lost line
-        log.exception("line %s of %s crashed", line["id"], batch)
+        log.exception("line %s of %s crashed", line["id"], line["batch"])
         error = {"code": "internal", "message": repr(exc), "retryable": False}
-        status, record = FAILED, failure_record(line, error, time.monotonic() - started)
+        return FAILED, failure_record(line, error, time.monotonic() - started)
+
+
+async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
+    state: WorkerState = ctx["state"]
+    batch = line["batch"]
+    job = keys.job_id(batch, line["id"])
+    deadline = asyncio.get_running_loop().time() + state.job_timeout - WRITE_MARGIN_SECONDS
+    if held := state.held.get(job):
+        await _record(state, line, job, held, deadline)
+        return
+    try:
+        cancelled, stale, succeeded = await _line_state(ctx["redis"], line, job)
+    except RedisError as exc:
+        raise _hand_back(job, "checking the batch", exc) from exc
+    if cancelled or succeeded:  # a redelivered line that already has its result is not paid twice
+        return
+    if stale:
+        # the batch was replaced (or expired) since this job was queued: its scores belong to
+        # no batch, so the line is not worth a request
+        log.warning("line %s of %s skipped: the batch now holds another run", line["id"], batch)
+        return
+    status, record = await _outcome(ctx, state, line, job)
     if status == FAILED:
         record["error"] = state.redactor.record(record["error"])
     record["job_try"] = ctx.get("job_try", 1)
-    await state.writer.write(batch, keys.job_id(batch, line["id"]), status, record, line)
+    await _record(state, line, job, (status, record), deadline)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,11 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from providers.deployment import Deployment
 from providers.errors import DeferredError, RateLimitedError, RerankError
 from providers.render import document_text
 from providers.types import RerankRequest
+
+log = logging.getLogger("rerank_runner.gate")
 
 Sleep = Callable[[float], Awaitable[None]]
 CHARS_PER_TOKEN = 4
@@ -293,15 +297,23 @@ class RedisGate:
             outcome, cool = "failed", 0.0
         else:
             outcome, cool = "other", 0.0
-        await self._release(
-            keys=[],
-            args=[
-                self.key_prefix(lease.deployment.label),
-                lease.token,
-                outcome,
-                int(cool * 1000),
-                policy.failure_threshold,
-                int(policy.failure_cooldown * 1000),
-                self.now_ms() if self.now_ms is not None else "",
-            ],
-        )
+        try:
+            await self._release(
+                keys=[],
+                args=[
+                    self.key_prefix(lease.deployment.label),
+                    lease.token,
+                    outcome,
+                    int(cool * 1000),
+                    policy.failure_threshold,
+                    int(policy.failure_cooldown * 1000),
+                    self.now_ms() if self.now_ms is not None else "",
+                ],
+            )
+        except RedisError as exc:
+            # Best effort: the answer the attempt got (maybe paid for) matters more than the
+            # bookkeeping, and an unreleased concurrency lease expires by itself.
+            log.warning(
+                "%s: could not release a gate slot (%r); it frees itself within %gs",
+                lease.deployment.label, exc, policy.lease_seconds,
+            )  # fmt: skip

@@ -40,11 +40,12 @@ from tests.wire_server import Recorded, Reply
 #   "  0.01s → big:q7:rerank_line({'batch': 'big', ...}) try=2 delayed=1.50s"
 #   "  0.30s ← big:q7:rerank_line ● "
 #   "  2.00s ↻ big:q7:rerank_line cancelled, will be run again"
+#   "  2.00s ↻ big:q7:rerank_line retrying job in 1.00s"  (arq's Retry: deferred or handed back)
 #   " 10.00s ! big:q7:rerank_line failed, TimeoutError: "  (arq's job_timeout)
 _STARTED = re.compile(rf"→ (\S+):{keys.JOB_FUNCTION}\(")
 _TRY = re.compile(r"\) try=(\d+)(?: delayed=[\d.]+s)?$")
 _FINISHED = re.compile(rf"← (\S+):{keys.JOB_FUNCTION} ●")
-_HANDED_BACK = re.compile(rf"↻ (\S+):{keys.JOB_FUNCTION} cancelled, will be run again")
+_HANDED_BACK = re.compile(rf"↻ (\S+):{keys.JOB_FUNCTION} (?:cancelled, will be run again|retrying job in)")
 _FAILED = re.compile(rf"! (\S+):{keys.JOB_FUNCTION} failed, ")
 
 ENQUEUED = re.compile(

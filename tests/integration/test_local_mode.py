@@ -94,6 +94,8 @@ def test_a_stopped_local_run_leaves_no_server_reads_interrupted_and_resumes(
                 wait_until(lambda: probe.done(batch) >= 2, 60, "the first lines to finish")
             finally:
                 probe.close()
+            # from here on the run cannot finish before it is stopped, however slow the machine
+            server.delay = 5.0
 
             # a second command of the same run uses the same server and leaves it running
             during, _ = status_of(state, batch, tmp_path, env)
@@ -122,6 +124,7 @@ def test_a_stopped_local_run_leaves_no_server_reads_interrupted_and_resumes(
         assert_no_server(state, None)
 
         # the killed run's in-flight lines run again at once, not when arq's markers expire (310 s)
+        server.delay = 0.3
         resumed = run_watching_state("enqueue.py", *args, state_dir=state, cwd=tmp_path, timeout=120, env=env)
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert f"done: {LINES} succeeded, 0 failed, 0 unfinished" in resumed.stdout

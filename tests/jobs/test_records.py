@@ -10,6 +10,7 @@ from jobs.identity import RunIdentity
 from jobs.payload import LinePayload
 from jobs.queue import register_batch
 from jobs.records import FAILED, SUCCEEDED, RecordWriter
+from jobs.work import WorkerState, rerank_line
 
 LINE: LinePayload = {
     "batch": "b",
@@ -68,3 +69,19 @@ async def test_a_record_of_another_run_is_never_written(redis: ArqRedis) -> None
     assert not await writer.write("b", "b:4", SUCCEEDED, {"id": "4"}, stale)
     assert await redis.exists(keys.result("b:4")) == 0
     assert await counts(redis) == (0, 0)
+
+
+async def test_a_worker_skips_a_job_of_another_run_without_a_request(redis: ArqRedis) -> None:
+    """A job queued before ``enqueue --replace`` gave the batch other content costs nothing."""
+    await register_batch(redis, "b", RUN, "src", 0)
+    calls: list[str] = []
+
+    class Refusing:
+        async def rerank(self, model: str, request: object) -> None:
+            calls.append(model)
+
+    state = WorkerState(reranker=Refusing(), writer=RecordWriter(redis, 0), line_deadline=10, max_tries=25)  # type: ignore[arg-type]
+    await rerank_line({"redis": redis, "state": state, "job_try": 1}, {**LINE, "run": "run-0"})
+    assert calls == [] and await redis.exists(keys.result("b:x")) == 0
+    await rerank_line({"redis": redis, "state": state, "job_try": 1}, LINE)
+    assert calls == ["local/bm25"]

@@ -1,0 +1,193 @@
+"""Worker liveness: heartbeats, job leases, and a reaper that hands a dead worker's lines back.
+
+arq alone re-runs a killed worker's job only when its in-progress key expires
+(``RR_JOB_TIMEOUT + 10 s``).  Here a worker marks a job in progress (arq's key, holding the
+worker's id) and leases it (a set per worker) in one atomic step (:meth:`Liveness.take`), so no
+crash can leave a running job unleased, and renews a short-lived heartbeat key and its leases
+every ``RR_HEARTBEAT_SECONDS``.  On the same beat any live worker runs the reaper: for each
+registered worker whose heartbeat has expired, it deletes the in-progress key of every leased
+job that the dead worker still holds and makes sure the job is in the queue, in one Lua script.
+A slow worker keeps beating, so its lines are never taken from it; a killed one's lines are
+queued again within ``RR_WORKER_TTL_SECONDS + RR_HEARTBEAT_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from jobs import keys
+
+FORGET_AFTER_MS = 3_600_000
+"""A worker's registry entry is dropped this long after its last heartbeat."""
+
+TAKE_LUA = """
+local in_progress, queue, leases = KEYS[1], KEYS[2], KEYS[3]
+local job, worker_id, ttl, now, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local holder = redis.call('GET', in_progress)
+if holder and holder ~= worker_id then
+  return -1
+end
+local score = redis.call('ZSCORE', queue, job)
+if not score or tonumber(score) > now then
+  return -1
+end
+redis.call('SET', in_progress, worker_id, 'PX', ttl)
+redis.call('SADD', leases, job)
+redis.call('PEXPIRE', leases, keep)
+return tonumber(score)
+"""
+
+BEAT_LUA = """
+local registry, heartbeat, leases = KEYS[1], KEYS[2], KEYS[3]
+local worker_id, ttl, info, keep = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local released = tonumber(ARGV[5])
+local t = redis.call('TIME')
+redis.call('SET', heartbeat, info, 'PX', ttl)
+redis.call('ZADD', registry, t[1] * 1000 + math.floor(t[2] / 1000), worker_id)
+if released > 0 then
+  redis.call('SREM', leases, unpack(ARGV, 6, 5 + released))
+end
+if #ARGV > 5 + released then
+  redis.call('SADD', leases, unpack(ARGV, 6 + released))
+end
+redis.call('PEXPIRE', leases, keep)
+return 1
+"""
+
+REAP_LUA = """
+local registry, queue = KEYS[1], KEYS[2]
+local worker_prefix, progress_prefix, job_prefix = ARGV[1], ARGV[2], ARGV[3]
+local forget = tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local dead = {}
+for _, worker in ipairs(redis.call('ZRANGE', registry, 0, -1)) do
+  if redis.call('EXISTS', worker_prefix .. worker) == 0 then
+    dead[#dead + 1] = worker
+  end
+end
+local handed = {}
+for _, worker in ipairs(dead) do
+  local leases = worker_prefix .. worker .. ':leases'
+  for _, job in ipairs(redis.call('SMEMBERS', leases)) do
+    -- arq's in-progress key names its holder: hand back only what the dead worker still holds
+    if redis.call('GET', progress_prefix .. job) == worker then
+      redis.call('DEL', progress_prefix .. job)
+      if redis.call('EXISTS', job_prefix .. job) == 1 then
+        redis.call('ZADD', queue, 'NX', now, job)
+        handed[#handed + 1] = job
+      end
+    end
+  end
+  redis.call('DEL', leases)
+end
+redis.call('ZREMRANGEBYSCORE', registry, '-inf', now - forget)
+return handed
+"""
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Liveness:
+    """One worker's heartbeat and leases, and the reaper it runs for the others."""
+
+    def __init__(self, redis: Redis, *, worker_id: str, ttl_seconds: float, lease_keep_seconds: float,
+                 facts: dict[str, Any]) -> None:  # fmt: skip
+        self.redis = redis
+        self.worker_id = worker_id
+        self.ttl_ms = int(ttl_seconds * 1000)
+        self.lease_keep_ms = int(lease_keep_seconds * 1000)
+        self.info = orjson.dumps(
+            {"host": socket.gethostname(), "pid": os.getpid(), **facts, "started_at": round(time.time(), 3)}
+        )
+        self._take = redis.register_script(TAKE_LUA)
+        self._beat = redis.register_script(BEAT_LUA)
+        self._reap = redis.register_script(REAP_LUA)
+
+    async def take(self, job: str, in_progress_ms: int, now_ms: int) -> int | None:
+        """Mark ``job`` in progress (arq's key, holding this worker's id) and lease it, in one
+        step, if it is due and nobody else runs it: its queue score, else None.  Taking a job
+        this worker already holds answers its score again (a command retried after it ran)."""
+        score = await self._take(
+            keys=[keys.arq_in_progress(job), keys.QUEUE, keys.worker_leases(self.worker_id)],
+            args=[job, self.worker_id, in_progress_ms, now_ms, self.lease_keep_ms],
+        )
+        return None if int(score) < 0 else int(score)
+
+    async def beat(self, running: Iterable[str], released: Iterable[str] = ()) -> None:
+        """Renew the heartbeat; lease ``running`` and drop the leases of ``released`` jobs."""
+        gone = sorted(set(released) - set(running))
+        await self._beat(
+            keys=[keys.WORKERS, keys.worker(self.worker_id), keys.worker_leases(self.worker_id)],
+            args=[
+                self.worker_id,
+                self.ttl_ms,
+                self.info,
+                self.lease_keep_ms,
+                len(gone),
+                *gone,
+                *sorted(running),
+            ],
+        )
+
+    async def reap(self) -> list[str]:
+        """Hand dead workers' jobs back to the queue; returns their job ids."""
+        handed = await self._reap(
+            keys=[keys.WORKERS, keys.QUEUE],
+            args=[keys.WORKER_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX, keys.ARQ_JOB_PREFIX, FORGET_AFTER_MS],
+        )
+        return [job.decode() if isinstance(job, bytes) else str(job) for job in handed]
+
+    async def withdraw(self) -> None:
+        """A clean stop: arq has already handed back what was running."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.worker(self.worker_id), keys.worker_leases(self.worker_id))
+            pipe.zrem(keys.WORKERS, self.worker_id)
+            await pipe.execute()
+
+
+@dataclass
+class WorkerInfo:
+    worker_id: str
+    live: bool
+    last_seen_s: float
+    """Seconds since the last heartbeat (Redis clock)."""
+    in_flight: int
+    facts: dict[str, Any]
+
+
+async def list_workers(redis: Redis) -> list[WorkerInfo]:
+    """Registered workers, live first, with the number of jobs each holds (a stale worker's
+    leases are what the reaper has not handed back yet)."""
+    seconds, micros = cast(tuple[int, int], await redis.time())
+    now_ms = seconds * 1000 + micros // 1000
+    entries = cast(list[tuple[bytes, float]], await redis.zrange(keys.WORKERS, 0, -1, withscores=True))
+    async with redis.pipeline(transaction=False) as pipe:
+        for raw_id, _ in entries:
+            pipe.get(keys.worker(raw_id.decode()))
+            pipe.scard(keys.worker_leases(raw_id.decode()))
+        replies = await pipe.execute()
+    found = []
+    for n, (raw_id, seen_ms) in enumerate(entries):
+        heartbeat, in_flight = replies[2 * n], replies[2 * n + 1]
+        found.append(
+            WorkerInfo(
+                worker_id=raw_id.decode(),
+                live=heartbeat is not None,
+                last_seen_s=max(now_ms - seen_ms, 0) / 1000,
+                in_flight=int(in_flight),
+                facts=orjson.loads(heartbeat) if heartbeat else {},
+            )
+        )
+    return sorted(found, key=lambda w: (not w.live, w.last_seen_s))

@@ -1,0 +1,221 @@
+"""A worker process that rides out Redis outages and keeps its liveness signal.
+
+arq 0.28's ``Worker`` lets any Redis error out of its poll loop, which ends the process ("Connection
+closed by server."): a job's own Redis calls fail inside ``run_job`` and are re-raised by the
+next poll, and an error inside ``start_jobs`` also leaks a job slot.  ``ResilientWorker`` keeps
+arq's semantics and adds, around them:
+
+* connections that retry with bounded exponential backoff and ping idle sockets before use
+  (:func:`resilient_redis_settings`, :data:`HEALTH_CHECK_SECONDS`);
+* a poll loop that, on a Redis error, waits for Redis with backoff (up to
+  ``RR_REDIS_OUTAGE_SECONDS``, then the process exits 4) and goes on;
+* a job whose bookkeeping around the function failed is handed back (its in-progress key
+  deleted) once Redis answers, never left to the 310 s expiry;
+* jobs taken with their lease in one atomic step, and a background task that renews the
+  heartbeat and leases and runs the reaper (:mod:`jobs.liveness`).
+
+``python worker.py`` (and ``rerank-runner worker``) run it; local mode and ``arq
+worker.WorkerSettings`` run arq's plain ``Worker``, without these guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from arq.connections import RedisSettings, create_pool
+from arq.utils import timestamp_ms
+from arq.worker import Worker
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import EqualJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from jobs import keys
+from jobs.liveness import Liveness
+
+log = logging.getLogger("rerank_runner.worker")
+
+COMMAND_RETRIES = 6
+"""redis-py retries of one command on a connection error: ~3 s of jittered backoff (cap 1 s)."""
+HEALTH_CHECK_SECONDS = 10
+"""A connection idle this long is pinged (and replaced if dead) before it carries a command."""
+OUTAGE_BACKOFF_CAP = 5.0
+
+
+def resilient_redis_settings(settings: RedisSettings) -> RedisSettings:
+    """``settings`` with bounded retries on connection errors and timeouts (Redis restarting,
+    ``CLIENT KILL``, ``LOADING`` after a restart)."""
+    return dataclasses.replace(
+        settings,
+        retry=RedisRetry(EqualJitterBackoff(cap=1.0, base=0.05), COMMAND_RETRIES),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        retry_on_timeout=True,
+    )
+
+
+async def wait_for_redis(
+    ping: Callable[[], Awaitable[Any]],
+    give_up_after: float,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Ping until Redis answers, backing off exponentially (capped); raise the last error after
+    ``give_up_after`` seconds."""
+    deadline = time.monotonic() + give_up_after
+    delay = 0.1
+    while True:
+        try:
+            await ping()
+            return
+        except RedisError:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise
+        await sleep(min(delay, remaining))
+        delay = min(delay * 2, OUTAGE_BACKOFF_CAP)
+
+
+class ResilientWorker(Worker):
+    """arq's ``Worker`` that survives Redis outages and publishes a heartbeat (module docstring)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        heartbeat_seconds: float,
+        worker_ttl_seconds: float,
+        redis_outage_seconds: float,
+        worker_id: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.heartbeat_seconds = heartbeat_seconds
+        self.worker_ttl_seconds = worker_ttl_seconds
+        self.redis_outage_seconds = redis_outage_seconds
+        self.worker_id = worker_id
+        self.liveness: Liveness | None = None
+        self._released: set[str] = set()
+        """Jobs whose run here ended since the last beat: their leases are dropped then."""
+        self._beat_task: asyncio.Task[None] | None = None
+        self._chained_startup = self.on_startup
+        self._chained_shutdown = self.on_shutdown
+        self.on_startup = self._startup
+        self.on_shutdown = self._shutdown
+
+    async def main(self) -> None:
+        if self._pool is None and self.redis_settings is not None:
+            self._pool = await create_pool(
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+        self.pool.connection_pool.connection_kwargs["health_check_interval"] = HEALTH_CHECK_SECONDS
+        await super().main()
+
+    async def _startup(self, ctx: dict[str, Any]) -> None:
+        if self._chained_startup:
+            await self._chained_startup(ctx)
+        self.liveness = Liveness(
+            self.pool,
+            worker_id=self.worker_id,
+            ttl_seconds=self.worker_ttl_seconds,
+            lease_keep_seconds=self.in_progress_timeout_s,
+            facts={"max_jobs": self.max_jobs},
+        )
+        await self.liveness.beat(())
+        self._beat_task = asyncio.create_task(self._keep_alive(self.liveness))
+
+    async def _shutdown(self, ctx: dict[str, Any]) -> None:
+        if self._beat_task:
+            self._beat_task.cancel()
+            await asyncio.gather(self._beat_task, return_exceptions=True)
+        if self.liveness:
+            with contextlib.suppress(RedisError):
+                await self.liveness.withdraw()
+        if self._chained_shutdown:
+            await self._chained_shutdown(ctx)
+
+    async def _keep_alive(self, liveness: Liveness) -> None:
+        """Renew heartbeat and leases every beat; reap dead workers' jobs, but only once this
+        worker's own beats have been renewed for a whole TTL, so a worker that just reconnected
+        after an outage does not take the lines of live workers that have not reconnected yet."""
+        healthy_since: float | None = None
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            released, self._released = self._released, set()
+            running = [job for job, task in self.tasks.items() if not task.done()]
+            try:
+                await liveness.beat(running, released)
+                now = time.monotonic()
+                healthy_since = healthy_since or now
+                if now - healthy_since >= self.worker_ttl_seconds:
+                    for job in await liveness.reap():
+                        log.warning("job %s: its worker stopped beating; handed back to the queue", job)
+            except RedisError as exc:
+                self._released |= released
+                healthy_since = None
+                log.warning("heartbeat failed (%s); retrying next beat", exc)
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """arq's ``start_jobs`` (same slots, same checks: not in progress, due), except that a job
+        is marked in progress and leased to this worker in one Lua step (:meth:`Liveness.take`)
+        instead of a WATCH/MULTI of the in-progress key alone."""
+        assert self.liveness is not None, "started before on_startup"
+        in_progress_ms = int(self.in_progress_timeout_s * 1000)
+        for raw_id in job_ids:
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return
+            self.job_counter += 1
+            job_id = raw_id.decode()
+            try:
+                score = (
+                    None
+                    if job_id in self.tasks
+                    else await self.liveness.take(job_id, in_progress_ms, timestamp_ms())
+                )
+            except BaseException:
+                self._release_sem_dec_counter_on_complete()
+                raise
+            if score is None:  # running elsewhere (or here), finished, or deferred
+                self._release_sem_dec_counter_on_complete()
+                continue
+            task = self.loop.create_task(self.run_job(job_id, score))
+            task.add_done_callback(functools.partial(self._job_ended, job_id))
+            self.tasks[job_id] = task
+
+    def _job_ended(self, job_id: str, _task: asyncio.Task[None]) -> None:
+        self._released.add(job_id)
+        self._release_sem_dec_counter_on_complete()
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        try:
+            await super().run_job(job_id, score)
+        except RedisError as exc:
+            log.warning("job %s: Redis failed around the job (%s); handing it back", job_id, exc)
+            await self._hand_back(job_id)
+
+    async def _hand_back(self, job_id: str) -> None:
+        """The job's bookkeeping failed, so arq could not finish or re-queue it: free its
+        in-progress key once Redis answers (its queue entry is still there, so it runs again;
+        a line already recorded is not sent to the provider twice)."""
+        key = keys.arq_in_progress(job_id)
+        await wait_for_redis(lambda: self.pool.delete(key), self.redis_outage_seconds)
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except RedisError as exc:
+            log.warning("Redis failed (%s: %s); waiting for it to come back", type(exc).__name__, exc)
+            await wait_for_redis(self.pool.ping, self.redis_outage_seconds)
+            log.warning("Redis is back; resuming")

@@ -1,0 +1,94 @@
+"""Taking jobs, heartbeats, leases and the reaper against a real Redis (jobs/liveness.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from arq import ArqRedis
+
+from jobs import keys
+from jobs.liveness import Liveness, list_workers
+
+IN_PROGRESS_MS = 310_000
+NOW_MS = 10_000
+
+
+def liveness(redis: ArqRedis, worker_id: str, ttl: float = 60.0) -> Liveness:
+    facts = {"max_jobs": 4}
+    return Liveness(redis, worker_id=worker_id, ttl_seconds=ttl, lease_keep_seconds=600, facts=facts)
+
+
+async def queued(redis: ArqRedis, *jobs: str, score: int = 1000) -> None:
+    """What enqueue leaves in Redis for a job: its payload and its queue entry."""
+    for job in jobs:
+        await redis.set(keys.arq_job(job), b"payload")
+        await redis.zadd(keys.QUEUE, {job: score})
+
+
+async def test_a_job_is_taken_once_and_only_when_due(redis: ArqRedis) -> None:
+    one, other = liveness(redis, "one"), liveness(redis, "other")
+    await queued(redis, "b:1")
+    await queued(redis, "b:later", score=NOW_MS + 5000)
+    assert await one.take("b:later", IN_PROGRESS_MS, NOW_MS) is None  # deferred: not yet
+    assert await one.take("b:gone", IN_PROGRESS_MS, NOW_MS) is None  # finished: not queued
+    assert await one.take("b:1", IN_PROGRESS_MS, NOW_MS) == 1000
+    assert await other.take("b:1", IN_PROGRESS_MS, NOW_MS) is None  # held by one
+    assert await one.take("b:1", IN_PROGRESS_MS, NOW_MS) == 1000  # a retried call is still one's
+    assert await redis.get(keys.arq_in_progress("b:1")) == b"one"
+    assert 0 < await redis.pttl(keys.arq_in_progress("b:1")) <= IN_PROGRESS_MS
+    assert await redis.smembers(keys.worker_leases("one")) == {b"b:1"}  # type: ignore[misc]
+
+
+async def test_a_dead_workers_jobs_go_back_to_the_queue_once(redis: ArqRedis) -> None:
+    dead, alive = liveness(redis, "dead", ttl=0.2), liveness(redis, "alive")
+    await queued(redis, "b:1", "b:2", "b:3")
+    for worker, job in ((dead, "b:1"), (dead, "b:2"), (alive, "b:3")):
+        await worker.take(job, IN_PROGRESS_MS, NOW_MS)
+    await dead.beat(["b:1", "b:2"])
+    await alive.beat(["b:3"])
+    assert await alive.reap() == []  # the dead one still has a heartbeat
+    await asyncio.sleep(0.3)
+
+    assert sorted(await alive.reap()) == ["b:1", "b:2"]
+    assert not await redis.exists(keys.arq_in_progress("b:1"), keys.arq_in_progress("b:2"))
+    assert await redis.get(keys.arq_in_progress("b:3")) == b"alive"  # a live worker's job is untouched
+    assert await redis.zrange(keys.QUEUE, 0, -1) == [b"b:1", b"b:2", b"b:3"]
+    assert await redis.zscore(keys.QUEUE, "b:1") == 1000  # queue entries keep their place
+    assert not await redis.exists(keys.worker_leases("dead"))
+    assert await alive.reap() == []
+
+    listed = {w.worker_id: w for w in await list_workers(redis)}
+    assert (listed["alive"].live, listed["alive"].in_flight) == (True, 1)
+    assert (listed["dead"].live, listed["dead"].in_flight) == (False, 0)
+    assert listed["alive"].facts["max_jobs"] == 4
+
+
+async def test_a_job_finished_or_taken_over_is_not_handed_back(redis: ArqRedis) -> None:
+    dead, alive = liveness(redis, "dead", ttl=0.2), liveness(redis, "alive")
+    await queued(redis, "b:taken", "b:done")
+    await dead.take("b:done", IN_PROGRESS_MS, NOW_MS)
+    await dead.take("b:taken", IN_PROGRESS_MS, NOW_MS)
+    await dead.beat(["b:done", "b:taken"])
+    # b:done finished after the last beat (arq removed its keys); b:taken was handed back by
+    # arq (a shutdown) and the live worker took it
+    await redis.delete(keys.arq_job("b:done"), keys.arq_in_progress("b:done"))
+    await redis.zrem(keys.QUEUE, "b:done")
+    await redis.delete(keys.arq_in_progress("b:taken"))
+    await alive.take("b:taken", IN_PROGRESS_MS, NOW_MS)
+    await asyncio.sleep(0.3)
+
+    assert await alive.reap() == []
+    assert await redis.get(keys.arq_in_progress("b:taken")) == b"alive"
+    assert await redis.zrange(keys.QUEUE, 0, -1) == [b"b:taken"]
+
+
+async def test_a_beat_adds_running_drops_released_and_a_clean_stop_withdraws(redis: ArqRedis) -> None:
+    worker = liveness(redis, "w")
+    await worker.beat(["b:1", "b:2"])
+    await worker.beat(["b:2", "b:3"], released=["b:1", "b:3"])  # b:3 ended and was taken again
+    assert await redis.smembers(keys.worker_leases("w")) == {b"b:2", b"b:3"}  # type: ignore[misc]
+    await worker.beat([], released=["b:2", "b:3"])
+    assert not await redis.exists(keys.worker_leases("w"))
+    await worker.withdraw()
+    assert await list_workers(redis) == []
+    assert not await redis.exists(keys.worker("w"))
