@@ -41,6 +41,8 @@ from jobs.redis_url import RedisUrlError
 from jobs.settings import RunnerSettings, SettingsError, load_settings
 from worker import local_run, run_local_workers
 
+__all__ = ["main", "parse_args", "print_workers", "run", "state_of"]
+
 
 def _duration(seconds: float | None) -> str:
     if seconds is None:

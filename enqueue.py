@@ -70,6 +70,31 @@ from providers.registry import deployment_for
 from providers.types import RerankRequest
 from worker import local_run, run_local_workers
 
+__all__ = [
+    "BATCH_NAME",
+    "ERRORS_SHOWN",
+    "PROG",
+    "Paths",
+    "RejectLog",
+    "Run",
+    "UsageError",
+    "check_arguments",
+    "conflict_message",
+    "dry_run",
+    "enqueue_and_follow",
+    "main",
+    "parse_args",
+    "paths_for",
+    "print_next_steps",
+    "register",
+    "resolver",
+    "settings_from",
+    "sibling",
+    "stop_before_enqueue",
+    "valid_lines",
+    "validate",
+]
+
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 ERRORS_SHOWN = 100
 PROG = "python enqueue.py"

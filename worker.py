@@ -52,6 +52,15 @@ from providers.redaction import Redactor, redact_logs, secret_values
 from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 
+__all__ = [
+    "local_run",
+    "main",
+    "resilience_options",
+    "run_local_workers",
+    "worker_options",
+    "worker_settings",
+]
+
 
 def worker_options(settings: RunnerSettings) -> dict[str, Any]:
     """arq ``Worker`` keyword arguments, shared by ``python worker.py`` and local mode."""

@@ -15,6 +15,24 @@ from redis.asyncio import Redis
 from jobs import keys
 from jobs.serializer import serialize
 
+__all__ = [
+    "CANCEL_LUA",
+    "EXPORT_CHUNK",
+    "REQUEUE_LUA",
+    "BatchBusyError",
+    "BatchStatus",
+    "ExportCounts",
+    "UnknownBatchError",
+    "batch_status",
+    "cancel",
+    "drop",
+    "export",
+    "export_to_files",
+    "list_batches",
+    "release_in_progress",
+    "retry_failed",
+]
+
 EXPORT_CHUNK = 1000
 
 

@@ -38,6 +38,18 @@ from providers.registry import HTTP_ADAPTERS
 from providers.reranker import Reranker
 from providers.types import Document, RankedDocument, RerankRequest, RerankResponse, sort_and_cut
 
+__all__ = [
+    "CACHE_VERSION",
+    "CacheStats",
+    "ScoreCache",
+    "Scorer",
+    "document_hash",
+    "line_key",
+    "pair_key",
+    "peek",
+    "scorer_for",
+]
+
 CACHE_VERSION = 1
 """Bumped whenever what a key covers changes, so old entries are never read."""
 

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+__all__ = ["COMMANDS", "PROG", "Command", "main", "parser"]
+
 PROG = "rerank-runner"
 
 

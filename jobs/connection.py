@@ -17,12 +17,19 @@ from jobs.redis_url import RedisUrlError, redacted, redis_settings
 from jobs.serializer import deserialize, serialize
 
 __all__ = [
+    "CONNECT_ATTEMPTS",
+    "CONNECT_RETRY_SECONDS",
+    "DEFAULT_STATE_DIR",
     "EXIT_REDIS_UNAVAILABLE",
+    "REFUSED",
+    "UNREACHABLE",
+    "Connection",
     "RedisUnavailableError",
     "RedisUrlError",
     "connect",
     "open_pool",
     "redacted",
+    "unavailable",
 ]
 
 DEFAULT_STATE_DIR = Path(".rerank-runner")

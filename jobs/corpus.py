@@ -21,6 +21,8 @@ import orjson
 from jobs.dataset import ID_FIELDS, DatasetLine, document_reference
 from providers.types import Document
 
+__all__ = ["HEADER_IDS", "JSONL_ID_FIELDS", "Corpus", "CorpusError", "load_corpus"]
+
 JSONL_ID_FIELDS = ("_id", "id", "docid")
 HEADER_IDS = frozenset(("id", "_id", "docid"))
 

@@ -23,6 +23,34 @@ import orjson
 from jobs import keys
 from providers.types import Document
 
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DIGITS_AS_ZERO",
+    "ID_FIELDS",
+    "INT_RANGE",
+    "KNOWN_FIELDS",
+    "LONG_NUMBER",
+    "MAX_DEPTH",
+    "MAX_DOCUMENTS",
+    "MAX_DOCUMENT_BYTES",
+    "MAX_ID_CHARS",
+    "MAX_LINE_BYTES",
+    "ONLY_IDS",
+    "OPTIONAL_FIELDS",
+    "RAW_SHOWN",
+    "DatasetLine",
+    "FieldError",
+    "LineError",
+    "LineLimits",
+    "LongLine",
+    "check_line",
+    "document_reference",
+    "parse_line",
+    "read_lines",
+    "trusted_line",
+    "valid_id_key",
+]
+
 MAX_DOCUMENTS = 10_000
 MAX_ID_CHARS = 512
 MAX_DEPTH = 64

@@ -32,6 +32,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+__all__ = [
+    "KEEPER_POLL_SECONDS",
+    "PR_SET_PDEATHSIG",
+    "START_TIMEOUT_SECONDS",
+    "STOP_TIMEOUT_SECONDS",
+    "EmbeddedRedis",
+    "find_redis_server",
+    "keep",
+    "pid_alive",
+]
+
 START_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 30.0
 KEEPER_POLL_SECONDS = 0.1

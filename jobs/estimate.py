@@ -32,6 +32,18 @@ from providers.registry import HTTP_ADAPTERS
 from providers.render import document_text
 from providers.types import RerankRequest
 
+__all__ = [
+    "DOCUMENTS_PER_SEARCH_UNIT",
+    "PRICE_NAMES",
+    "SEARCH_UNIT_PROVIDERS",
+    "TOKENS_PER_SEARCH_UNIT_DOCUMENT",
+    "Cost",
+    "ModelEstimate",
+    "estimate",
+    "prices_from",
+    "search_units",
+]
+
 SEARCH_UNIT_PROVIDERS = frozenset({"cohere"})
 DOCUMENTS_PER_SEARCH_UNIT = 100
 TOKENS_PER_SEARCH_UNIT_DOCUMENT = 500

@@ -28,6 +28,18 @@ from jobs.dataset import MAX_LINE_BYTES, LongLine, read_lines
 from jobs.validation import ValidationReport
 from providers.deployment import Credentials, split_model_name
 
+__all__ = [
+    "IDENTITY_VERSION",
+    "SECRET_WORDS",
+    "SHORT_CHARS",
+    "UNSCORED_PARAMS",
+    "RunIdentity",
+    "default_batch_name",
+    "describe_models",
+    "run_identity",
+    "slug",
+]
+
 IDENTITY_VERSION = 1
 """Bumped whenever what the identity covers changes, so old batches never look the same."""
 SHORT_CHARS = 10

@@ -10,6 +10,32 @@ from __future__ import annotations
 import orjson
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 
+__all__ = [
+    "ARQ_IN_PROGRESS_PREFIX",
+    "ARQ_JOB_PREFIX",
+    "ARQ_RETRY_PREFIX",
+    "BATCHES",
+    "JOB_FUNCTION",
+    "QUEUE",
+    "RESULT_PREFIX",
+    "WORKERS",
+    "WORKER_PREFIX",
+    "arq_in_progress",
+    "arq_in_progress_of_batch",
+    "arq_job",
+    "batch",
+    "batch_failed",
+    "batch_lines",
+    "job_id",
+    "limiter",
+    "line_key",
+    "line_member",
+    "result",
+    "score_cache",
+    "worker",
+    "worker_leases",
+]
+
 QUEUE = "rr:queue"
 """arq queue (sorted set of job ids by run-at time in ms)."""
 JOB_FUNCTION = "rerank_line"

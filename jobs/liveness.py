@@ -26,6 +26,17 @@ from redis.asyncio import Redis
 
 from jobs import keys
 
+__all__ = [
+    "BEAT_LUA",
+    "FORGET_AFTER_MS",
+    "REAP_LUA",
+    "TAKE_LUA",
+    "Liveness",
+    "WorkerInfo",
+    "list_workers",
+    "new_worker_id",
+]
+
 FORGET_AFTER_MS = 3_600_000
 """A worker's registry entry is dropped this long after its last heartbeat."""
 

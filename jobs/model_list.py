@@ -27,6 +27,16 @@ from providers.deployment import Credentials, Deployment, Limits
 from providers.errors import ConfigurationError
 from providers.registry import HTTP_ADAPTERS, credentials_from, deployment_for
 
+__all__ = [
+    "CORE_PARAMS",
+    "ENV_PREFIX",
+    "IGNORED_PARAMS",
+    "TOP_LEVEL",
+    "ModelList",
+    "load_model_list",
+    "parse_model_list",
+]
+
 ENV_PREFIX = "os.environ/"
 CORE_PARAMS = frozenset({"model", "api_key", "api_base", "rpm", "tpm", "max_parallel_requests", "headers"})
 IGNORED_PARAMS = frozenset(

@@ -11,6 +11,8 @@ from tqdm import tqdm
 from jobs import keys
 from jobs.batches import BatchStatus, batch_status
 
+__all__ = ["IDLE_POLLS_BEFORE_GIVING_UP", "POLL_SECONDS", "wait_for_batch"]
+
 POLL_SECONDS = 0.5
 IDLE_POLLS_BEFORE_GIVING_UP = 20
 

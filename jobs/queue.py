@@ -25,6 +25,17 @@ from jobs.identity import RunIdentity
 from jobs.payload import line_payload
 from jobs.serializer import serialize
 
+__all__ = [
+    "CHUNK_BYTES",
+    "CHUNK_LINES",
+    "ENQUEUE_LUA",
+    "REGISTER_LUA",
+    "BatchConflictError",
+    "EnqueueCounts",
+    "enqueue_lines",
+    "register_batch",
+]
+
 CHUNK_LINES = 500
 CHUNK_BYTES = 4 * 1024 * 1024
 """A chunk closes at whichever limit comes first, so long lines cannot blow up memory."""

@@ -20,6 +20,8 @@ from jobs import keys
 from jobs.payload import LinePayload
 from providers.types import RerankResponse
 
+__all__ = ["FAILED", "SUCCEEDED", "WRITE_LUA", "RecordWriter", "failure_record", "success_record"]
+
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 

@@ -15,6 +15,8 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from arq.connections import RedisSettings
 
+__all__ = ["CERT_REQS", "OPTIONS", "SCHEMES", "TLS_OPTIONS", "RedisUrlError", "redacted", "redis_settings"]
+
 SCHEMES = ("redis", "rediss", "unix")
 CERT_REQS = ("none", "optional", "required")
 TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")

@@ -41,6 +41,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from jobs import keys
 from jobs.liveness import Liveness
 
+__all__ = [
+    "COMMAND_RETRIES",
+    "HEALTH_CHECK_SECONDS",
+    "OUTAGE_BACKOFF_CAP",
+    "ResilientWorker",
+    "resilient_redis_settings",
+    "wait_for_redis",
+]
+
 log = logging.getLogger("rerank_runner.worker")
 
 COMMAND_RETRIES = 6

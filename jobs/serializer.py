@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+__all__ = ["deserialize", "serialize"]
+
 
 def serialize(obj: Any) -> bytes:
     # arq also serializes its own failure results (exceptions, datetimes): keep them readable.

@@ -17,6 +17,16 @@ from providers.deployment import Credentials
 from providers.registry import credentials_from
 from providers.wire import MAX_RESPONSE_BYTES
 
+__all__ = [
+    "DEADLINE_MARGIN_SECONDS",
+    "DEFAULT_MODEL",
+    "RunnerSettings",
+    "SettingsError",
+    "load_settings",
+    "model_list",
+    "provider_credentials",
+]
+
 DEFAULT_MODEL = "local/bm25"
 DEADLINE_MARGIN_SECONDS = 5.0
 

@@ -31,6 +31,8 @@ from jobs.dataset import (
 from providers.errors import ConfigurationError
 from providers.registry import deployment_for
 
+__all__ = ["ModelCheck", "ValidationReport", "fingerprint", "id_hash", "validate_file"]
+
 
 def id_hash(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")

@@ -29,6 +29,15 @@ from providers.redaction import PATTERNS_ONLY, Redactor
 from providers.reranker import Reranker
 from providers.types import RerankResponse
 
+__all__ = [
+    "HAND_BACK_DEFER_SECONDS",
+    "MAX_HELD_OUTCOMES",
+    "MIN_WRITE_SECONDS",
+    "WRITE_MARGIN_SECONDS",
+    "WorkerState",
+    "rerank_line",
+]
+
 log = logging.getLogger("rerank_runner.worker")
 
 WRITE_MARGIN_SECONDS = 2.0

@@ -21,6 +21,8 @@ from providers.deployment import Deployment
 from providers.errors import ConfigurationError
 from providers.types import RankedDocument, RerankRequest
 
+__all__ = ["Capabilities", "HttpAdapter", "ParsedResponse", "WireRequest", "resolve_base", "static"]
+
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:

@@ -19,6 +19,21 @@ from providers.auth import Bearer
 from providers.deployment import Deployment
 from providers.registry import HTTP_ADAPTERS
 
+__all__ = [
+    "BEGIN",
+    "DOC",
+    "END",
+    "FLAGS",
+    "HEADER",
+    "LEGEND",
+    "LOCAL_CAPABILITIES",
+    "adapter_row",
+    "local_rows",
+    "main",
+    "splice",
+    "table",
+]
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "providers.md"
 BEGIN = "<!-- begin generated table: python -m providers.catalog -->"
 END = "<!-- end generated table -->"

@@ -15,6 +15,8 @@ from typing import Any
 
 from providers.types import RankedDocument, RerankRequest
 
+__all__ = ["ContractError", "check", "index", "index_from_id", "score"]
+
 
 class ContractError(ValueError):
     """A provider's answer is not a ranking of the documents it was sent."""

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
+__all__ = ["Credentials", "Deployment", "Limits", "split_model_name"]
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:

@@ -23,6 +23,8 @@ from providers.redaction import PATTERNS_ONLY, Redactor
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest, RerankResponse
 
+__all__ = ["Candidate", "Dispatcher", "Plans", "Prepared", "add_usage", "prepare"]
+
 log = logging.getLogger("rerank_runner.http")
 
 Candidate = tuple[HttpAdapter, Deployment]

@@ -34,6 +34,24 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "AuthenticationError",
+    "BadResponseError",
+    "ConfigurationError",
+    "DeadlineExceededError",
+    "DeferredError",
+    "InvalidRequestError",
+    "PermanentProviderError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "QuotaExceededError",
+    "RateLimitedError",
+    "RerankError",
+    "RetryableProviderError",
+    "ServerError",
+]
+
 
 class RerankError(Exception):
     code = "error"

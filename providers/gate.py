@@ -33,6 +33,20 @@ from providers.errors import DeferredError, RateLimitedError, RerankError
 from providers.render import document_text
 from providers.types import RerankRequest
 
+__all__ = [
+    "ACQUIRE_LUA",
+    "CHARS_PER_TOKEN",
+    "COOLING_LUA",
+    "RELEASE_LUA",
+    "Gate",
+    "GatePolicy",
+    "Lease",
+    "OpenGate",
+    "RedisGate",
+    "Sleep",
+    "estimate_tokens",
+]
+
 log = logging.getLogger("rerank_runner.gate")
 
 Sleep = Callable[[float], Awaitable[None]]

@@ -17,6 +17,8 @@ from providers.adapter import Capabilities
 from providers.render import document_text
 from providers.types import Document, RankedDocument, RerankRequest, sort_and_cut
 
+__all__ = ["DEFAULT_CHUNK_WORDS", "Part", "merge", "plan"]
+
 DEFAULT_CHUNK_WORDS = 512
 """Window size when ``max_chunks_per_doc`` is given without ``max_tokens_per_doc``."""
 

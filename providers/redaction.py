@@ -23,6 +23,19 @@ from pydantic import SecretStr
 from providers.deployment import Credentials, Deployment
 from providers.errors import ProviderError, RerankError
 
+__all__ = [
+    "MIN_SECRET_CHARS",
+    "OWN_LOGGERS",
+    "PATTERNS",
+    "PATTERNS_ONLY",
+    "REDACTED",
+    "SECRET_HEADERS",
+    "RedactingFilter",
+    "Redactor",
+    "redact_logs",
+    "secret_values",
+]
+
 REDACTED = "[REDACTED]"
 MIN_SECRET_CHARS = 6
 """Shorter configured values are not searched for verbatim (they would blank ordinary words);

@@ -30,6 +30,15 @@ from providers.adapters import (
 from providers.deployment import Credentials, Deployment, split_model_name
 from providers.errors import ConfigurationError
 
+__all__ = [
+    "ADAPTERS",
+    "HTTP_ADAPTERS",
+    "KNOWN_PROVIDERS",
+    "LOCAL_PROVIDER",
+    "credentials_from",
+    "deployment_for",
+]
+
 LOCAL_PROVIDER = "local"
 ADAPTERS = (
     cohere.ADAPTER,

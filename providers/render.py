@@ -8,6 +8,8 @@ import orjson
 
 from providers.types import Document
 
+__all__ = ["document_text"]
+
 
 def _scalar_text(value: Any) -> str:
     if isinstance(value, str):

@@ -13,6 +13,8 @@ from providers.errors import ConfigurationError, DeferredError, RerankError
 from providers.registry import HTTP_ADAPTERS, LOCAL_PROVIDER, deployment_for
 from providers.types import RerankRequest, RerankResponse
 
+__all__ = ["Reranker"]
+
 log = logging.getLogger("rerank_runner.reranker")
 
 

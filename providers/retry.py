@@ -23,6 +23,8 @@ from tenacity import (
 
 from providers.errors import RateLimitedError, RerankError
 
+__all__ = ["RetryPolicy", "Sleep"]
+
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 

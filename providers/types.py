@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["Document", "RankedDocument", "RerankRequest", "RerankResponse", "sort_and_cut"]
+
 Document = str | dict[str, Any]
 
 

@@ -31,6 +31,17 @@ from providers.errors import (
 )
 from providers.redaction import PATTERNS_ONLY, Redactor
 
+__all__ = [
+    "DROPPED_HEADERS",
+    "EXCERPT_CHARS",
+    "MAX_RESPONSE_BYTES",
+    "REQUEST_ID_HEADERS",
+    "error_for_response",
+    "parse_retry_after",
+    "request_id",
+    "send",
+]
+
 REQUEST_ID_HEADERS = (
     "x-request-id",
     "request-id",

@@ -24,6 +24,8 @@ from providers.adapters import cohere
 from providers.deployment import Deployment
 from providers.types import RerankRequest
 
+__all__ = ["ADAPTER", "build_request", "capabilities", "parse_response", "rerank_url"]
+
 
 def rerank_url(base: str) -> tuple[str, int]:
     """The endpoint URL for a base, and the Cohere API version it speaks."""

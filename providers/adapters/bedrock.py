@@ -29,6 +29,20 @@ from providers.deployment import Deployment
 from providers.errors import ConfigurationError
 from providers.types import Document, RerankRequest
 
+__all__ = [
+    "ADAPTER",
+    "ENV_REGION",
+    "MAX_DOCUMENTS",
+    "arn_region",
+    "build_request",
+    "default_base",
+    "number_of_results",
+    "parse_response",
+    "region",
+    "rerank_url",
+    "source",
+]
+
 REGION, ENDPOINT = "aws_region_name", "aws_bedrock_runtime_endpoint"
 ENV_REGION = "aws_env_region"
 """The environment's region; its own key because it ranks below the ARN's, unlike ``aws_region_name``."""

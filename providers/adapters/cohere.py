@@ -17,6 +17,19 @@ from providers.adapters.shapes import parse_results
 from providers.deployment import Deployment
 from providers.types import RerankRequest
 
+__all__ = [
+    "ADAPTER",
+    "DEFAULT_BASE",
+    "MAX_DOCUMENTS",
+    "V1",
+    "V2",
+    "build_request",
+    "capabilities",
+    "cohere_body",
+    "parse_response",
+    "rerank_url",
+]
+
 DEFAULT_BASE = "https://api.cohere.com"
 MAX_DOCUMENTS = 1000
 """Cohere's recommended per-request maximum (the API accepts up to 10,000)."""

@@ -25,6 +25,16 @@ from providers.adapters.shapes import simple_body, simple_response
 from providers.deployment import Deployment
 from providers.types import RerankRequest
 
+__all__ = [
+    "ADAPTER",
+    "CAPABILITIES",
+    "DEFAULT_BASE",
+    "MAX_DOCUMENTS",
+    "build_request",
+    "parse_response",
+    "rerank_url",
+]
+
 DEFAULT_BASE = "https://dashscope.aliyuncs.com/compatible-api/v1"
 CHAT_ROUTE, RERANK_ROUTE = "/compatible-mode/v1", "/compatible-api/v1"
 MAX_DOCUMENTS = 500

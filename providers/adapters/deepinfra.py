@@ -24,6 +24,8 @@ from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireReq
 from providers.deployment import Deployment
 from providers.types import RankedDocument, RerankRequest, sort_and_cut
 
+__all__ = ["ADAPTER", "CAPABILITIES", "DEFAULT_BASE", "build_request", "inference_url", "parse_response"]
+
 DEFAULT_BASE = "https://api.deepinfra.com/v1/openai"
 CAPABILITIES = Capabilities(object_documents=False, top_n=False)
 

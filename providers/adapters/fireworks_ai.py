@@ -20,6 +20,16 @@ from providers.adapters.shapes import simple_body, simple_response
 from providers.deployment import Deployment
 from providers.types import RerankRequest
 
+__all__ = [
+    "ADAPTER",
+    "CAPABILITIES",
+    "DEFAULT_BASE",
+    "build_request",
+    "parse_response",
+    "rerank_url",
+    "wire_model",
+]
+
 DEFAULT_BASE = "https://api.fireworks.ai/inference/v1"
 CAPABILITIES = Capabilities(object_documents=False, top_n=True)
 

@@ -24,6 +24,8 @@ from providers.auth import Bearer
 from providers.deployment import Deployment
 from providers.types import RerankRequest
 
+__all__ = ["ADAPTER", "CAPABILITIES", "build_request", "parse_response", "rerank_url"]
+
 CAPABILITIES = Capabilities(object_documents=False, top_n=True)
 
 

@@ -26,6 +26,15 @@ from providers.auth import Bearer
 from providers.deployment import Deployment
 from providers.types import RerankRequest
 
+__all__ = [
+    "ADAPTER",
+    "CAPABILITIES",
+    "MAX_CLIENT_BATCH_SIZE",
+    "build_request",
+    "parse_response",
+    "rerank_url",
+]
+
 MAX_CLIENT_BATCH_SIZE = 32
 """TEI's default ``--max-client-batch-size``; a server started with a lower one answers 413."""
 CAPABILITIES = Capabilities(object_documents=False, top_n=False, max_documents=MAX_CLIENT_BATCH_SIZE)

@@ -25,6 +25,8 @@ from providers.auth import Bearer
 from providers.deployment import Deployment
 from providers.types import RerankRequest
 
+__all__ = ["ADAPTER", "CAPABILITIES", "MAX_DOCUMENTS", "build_request", "parse_response", "rerank_url"]
+
 MAX_DOCUMENTS = 2048
 """``RerankInput.documents`` is a list of 1 to 2048 strings (infinity_emb's ITEMS_LIMIT)."""
 CAPABILITIES = Capabilities(object_documents=False, top_n=True, max_documents=MAX_DOCUMENTS)

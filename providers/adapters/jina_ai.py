@@ -24,6 +24,16 @@ from providers.adapters.shapes import simple_body, simple_response
 from providers.deployment import Deployment
 from providers.types import RerankRequest
 
+__all__ = [
+    "ADAPTER",
+    "CAPABILITIES",
+    "DEFAULT_BASE",
+    "RERANK_PATH",
+    "build_request",
+    "parse_response",
+    "rerank_url",
+]
+
 DEFAULT_BASE = "https://api.jina.ai/v1"
 RERANK_PATH = "/v1/rerank"
 # Jina documents no per-request document limit.

@@ -28,6 +28,8 @@ from providers.adapters.shapes import simple_body
 from providers.deployment import Deployment
 from providers.types import RerankRequest
 
+__all__ = ["ADAPTER", "CAPABILITIES", "build_request", "parse_response", "rerank_url"]
+
 # No per-request limit of the proxy's own; the backend's applies and is unknown here.
 CAPABILITIES = Capabilities(object_documents=False, top_n=True)
 

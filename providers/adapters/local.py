@@ -14,6 +14,8 @@ from providers.errors import ConfigurationError
 from providers.render import document_text
 from providers.types import RankedDocument, RerankRequest, RerankResponse, sort_and_cut
 
+__all__ = ["DEFAULT_CHUNK_TOKENS", "MODELS", "check_model", "rank", "rerank"]
+
 MODELS = ("bm25",)
 DEFAULT_CHUNK_TOKENS = 512
 

@@ -30,6 +30,18 @@ from providers.deployment import Deployment
 from providers.render import document_text
 from providers.types import RerankRequest
 
+__all__ = [
+    "ADAPTER",
+    "CAPABILITIES",
+    "DEFAULT_BASE",
+    "RANKING_PREFIX",
+    "build_request",
+    "is_ranking",
+    "parse_response",
+    "rerank_url",
+    "wire_model",
+]
+
 DEFAULT_BASE = "https://ai.api.nvidia.com"
 RANKING_PREFIX = "ranking/"
 CAPABILITIES = Capabilities(object_documents=False, top_n=False, max_documents=512)

@@ -9,6 +9,8 @@ from providers.adapter import ParsedResponse
 from providers.adapters.usage import token_usage
 from providers.types import RankedDocument, RerankRequest
 
+__all__ = ["parse_results", "simple_body", "simple_response"]
+
 
 def simple_body(
     model: str, request: RerankRequest, *, top_n_key: str = "top_n", **extra: Any

@@ -24,6 +24,8 @@ from providers.adapters.shapes import simple_body, simple_response
 from providers.deployment import Deployment
 from providers.types import RerankRequest
 
+__all__ = ["ADAPTER", "CAPABILITIES", "DEFAULT_BASE", "build_request", "parse_response", "rerank_url"]
+
 DEFAULT_BASE = "https://api.together.ai/v1"
 # Together documents no per-request document limit.
 CAPABILITIES = Capabilities(object_documents=False, top_n=True)

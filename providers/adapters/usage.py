@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["token_usage"]
+
 
 def token_usage(report: Any) -> dict[str, Any] | None:
     """A provider's ``usage`` object as ``{"tokens": {name: count}}``, numbers only, or None."""

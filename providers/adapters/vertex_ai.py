@@ -33,6 +33,20 @@ from providers.errors import ConfigurationError
 from providers.render import document_text
 from providers.types import Document, RankedDocument, RerankRequest
 
+__all__ = [
+    "ADAPTER",
+    "HOST",
+    "MAX_DOCUMENTS",
+    "PROJECT_ENV",
+    "build_request",
+    "default_base",
+    "location",
+    "parse_response",
+    "project",
+    "rank_url",
+    "record",
+]
+
 HOST = "discoveryengine.googleapis.com"
 PROJECT, LOCATION = "vertex_project", "vertex_location"
 PROJECT_ENV = ("VERTEXAI_PROJECT", "VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT")

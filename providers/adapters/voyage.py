@@ -20,6 +20,17 @@ from providers.adapters.shapes import simple_body, simple_response
 from providers.deployment import Deployment
 from providers.types import RerankRequest
 
+__all__ = [
+    "ADAPTER",
+    "CAPABILITIES",
+    "MONGODB_BASE",
+    "VOYAGE_BASE",
+    "build_request",
+    "default_base",
+    "parse_response",
+    "rerank_url",
+]
+
 VOYAGE_BASE = "https://api.voyageai.com"
 MONGODB_BASE = "https://ai.mongodb.com"
 CAPABILITIES = Capabilities(object_documents=False, top_n=True, max_documents=1000)

@@ -26,6 +26,18 @@ from providers.deployment import Deployment
 from providers.errors import ConfigurationError
 from providers.types import RerankRequest
 
+__all__ = [
+    "ADAPTER",
+    "DEFAULT_VERSION",
+    "PATH",
+    "PROJECT_ENV",
+    "SPACE_ENV",
+    "build_request",
+    "parse_response",
+    "rerank_url",
+    "scope",
+]
+
 DEFAULT_VERSION = "2024-05-31"
 PATH = "/ml/v1/text/rerank"
 PROJECT_ENV = ("WATSONX_PROJECT_ID", "WX_PROJECT_ID", "PROJECT_ID")

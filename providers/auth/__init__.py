@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from providers.auth.token_cache import TokenCache
     from providers.deployment import Deployment
 
+__all__ = ["BEARER", "Auth", "AuthRequest", "Bearer", "missing_key"]
+
 
 @dataclass(frozen=True, slots=True)
 class AuthRequest:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from providers.auth import AuthRequest
     from providers.deployment import Deployment
 
+__all__ = ["SCOPES", "GoogleAuth", "google_auth", "load_credentials"]
+
 TOKEN, CREDENTIALS = "vertex_access_token", "vertex_credentials"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 

@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 from google.auth import exceptions, transport
 
+__all__ = ["TIMEOUT_SECONDS", "HttpxRequest", "HttpxResponse"]
+
 TIMEOUT_SECONDS = 30.0
 
 

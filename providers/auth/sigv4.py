@@ -26,6 +26,18 @@ if TYPE_CHECKING:
     from providers.auth.token_cache import TokenCache
     from providers.deployment import Deployment
 
+__all__ = [
+    "AMBIENT",
+    "CREDENTIAL_PARAMS",
+    "ENV_PAIR",
+    "EXPLICIT",
+    "PROFILE",
+    "SIGNED_HEADERS",
+    "UNSUPPORTED",
+    "SigV4Auth",
+    "botocore",
+]
+
 EXPLICIT = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 """LiteLLM's params for a key pair (+ session token) in the model list."""
 AMBIENT = ("aws_env_access_key_id", "aws_env_secret_access_key", "aws_env_session_token")

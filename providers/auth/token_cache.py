@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar, cast
 
+__all__ = ["TokenCache"]
+
 T = TypeVar("T")
 
 

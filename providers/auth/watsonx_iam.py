@@ -33,6 +33,16 @@ if TYPE_CHECKING:
     from providers.auth import AuthRequest
     from providers.deployment import Deployment
 
+__all__ = [
+    "DEFAULT_IAM",
+    "GRANT_TYPE",
+    "REFRESH_MARGIN_SECONDS",
+    "TOKEN_PATH",
+    "IamToken",
+    "WatsonxAuth",
+    "token_url",
+]
+
 TOKEN, ZEN_API_KEY, IAM_URL = "token", "zen_api_key", "watsonx_iam_url"
 DEFAULT_IAM = "https://iam.cloud.ibm.com"
 TOKEN_PATH = "/identity/token"
