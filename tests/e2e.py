@@ -34,14 +34,7 @@ def run_batch(
         "enqueue.py", str(dataset), "--batch", batch, "--no-progress", *extra_args, env=full_env
     )
     assert enqueued.returncode == 0, enqueued.stderr
-    worker = subprocess.run(
-        [sys.executable, str(ROOT / "worker.py"), "--burst", *_config_args(extra_args)],
-        env=env_with(full_env),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    worker = run_script("worker.py", "--burst", *_config_args(extra_args), env=full_env)
     assert worker.returncode == 0, worker.stderr
     results, errors = tmp_path / f"{batch}.out.jsonl", tmp_path / f"{batch}.err.jsonl"
     exported = run_script(

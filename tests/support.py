@@ -11,6 +11,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from jobs.identity import RunIdentity
+from jobs.payload import LinePayload
+from providers.types import Document
+
 ROOT = Path(__file__).resolve().parent.parent
 
 WORDS = [
@@ -104,3 +108,20 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(0.1)
+
+
+RUN = RunIdentity("run-1", lines=1, lines_digest="l", default_model="local/bm25", models={})
+"""The run every :func:`unit_line` belongs to."""
+
+
+def unit_line(query: str = "q", documents: list[Document] | None = None) -> LinePayload:
+    """A job payload for worker-side unit tests: batch ``b``, run ``run-1``, line 1, id ``x``."""
+    return {
+        "batch": "b",
+        "line": 1,
+        "id": "x",
+        "model": "local/bm25",
+        "run": RUN.digest,
+        "query": query,
+        "documents": documents or ["d"],
+    }

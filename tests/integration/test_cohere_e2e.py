@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from providers.render import document_text
+from tests.adapter_kit import serving
 from tests.process_tools import Workers, export_batch
 from tests.ranking_lines import expected_results as ranked_as
 from tests.servers.cohere import V2_FIELDS, CohereServer, v1_text
@@ -25,10 +25,7 @@ MODEL = "cohere/rerank-v3.5"
 FINISH_TIMEOUT = 120.0
 
 
-@pytest.fixture
-def server() -> Iterator[CohereServer]:
-    with CohereServer(KEY) as running:
-        yield running
+server = serving(lambda: CohereServer(KEY))
 
 
 def word(n: int) -> str:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ import pytest
 from jobs import keys
 from tests.process_tools import RedisProbe, export_batch
 from tests.servers.cohere import CohereServer
-from tests.support import ROOT, env_with, run_script, synthetic_lines, write_dataset
+from tests.support import run_script, synthetic_lines, write_dataset
 from tests.wire_server import Recorded, Reply, rate_limited
 
 pytestmark = pytest.mark.integration
@@ -96,14 +94,7 @@ def enqueue(env: dict[str, str], dataset: list[dict[str, Any]], tmp_path: Path) 
 
 def drain(env: dict[str, str]) -> str:
     """One ``worker.py --burst --verbose`` until the queue is empty; its log."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "worker.py"), "--burst", "--verbose"],
-        env=env_with(env),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_script("worker.py", "--burst", "--verbose", env=env, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
 

@@ -4,8 +4,6 @@ key reaches neither Redis, nor the errors file, nor the worker's log."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +13,7 @@ from typing import ClassVar
 import pytest
 import redis as sync_redis
 
-from tests.support import ROOT, env_with, read_jsonl, run_script, write_dataset
+from tests.support import read_jsonl, run_script, write_dataset
 
 KEY = "sk-e2e-Zq8x3kTrLm0"
 FRAGMENT = "Zq8x3kTr"
@@ -94,14 +92,7 @@ def test_an_echoed_key_is_never_stored_exported_or_logged(
     }
     enqueued = run_script("enqueue.py", str(dataset), "--batch", "echo", "--no-progress", env=env)
     assert enqueued.returncode == 0, enqueued.stderr
-    worker = subprocess.run(
-        [sys.executable, str(ROOT / "worker.py"), "--burst", "-v"],
-        env=env_with(env),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    worker = run_script("worker.py", "--burst", "-v", env=env)
     assert worker.returncode == 0, worker.stderr
     errors_path = tmp_path / "errors.jsonl"
     exported = run_script(

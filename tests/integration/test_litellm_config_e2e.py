@@ -3,8 +3,6 @@ worker against local wire-format servers."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,7 +17,7 @@ from tests.servers.cohere import CohereServer
 from tests.servers.huggingface import TeiServer
 from tests.servers.jina_ai import JinaServer
 from tests.servers.voyage import VoyageServer
-from tests.support import ROOT, env_with, read_jsonl, run_script, write_dataset
+from tests.support import read_jsonl, run_script, write_dataset
 
 CONFIG = """
 model_list:
@@ -190,14 +188,7 @@ def test_one_set_key_of_six_serves_its_model_through_a_real_worker(redis_url: st
         args = ("--config", str(config), "--batch", "six", "--no-progress")
         enqueued = run_script("enqueue.py", str(dataset), *args, env=env)
         assert enqueued.returncode == 0, enqueued.stderr
-        worker = subprocess.run(
-            [sys.executable, str(ROOT / "worker.py"), "--burst", "--config", str(config)],
-            env=env_with(env),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        worker = run_script("worker.py", "--burst", "--config", str(config), env=env)
         assert worker.returncode == 0, worker.stderr
         out, err = tmp_path / "out.jsonl", tmp_path / "err.jsonl"
         exported = run_script(

@@ -3,12 +3,12 @@ servers -> batch.py.  Requests are counted at the servers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.adapter_kit import serving
 from tests.e2e import WORKER_ENV, CliRun
 from tests.servers.cohere import CohereServer
 from tests.servers.together_ai import TogetherServer
@@ -22,16 +22,10 @@ TOGETHER_KEY = "cache-together-key"
 LINES = 12
 
 
-@pytest.fixture
-def cohere() -> Iterator[CohereServer]:
-    with CohereServer(COHERE_KEY) as running:
-        yield running
+cohere = serving(lambda: CohereServer(COHERE_KEY))
 
 
-@pytest.fixture
-def together() -> Iterator[TogetherServer]:
-    with TogetherServer(TOGETHER_KEY) as running:
-        yield running
+together = serving(lambda: TogetherServer(TOGETHER_KEY))
 
 
 def candidates(extra: int = 0, top_n: int | None = None) -> list[dict[str, Any]]:

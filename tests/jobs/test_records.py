@@ -6,23 +6,13 @@ from arq import ArqRedis
 
 from jobs import keys
 from jobs.batches import batch_status
-from jobs.identity import RunIdentity
 from jobs.payload import LinePayload
 from jobs.queue import register_batch
 from jobs.records import FAILED, SUCCEEDED, RecordWriter
 from jobs.work import WorkerState, rerank_line
+from tests.support import RUN, unit_line
 
-LINE: LinePayload = {
-    "batch": "b",
-    "line": 1,
-    "id": "x",
-    "model": "local/bm25",
-    "run": "run-1",
-    "query": "q",
-    "documents": ["d"],
-}
-
-RUN = RunIdentity("run-1", lines=1, lines_digest="l", default_model="local/bm25", models={})
+LINE = unit_line()
 
 
 async def counts(redis: ArqRedis) -> tuple[int, int]:

@@ -13,8 +13,6 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from jobs import keys
-from jobs.identity import RunIdentity
-from jobs.payload import LinePayload
 from jobs.queue import register_batch
 from jobs.records import RecordWriter
 from jobs.resilience import wait_for_redis
@@ -25,18 +23,10 @@ from providers.gate import GatePolicy, Lease, RedisGate
 from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest, RerankResponse
+from tests.support import RUN, unit_line
 
-LINE: LinePayload = {
-    "batch": "b",
-    "line": 1,
-    "id": "x",
-    "model": "local/bm25",
-    "run": "run-1",
-    "query": "solar wind",
-    "documents": ["solar wind notes", "coffee"],
-}
+LINE = unit_line("solar wind", ["solar wind notes", "coffee"])
 JOB = keys.job_id("b", "x")
-RUN = RunIdentity("run-1", lines=1, lines_digest="l", default_model="local/bm25", models={})
 
 
 class CountingReranker:
