@@ -2,7 +2,8 @@
 
     python batch.py list
     python batch.py status BATCH [--watch] [--json]
-    python batch.py results BATCH [--output FILE] [--errors FILE]
+    python batch.py results BATCH [--output FILE] [--errors FILE] [--format jsonl|trec|csv|parquet]
+    python batch.py eval BATCH... --qrels QRELS [--metrics nDCG@10 RR@10 R@100] [--baseline RUN]
     python batch.py cancel BATCH
     python batch.py retry-failed BATCH [--code rate_limited ...]
     python batch.py workers
@@ -22,19 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from redis.asyncio import Redis
 
 from jobs.batches import (
     BatchStatus,
     UnknownBatchError,
     batch_status,
     cancel,
-    export,
-    export_to_files,
     list_batches,
     retry_failed,
 )
 from jobs.connection import DEFAULT_STATE_DIR, EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, connect
 from jobs.embedded import pid_alive
+from jobs.evaluation import DEFAULT_METRICS, EvaluationError, evaluate_batches, table, write_per_query
+from jobs.formats import FORMATS, FormatError, export_as
 from jobs.liveness import WorkerInfo, list_workers
 from jobs.progress import wait_for_batch
 from jobs.redis_url import RedisUrlError
@@ -75,11 +77,33 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
     status.add_argument("batch")
     status.add_argument("--watch", action="store_true", help="progress bar until the batch finishes")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    results = commands.add_parser("results", help="export results (JSONL, dataset order)")
+    results = commands.add_parser("results", help="export results (JSONL, TREC run, CSV or Parquet)")
     results.add_argument("batch")
-    results.add_argument("--output", type=Path, help="default: results/BATCH.jsonl")
+    results.add_argument("--output", type=Path, help="default: results/BATCH.jsonl (.trec, .csv, .parquet)")
+    results.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="jsonl",
+        help="jsonl: the records; trec: qid Q0 docid rank score tag; csv and parquet: "
+        "qid, docid, rank, score, model (parquet needs the parquet extra)",
+    )
+    results.add_argument("--tag", help="trec: the run tag (default: the model)")
     results.add_argument(
         "--errors", type=Path, help="failed and unfinished lines (default: results/BATCH.errors.jsonl)"
+    )
+    evaluation = commands.add_parser(
+        "eval", help="score batches (and the first stage) against qrels with ir_measures: one table"
+    )
+    evaluation.add_argument("batches", nargs="+", metavar="BATCH")
+    evaluation.add_argument("--qrels", type=Path, required=True, help="TREC qrels: qid iter docid relevance")
+    evaluation.add_argument(
+        "--metrics", nargs="+", default=list(DEFAULT_METRICS), help="ir_measures names (default: %(default)s)"
+    )
+    evaluation.add_argument(
+        "--baseline", type=Path, help="the first-stage run (TREC, .tsv or .jsonl): its row"
+    )
+    evaluation.add_argument(
+        "--per-query", type=Path, help="write run, metric, qid, value (TSV) for significance tests"
     )
     cancel_cmd = commands.add_parser("cancel", help="drop queued lines; finished results are kept")
     cancel_cmd.add_argument("batch")
@@ -106,6 +130,42 @@ def print_workers(found: list[WorkerInfo], *, as_json: bool) -> None:
         print(f"{w.worker_id}  {state}  in flight {w.in_flight}  last seen {w.last_seen_s:.1f}s ago")
     if not found:
         print("no workers registered")
+
+
+async def _results(redis: Redis, args: argparse.Namespace) -> int:
+    out = args.output or Path("results") / f"{args.batch}.{args.format}"
+    err = args.errors or Path("results") / f"{args.batch}.errors.jsonl"
+    counts = await export_as(redis, args.batch, args.format, out, err, args.tag)
+    print(f"{counts.succeeded} results -> {out}")
+    print(f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}")
+    if counts.failed + counts.unfinished:
+        print(
+            f"warning: {counts.failed + counts.unfinished} lines have no ranking in {out} "
+            f"({counts.failed} failed, {counts.unfinished} unfinished); their ids are in {err}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+async def _eval(redis: Redis, args: argparse.Namespace) -> int:
+    rows = await evaluate_batches(redis, args.batches, args.qrels, args.metrics, args.baseline)
+    print(table(rows, args.metrics))
+    judged = len(next(iter(rows[0].per_query.values()), {}))
+    print(f"{judged} judged queries; a query a run lacks counts 0")
+    for row in rows:
+        if row.missing:
+            more = f" and {len(row.missing) - 20} more" if len(row.missing) > 20 else ""
+            shown = ", ".join(row.missing[:20]) + more
+            print(f"{row.name}: {len(row.missing)} judged queries missing: {shown}", file=sys.stderr)
+        if row.unranked:
+            print(
+                f"{row.name}: {row.unranked} lines failed or unfinished (batch.py results lists them)",
+                file=sys.stderr,
+            )
+    if args.per_query:
+        write_per_query(rows, args.per_query)
+        print(f"per-query values -> {args.per_query}")
+    return 0
 
 
 async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
@@ -138,16 +198,9 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
                 )
             return 0
         if args.command == "results":
-            out = args.output or Path("results") / f"{args.batch}.jsonl"
-            err = args.errors or Path("results") / f"{args.batch}.errors.jsonl"
-            results, errors = export_to_files(out, err)
-            with results, errors:
-                counts = await export(redis, args.batch, results, errors)
-            print(
-                f"{counts.succeeded} results -> {out}\n"
-                f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}"
-            )
-            return 0
+            return await _results(redis, args)
+        if args.command == "eval":
+            return await _eval(redis, args)
         if args.command == "workers":
             print_workers(await list_workers(redis), as_json=args.json)
             return 0
@@ -184,7 +237,7 @@ def main(argv: list[str] | None = None, prog: str = "python batch.py") -> int:
         return 2
     try:
         return asyncio.run(run(args, settings))
-    except (UnknownBatchError, RedisUrlError) as exc:
+    except (UnknownBatchError, RedisUrlError, FormatError, EvaluationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RedisUnavailableError as exc:

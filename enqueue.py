@@ -46,6 +46,7 @@ from jobs.dataset import (
     DatasetLine,
 )
 from jobs.estimate import estimate, prices_from
+from jobs.firststage import DEFAULT_DEPTH, FirstStageError, first_stage_dataset
 from jobs.identity import RunIdentity, default_batch_name, run_identity
 from jobs.payload import line_payload, rerank_request
 from jobs.preflight import (
@@ -91,7 +92,12 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("dataset", type=Path, help="JSONL file: one query, its id and its documents per line")
+    parser.add_argument(
+        "dataset",
+        type=Path,
+        nargs="?",
+        help="JSONL file: one query, its id and its documents per line (or --run, --topics, --corpus)",
+    )
     parser.add_argument(
         "--model", help="model for lines without one (default: $RR_DEFAULT_MODEL or local/bm25)"
     )
@@ -110,7 +116,30 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
         "--corpus",
         type=Path,
         help='documents given by id ({"id": "d7"}) are looked up here: JSONL {_id|id|docid, title?, text} '
-        "(BEIR corpus.jsonl) or TSV (id, [title,] text)",
+        "(BEIR corpus.jsonl), TSV (id, [title,] text), TREC documents (<DOC> <DOCNO> <TEXT>), "
+        "a BEIR folder or a folder of TREC document files",
+    )
+    first = parser.add_argument_group("a first-stage run instead of a dataset (docs/ir.md)")
+    first.add_argument(
+        "--run",
+        type=Path,
+        help="first-stage run: TREC (qid Q0 docid rank score tag), .tsv (qid, docid, rank[, score]) "
+        "or .jsonl ({qid, docid, rank?, score?}); needs --topics and --corpus",
+    )
+    first.add_argument(
+        "--topics",
+        type=Path,
+        help="query texts: .tsv (qid, text), .jsonl (BEIR queries.jsonl) or a TREC topic file",
+    )
+    first.add_argument(
+        "--topic-field",
+        help="TREC topics: title (default), desc or narr; JSONL: the text field (default text)",
+    )
+    first.add_argument(
+        "--depth",
+        type=int,
+        default=DEFAULT_DEPTH,
+        help=f"re-rank each query's top K (default {DEFAULT_DEPTH})",
     )
     parser.add_argument("--redis-url", help="Redis to enqueue into (default: $REDIS_URL; none: run locally)")
     parser.add_argument("--wait", action="store_true", help="with a Redis URL: follow the batch, then export")
@@ -313,13 +342,29 @@ async def _enqueue_and_run(run: Run, conn: Connection) -> int:
     return 0 if exported.unfinished == 0 else 3
 
 
+def _first_stage(args: argparse.Namespace) -> Corpus:
+    """--run: the dataset built from the run, topics and corpus becomes the command's dataset."""
+    built, corpus = first_stage_dataset(args.run, args.topics, args.corpus, args.depth, args.topic_field)
+    print(
+        f"{args.run}: {built.queries} queries, {built.documents} documents (top {args.depth}) -> {built.path}"
+        + (f"; {built.topics_without_run} topics have no run lines" if built.topics_without_run else "")
+    )
+    args.dataset = built.path
+    return corpus
+
+
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = parse_args(argv, prog)
+    corpus: Corpus | None = None
     try:
         settings = settings_from(args)
+        if (args.run is None) == (args.dataset is None):
+            raise UsageError("give a dataset or --run (with --topics and --corpus), not both")
+        if args.run is not None:
+            corpus = _first_stage(args)
         models = check_arguments(args, settings)
-        corpus = load_corpus(args.corpus) if args.corpus else None
-    except UsageError as exc:
+        corpus = corpus or (load_corpus(args.corpus) if args.corpus else None)
+    except (UsageError, FirstStageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except CorpusError as exc:

@@ -1,17 +1,18 @@
 """``enqueue.py --corpus FILE``: documents named by id in the dataset, their text read from a corpus.
 
 Formats: JSONL (one object per line with ``_id``, ``id`` or ``docid``, an optional ``title``
-and a ``text``; BEIR's ``corpus.jsonl`` is this), or TSV (``.tsv``: ``id<TAB>text`` or
+and a ``text``; BEIR's ``corpus.jsonl`` is this), TSV (``.tsv``: ``id<TAB>text`` or
 ``id<TAB>title<TAB>text``; a first row whose id column is named ``id``, ``_id`` or ``docid`` is
-a header).  The corpus is held in memory while enqueueing and each line's documents are
-written into its job with their text (a document store that keeps each text once in Redis is
-still to come).  Its content is part of the run identity.
+a header), TREC document files (``<DOC> <DOCNO> <TEXT>``, :mod:`jobs.trecdocs`), a BEIR folder
+(its ``corpus.jsonl``) or a folder of TREC document files.  The corpus is held in memory
+while enqueueing and each line's documents are written into its job with their text (a
+document store that keeps each text once in Redis is still to come).  Its content is part of the run identity.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 
 from jobs.dataset import ID_FIELDS, DatasetLine, document_reference
+from jobs.trecdocs import TrecDocError, is_trec_documents, trec_documents
 from providers.types import Document
 
 __all__ = ["HEADER_IDS", "JSONL_ID_FIELDS", "Corpus", "CorpusError", "load_corpus"]
@@ -92,22 +94,48 @@ def _tsv_entry(number: int, raw: bytes) -> tuple[str, dict[str, str]]:
     raise CorpusError(f"line {number}: needs id<TAB>text or id<TAB>title<TAB>text")
 
 
+def _files(path: Path) -> list[Path]:
+    """A BEIR folder is its ``corpus.jsonl``; any other folder every file in it (TREC documents)."""
+    if not path.is_dir():
+        return [path]
+    if (path / "corpus.jsonl").is_file():
+        return [path / "corpus.jsonl"]
+    found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not found:
+        raise CorpusError(f"{path}: an empty folder (a BEIR folder holds corpus.jsonl)")
+    return found
+
+
+def _entries(path: Path, update: Callable[[bytes], object]) -> Iterator[tuple[int, str, dict[str, str]]]:
+    """(line, id, entry) of one corpus file, in whichever format it is."""
+    if path.suffix.lower() not in {".jsonl", ".json", ".tsv"} and is_trec_documents(path):
+        try:
+            for key, entry, number in trec_documents(path, update):
+                yield number, key, entry
+        except TrecDocError as exc:
+            raise CorpusError(str(exc)) from exc
+        return
+    tsv = path.suffix.lower() == ".tsv"
+    for number, raw in _rows(path):
+        update(raw + b"\n")
+        if tsv and number == 1 and raw.split(b"\t")[0].strip().lower().decode() in HEADER_IDS:
+            continue
+        yield number, *(_tsv_entry(number, raw) if tsv else _jsonl_entry(number, raw))
+
+
 def load_corpus(path: Path) -> Corpus:
-    """Read the whole corpus; raises :class:`CorpusError` naming the file and row."""
+    """Read the whole corpus (a file, a BEIR folder, or a folder of TREC document files); raises
+    :class:`CorpusError` naming the file and row."""
     digest = hashlib.blake2b(digest_size=16)
     documents: dict[str, dict[str, str]] = {}
-    tsv = path.suffix.lower() == ".tsv"
-    try:
-        for number, raw in _rows(path):
-            digest.update(raw + b"\n")
-            if tsv and number == 1 and raw.split(b"\t")[0].strip().lower().decode() in HEADER_IDS:
-                continue
-            key, entry = _tsv_entry(number, raw) if tsv else _jsonl_entry(number, raw)
-            if key in documents:
-                raise CorpusError(f"line {number}: duplicate id {key!r}")
-            documents[key] = entry
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorpusError(f"{path}: {exc}") from exc
-    except CorpusError as exc:
-        raise CorpusError(f"{path}: {exc}") from exc
+    for file in _files(path):
+        try:
+            for number, key, entry in _entries(file, digest.update):
+                if key in documents:
+                    raise CorpusError(f"line {number}: duplicate id {key!r}")
+                documents[key] = entry
+        except (OSError, UnicodeDecodeError, EOFError) as exc:
+            raise CorpusError(f"{file}: {exc}") from exc
+        except CorpusError as exc:
+            raise CorpusError(f"{file}: {exc}") from exc
     return Corpus(path, documents, digest.hexdigest())

@@ -24,6 +24,7 @@ __all__ = [
     "arq_in_progress_of_batch",
     "arq_job",
     "batch",
+    "batch_evaluation",
     "batch_failed",
     "batch_lines",
     "job_id",
@@ -103,6 +104,12 @@ def batch_failed(name: str) -> str:
     failure.  The dead-letter store: never expires; ``batch.py retry-failed`` re-queues from it
     and a later success removes the entry."""
     return f"rr:batch:{name}:failed"
+
+
+def batch_evaluation(name: str) -> str:
+    """String: the batch's last ``batch.py eval`` as JSON (:mod:`jobs.evaluation`), with the
+    batch hash's expiry when it has one."""
+    return f"rr:batch:{name}:evaluation"
 
 
 def score_cache(scorer: str, entry: str) -> str:
