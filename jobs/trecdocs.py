@@ -11,7 +11,7 @@ import gzip
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 __all__ = ["TITLE_TAGS", "TrecDocError", "is_trec_documents", "trec_documents"]
 
@@ -26,7 +26,7 @@ class TrecDocError(ValueError):
 
 def _open(path: Path) -> IO[bytes]:
     if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     return path.open("rb")
 
 
