@@ -1,14 +1,14 @@
 """Topics (query id -> query text) for ``enqueue.py --run``: TSV, JSONL (BEIR's ``queries.jsonl``)
 or a TREC topic file.
 
-- TSV (``.tsv``/``.txt``): ``qid<TAB>text`` (MS MARCO's ``queries.tsv``), an optional header row.
-- JSONL (``.jsonl``/``.json``): one object per line with ``_id``, ``id``, ``qid`` or ``query_id``
-  and the text under ``--topic-field`` (default: ``text``, else ``query``, else ``title``).
-- TREC (anything else whose first tag is ``<top>`` or ``<topic``): classic SGML topics
+- TREC (any file that starts with ``<top>`` or ``<topic``, whatever its name): classic SGML topics
   (``<top> <num> Number: 401 <title> ... <desc> Description: ... <narr> ... </top>``, closing
   tags optional) or the Web track's ``<topic number="1"><query>...<description>...``.  The
   field is ``title`` by default; ``--topic-field desc`` or ``narr`` chooses another
   (``query``/``description``/``narrative`` are their Web track names).
+- JSONL (``.jsonl``/``.json``): one object per line with ``_id``, ``id``, ``qid`` or ``query_id``
+  and the text under ``--topic-field`` (default: ``text``, else ``query``, else ``title``).
+- TSV (any other file): ``qid<TAB>text`` (MS MARCO's ``queries.tsv``), an optional header row.
 
 Every error names the file and the line.  Topic files are small: they are read whole.
 """
@@ -96,20 +96,20 @@ def _jsonl_entry(number: int, raw: bytes, field: str | None) -> tuple[str, str]:
 def _tsv_entry(number: int, raw: bytes) -> tuple[str, str] | None:
     columns = raw.decode("utf-8").split("\t")
     if len(columns) != 2 or not columns[0].strip() or not columns[1].strip():
-        raise TopicsError(f"line {number}: needs qid<TAB>text")
+        raise TopicsError(f"line {number}: needs qid<TAB>text (or use JSONL or TREC topics)")
     if number == 1 and columns[0].strip().lower() in {"qid", "id", "query_id", "_id"}:
         return None
     return columns[0].strip(), columns[1].strip()
 
 
 def _rows(path: Path, field: str | None) -> dict[str, str]:
-    tsv = path.suffix.lower() in {".tsv", ".txt"}
+    jsonl = path.suffix.lower() in {".jsonl", ".json"}
     topics: dict[str, str] = {}
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
-            entry = _tsv_entry(number, raw.rstrip(b"\r\n")) if tsv else _jsonl_entry(number, raw, field)
+            entry = _jsonl_entry(number, raw, field) if jsonl else _tsv_entry(number, raw.rstrip(b"\r\n"))
             if entry is None:
                 continue
             if entry[0] in topics:
@@ -118,16 +118,18 @@ def _rows(path: Path, field: str | None) -> dict[str, str]:
     return topics
 
 
+def _is_trec(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4096).lstrip()[:4].lower() == b"<top"
+
+
 def load_topics(path: Path, field: str | None = None) -> dict[str, str]:
     """Query id -> query text; raises :class:`TopicsError` naming the file and line."""
     try:
-        if path.suffix.lower() in {".tsv", ".txt", ".jsonl", ".json"}:
-            topics = _rows(path, field)
+        if _is_trec(path):
+            topics = _trec(path.read_text(encoding="utf-8"), field or "title")
         else:
-            content = path.read_text(encoding="utf-8", errors="strict")
-            if not re.match(r"\s*<top", content, re.I):
-                raise TopicsError("line 1: not TSV (.tsv), JSONL (.jsonl) or TREC topics (<top>)")
-            topics = _trec(content, field or "title")
+            topics = _rows(path, field)
     except (OSError, UnicodeDecodeError) as exc:
         raise TopicsError(f"{path}: {exc}") from exc
     except TopicsError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,56 @@ def test_lines_of_ids_validate_against_the_corpus_and_resolve_to_its_text(tmp_pa
         {"id": "d2", "text": "Coffee."},
         "inline",
     ]
+
+
+TREC_DOCS = """<DOC>
+<DOCNO> FT911-1 </DOCNO>
+<HEADLINE>Solar power</HEADLINE>
+<TEXT>
+Panels turn <B>light</B> into power.
+</TEXT>
+<TEXT>Second part.</TEXT>
+</DOC>
+<DOC>
+<DOCNO>FT911-2</DOCNO>
+<TEXT>Espresso is brewed under pressure.</TEXT>
+</DOC>
+"""
+
+
+def test_trec_document_files_a_folder_of_them_gzipped_and_a_beir_folder(tmp_path: Path) -> None:
+    single = tmp_path / "ft911.sgml"
+    single.write_text(TREC_DOCS)
+    expected = {
+        "FT911-1": {"title": "Solar power", "text": "Panels turn light into power. Second part."},
+        "FT911-2": {"text": "Espresso is brewed under pressure."},
+    }
+    assert load_corpus(single).documents == expected
+    folder = tmp_path / "trec"
+    folder.mkdir()
+    (folder / "a.gz").write_bytes(gzip.compress(TREC_DOCS.encode()))
+    (folder / "b").write_text("<DOC>\n<DOCNO>LA-1</DOCNO>\n<TEXT>Rivers carve valleys.</TEXT>\n</DOC>\n")
+    assert load_corpus(folder).documents == {**expected, "LA-1": {"text": "Rivers carve valleys."}}
+    beir = tmp_path / "scifact"
+    beir.mkdir()
+    (beir / "queries.jsonl").write_text('{"_id": "q1", "text": "solar"}\n')
+    (beir / "corpus.jsonl").write_text('{"_id": "d1", "title": "", "text": "Panels."}\n')
+    assert load_corpus(beir).documents == {"d1": {"text": "Panels."}}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("<DOC>\n<TEXT>no number</TEXT>\n</DOC>\n", r"ft\.sgml: line 1: <DOC> without a <DOCNO>"),
+        ("<DOC>\n<DOCNO>a</DOCNO><TEXT>x</TEXT>\n</DOC>\n<DOC>\n<DOCNO>b</DOCNO>\n", r"line 4: <DOC> never closed"),
+        ("<DOC>\n<DOCNO>a</DOCNO>\n<TEXT>x</TEXT>\n", r"line 1: <DOC> never closed"),
+        ("<DOC>\n<DOCNO>a</DOCNO>\n</DOC>\n", r"line 1: document 'a' has no <TEXT>"),
+        ("<DOC><DOCNO>a</DOCNO><TEXT>x</TEXT>\n</DOC>\nstray\n", r"line 3: text outside <DOC>"),
+        (TREC_DOCS + TREC_DOCS, r"line 13: duplicate id 'FT911-1'"),
+    ],
+)
+def test_a_bad_trec_document_is_named_by_file_and_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "ft.sgml"
+    path.write_text(content)
+    with pytest.raises(CorpusError, match=message):
+        load_corpus(path)

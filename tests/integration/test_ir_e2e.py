@@ -1,0 +1,120 @@
+"""Issue 10's promise: from (topics, corpus, first-stage run, qrels) to one evaluation table of
+two models and the baseline in three commands, in local mode, with the figures ir_measures gives
+on the exported runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import ir_measures
+import pytest
+
+from tests.process_tools import reaping
+from tests.servers.cohere import CohereServer
+from tests.support import run_script
+
+pytestmark = pytest.mark.integration
+
+KEY = "ir-e2e-key"
+SUBJECTS = ["solar panel", "espresso machine", "glacier retreat", "marathon training", "honeybee colony"]
+METRICS = ["nDCG@10", "RR@10", "R@100", "P@3"]
+CONFIG = """
+model_list:
+  - model_name: overlap
+    litellm_params:
+      model: cohere/rerank-v3.5
+      api_key: os.environ/COHERE_API_KEY
+      api_base: os.environ/COHERE_API_BASE
+"""
+
+
+def build_collection(root: Path) -> None:
+    """Per subject: a document all about it (relevance 2), one that shares its first word (1), one
+    about something else that shares its second word (0).  The first stage ranks them worst first, with
+    another subject's document mixed in, so re-ranking has something to fix."""
+    topics, qrels, run, corpus = [], [], [], []
+    for n, subject in enumerate(SUBJECTS, start=1):
+        first, second = subject.split()
+        docs = {
+            f"D{n}A": (f"All about the {subject}", f"How a {subject} works: the {subject} in detail."),
+            f"D{n}B": ("Notes", f"Among other things, the {first} kind appears here."),
+            f"D{n}C": (f"The {second}", f"A {second} of a different kind."),
+        }
+        corpus += [{"_id": docid, "title": title, "text": text} for docid, (title, text) in docs.items()]
+        topics.append(
+            f"<top>\n<num> Number: {n}\n<title> {subject}\n<desc> Description:\nAbout {subject}s.\n</top>"
+        )
+        qrels += [f"{n} 0 D{n}A 2", f"{n} 0 D{n}B 1", f"{n} 0 D{n}C 0"]
+        stranger = f"D{n % len(SUBJECTS) + 1}A"
+        for rank, docid in enumerate([f"D{n}C", stranger, f"D{n}B", f"D{n}A"], start=1):
+            run.append(f"{n} Q0 {docid} {rank} {10 - rank}.5 firststage")
+    (root / "beir").mkdir()
+    (root / "beir" / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
+    (root / "topics.txt").write_text("\n\n".join(topics) + "\n")
+    (root / "qrels.txt").write_text("\n".join(qrels) + "\n")
+    (root / "first.run").write_text("\n".join(run) + "\n")
+
+
+def batch_of(stdout: str) -> str:
+    found = re.search(r"^batch (\S+): running locally", stdout, re.M)
+    assert found, stdout
+    return found.group(1)
+
+
+def table_rows(stdout: str) -> dict[str, list[float]]:
+    """Run label's first word -> [missing, metric values...] as printed."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = line.split()
+        numbers = cells[-len(METRICS) - 1 :]
+        if len(cells) > len(numbers) and all(re.fullmatch(r"[\d.]+", c) for c in numbers):
+            rows[cells[0]] = [float(c) for c in numbers]
+    return rows
+
+
+@pytest.mark.timeout(180)  # two local-mode runs (each starts Redis and workers) and five batch commands
+def test_three_commands_give_the_table_ir_measures_gives_on_the_exported_runs(tmp_path: Path) -> None:
+    build_collection(tmp_path)
+    (tmp_path / "models.yaml").write_text(CONFIG)
+    inputs = ["--run", "first.run", "--topics", "topics.txt", "--corpus", "beir", "--depth", "4"]
+    local = ["--state-dir", "state"]
+    with reaping(tmp_path / "state"), CohereServer(KEY) as server:
+        env = {"COHERE_API_KEY": KEY, "COHERE_API_BASE": server.base_url}
+        first = run_script("enqueue.py", *inputs, *local, "--no-progress", env=env, cwd=tmp_path)
+        assert first.returncode == 0, first.stdout + first.stderr
+        second = run_script(
+            "enqueue.py", *inputs, *local, "--no-progress", "--config", "models.yaml", "--model", "overlap",
+            env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert second.returncode == 0, second.stdout + second.stderr
+        batches = [batch_of(first.stdout), batch_of(second.stdout)]
+        evaluated = run_script(
+            "batch.py", *local, "eval", *batches, "--qrels", "qrels.txt", "--baseline", "first.run",
+            "--metrics", *METRICS, "--per-query", "per_query.tsv", env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+        for batch in batches:
+            exported = run_script(
+                "batch.py", *local, "results", batch, "--format", "trec", "--output", f"{batch}.trec",
+                env=env, cwd=tmp_path,
+            )  # fmt: skip
+            assert exported.returncode == 0, exported.stderr
+    rows = table_rows(evaluated.stdout)
+    qrels = list(ir_measures.read_trec_qrels(str(tmp_path / "qrels.txt")))
+    measures = [ir_measures.parse_measure(m) for m in METRICS]
+    per_query = [line.split("\t") for line in (tmp_path / "per_query.tsv").read_text().splitlines()[1:]]
+    for name, run_file in [("first.run", "first.run"), *((b, f"{b}.trec") for b in batches)]:
+        expected = ir_measures.calc_aggregate(
+            measures, qrels, ir_measures.read_trec_run(str(tmp_path / run_file))
+        )
+        assert rows[name][0] == 0, evaluated.stdout  # no query missing
+        for column, measure in enumerate(measures, start=1):
+            assert rows[name][column] == pytest.approx(expected[measure], abs=5e-5), (name, measure)
+            values = [float(v) for run, metric, _, v in per_query if run == name and metric == str(measure)]
+            assert sum(values) / len(values) == pytest.approx(expected[measure], abs=1e-12)
+    # the models do re-rank: both beat the first stage, which put the best document last
+    assert rows[batches[0]][1] > rows["first.run"][1] and rows[batches[1]][1] > rows["first.run"][1]
+    trec = (tmp_path / f"{batches[1]}.trec").read_text().splitlines()
+    assert trec[0].split()[1:3] == ["Q0", "D1A"] and trec[0].split()[-1] == "overlap"
