@@ -102,12 +102,14 @@ def test_three_commands_give_the_table_ir_measures_gives_on_the_exported_runs(tm
             )  # fmt: skip
             assert exported.returncode == 0, exported.stderr
     rows = table_rows(evaluated.stdout)
-    qrels = list(ir_measures.read_trec_qrels(str(tmp_path / "qrels.txt")))
+    qrels = list(ir_measures.read_trec_qrels(str(tmp_path / "qrels.txt")))  # type: ignore[no-untyped-call]
     measures = [ir_measures.parse_measure(m) for m in METRICS]
     per_query = [line.split("\t") for line in (tmp_path / "per_query.tsv").read_text().splitlines()[1:]]
     for name, run_file in [("first.run", "first.run"), *((b, f"{b}.trec") for b in batches)]:
         expected = ir_measures.calc_aggregate(
-            measures, qrels, ir_measures.read_trec_run(str(tmp_path / run_file))
+            measures,
+            qrels,
+            ir_measures.read_trec_run(str(tmp_path / run_file)),  # type: ignore[no-untyped-call]
         )
         assert rows[name][0] == 0, evaluated.stdout  # no query missing
         for column, measure in enumerate(measures, start=1):

@@ -117,7 +117,10 @@ def test_trec_document_files_a_folder_of_them_gzipped_and_a_beir_folder(tmp_path
     ("content", "message"),
     [
         ("<DOC>\n<TEXT>no number</TEXT>\n</DOC>\n", r"ft\.sgml: line 1: <DOC> without a <DOCNO>"),
-        ("<DOC>\n<DOCNO>a</DOCNO><TEXT>x</TEXT>\n</DOC>\n<DOC>\n<DOCNO>b</DOCNO>\n", r"line 4: <DOC> never closed"),
+        (
+            "<DOC><DOCNO>a</DOCNO><TEXT>x</TEXT>\n</DOC>\n<DOC>\n<DOCNO>b</DOCNO>\n",
+            r"line 3: <DOC> never closed",
+        ),
         ("<DOC>\n<DOCNO>a</DOCNO>\n<TEXT>x</TEXT>\n", r"line 1: <DOC> never closed"),
         ("<DOC>\n<DOCNO>a</DOCNO>\n</DOC>\n", r"line 1: document 'a' has no <TEXT>"),
         ("<DOC><DOCNO>a</DOCNO><TEXT>x</TEXT>\n</DOC>\nstray\n", r"line 3: text outside <DOC>"),

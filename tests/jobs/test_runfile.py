@@ -28,7 +28,9 @@ def test_tsv_with_or_without_scores_and_jsonl_runs(tmp_path: Path) -> None:
     tsv.write_text("qid\tdocid\trank\n1\tp7\t2\n1\tp3\t1\n2\tp1\t1\n")
     assert ranked(tsv) == [("1", ["p3", "p7"]), ("2", ["p1"])]
     jsonl = tmp_path / "run.jsonl"
-    jsonl.write_text('{"qid": 1, "docid": "a", "score": 0.5}\n{"query_id": "1", "doc_id": 7, "rank": 1, "score": 0.9}\n')
+    jsonl.write_text(
+        '{"qid": 1, "docid": "a", "score": 0.5}\n{"query_id": "1", "doc_id": 7, "rank": 1, "score": 0.9}\n'
+    )
     assert ranked(jsonl) == [("1", ["7", "a"])]
 
 
@@ -47,7 +49,7 @@ def test_tsv_with_or_without_scores_and_jsonl_runs(tmp_path: Path) -> None:
         ("r.jsonl", '{"docid": "d", "rank": 1}\n', r"line 1: needs qid or query_id"),
     ],
 )
-def test_a_bad_run_line_is_named_by_file_and_line(tmp_path: Path, name: str, content: str, message: str) -> None:
+def test_a_bad_run_line_is_named(tmp_path: Path, name: str, content: str, message: str) -> None:
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(RunFileError, match=message):

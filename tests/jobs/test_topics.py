@@ -45,7 +45,8 @@ def test_trec_topics_title_by_default_or_a_chosen_field(tmp_path: Path) -> None:
     path = write(tmp_path, "topics.401-402.txt", CLASSIC)
     assert load_topics(path) == {"401": "foreign minorities, Germany", "402": "behavioral genetics"}
     assert load_topics(path, "desc") == {
-        "401": "What language and cultural differences impede the integration of foreign minorities in Germany?",
+        "401": "What language and cultural differences impede the integration of foreign minorities in "
+        "Germany?",
         "402": "What is happening in behavioral genetics?",
     }
     web = write(tmp_path, "web.xml", WEB.replace("<webtrack2012>\n", "").replace("</webtrack2012>\n", ""))
@@ -72,7 +73,7 @@ def test_tsv_and_beir_jsonl_topics(tmp_path: Path) -> None:
         ("q.jsonl", '{"_id": "q1", "text": "a"}\n{"text": "b"}\n', None, r"line 2: needs a query id"),
         ("q.jsonl", '{"_id": "q1", "title": "a"}\n', "text", r"line 1: text must be a non-empty string"),
         ("q.jsonl", "{oops\n", None, r"line 1: invalid JSON"),
-        ("topics", CLASSIC.replace("<title> behavioral genetics", ""), None, r"line 13: topic 402 has no <title>"),
+        ("t", CLASSIC.replace("<title> behavioral genetics", ""), None, r"line 13: topic 402 has no <title>"),
         ("topics", CLASSIC.replace("402", "401"), None, r"line 13: duplicate topic '401'"),
         ("topics.txt", "401 solar panels\n", None, r"topics\.txt: line 1: needs qid<TAB>text"),
     ],
