@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import enqueue
 from jobs.firststage import FirstStageError, build_dataset, first_stage_dataset
 
 TOPICS = {"q1": "solar panels", "q2": "espresso"}
@@ -68,3 +69,19 @@ def test_run_needs_topics_and_corpus_and_their_errors_name_their_file(tmp_path: 
     corpus.write_text('{"_id": "d1", "text": "x"}\n')
     with pytest.raises(FirstStageError, match=r"topics\.tsv: line 1: needs qid<TAB>text"):
         first_stage_dataset(run, topics, corpus, 10, None)
+
+
+def test_enqueue_takes_a_dataset_or_a_run_and_names_a_bad_run_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "bm25.run"
+    run.write_text(RUN.replace("q2 Q0 d4 1 5.0 bm25", "q2 Q0 d4 1 5.0"))
+    (tmp_path / "topics.tsv").write_text("q1\tsolar panels\nq2\tespresso\n")
+    (tmp_path / "corpus.tsv").write_text("d1\ta\nd2\tb\nd3\tc\nd4\td\n")
+    assert enqueue.main(["--no-progress"]) == 2
+    assert enqueue.main(["data.jsonl", "--run", str(run)]) == 2
+    assert "give a dataset or --run (with --topics and --corpus), not both" in capsys.readouterr().err
+    assert enqueue.main(["--run", str(run), "--topics", "topics.tsv", "--corpus", "corpus.tsv"]) == 2
+    assert f"error: {run}: line 4: needs 6 columns" in capsys.readouterr().err
+    assert not (tmp_path / "results" / "datasets" / "bm25-top100.jsonl").exists()

@@ -1,0 +1,64 @@
+"""Evaluation and export without Redis: the missing-query rule, bad qrels and metrics, a ranking
+without document ids, and the errors that say how to install a missing extra."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from jobs import evaluation, formats
+from jobs.evaluation import EvaluationError, evaluate, read_qrels, table
+from jobs.formats import FormatError, rows_of
+
+QRELS = {"q1": {"d1": 1, "d2": 0}, "q2": {"d3": 2}}
+
+
+def test_a_judged_query_the_run_lacks_counts_zero_and_is_listed() -> None:
+    scores = evaluate({"q1": {"d2": 2.0, "d1": 1.0}, "q9": {"d1": 1.0}}, QRELS, ["RR@10", "R@1"], "run")
+    assert scores.per_query == {"RR@10": {"q1": 0.5, "q2": 0.0}, "R@1": {"q1": 0.0, "q2": 0.0}}
+    assert (scores.means, scores.missing) == ({"RR@10": 0.25, "R@1": 0.0}, ["q2"])
+    assert table([scores], ["RR@10", "R@1"]).splitlines()[2] == "run        1    0.2500    0.0000"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("q1 0 d1 1\nq1 0 d2\n", r"qrels: line 2: needs qid iter docid relevance"),
+        ("q1 0 d1 high\n", r"qrels: line 1: needs qid iter docid relevance"),
+        ("\n", r"qrels: no judgements"),
+    ],
+)
+def test_bad_qrels_are_named_by_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "qrels"
+    path.write_text(content)
+    with pytest.raises(EvaluationError, match=message):
+        read_qrels(path)
+
+
+def test_an_unknown_metric_is_an_error_naming_it() -> None:
+    with pytest.raises(EvaluationError, match=r"--metrics 'nDGC@10': not an ir_measures measure"):
+        evaluate({"q1": {"d1": 1.0}}, QRELS, ["nDGC@10"], "run")
+
+
+def test_a_ranking_of_documents_without_ids_cannot_be_a_run() -> None:
+    record = {"id": "q1", "line": 4, "model": "m", "results": [{"index": 1, "relevance_score": 0.5}]}
+    with pytest.raises(FormatError, match=r"line 4 \(id 'q1'\): document 1 has no id"):
+        list(rows_of(record))
+
+
+def test_missing_extras_say_how_to_install_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.import_module
+
+    def without_extras(name: str, package: str | None = None) -> ModuleType:
+        if name.split(".")[0] in {"pyarrow", "ir_measures"}:
+            raise ImportError(f"No module named {name!r}")
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", without_extras)
+    with pytest.raises(FormatError, match=r"pip install 'rerank-runner\[parquet\]'"):
+        formats.pyarrow_modules()
+    with pytest.raises(EvaluationError, match=r"pip install 'rerank-runner\[eval\]'"):
+        evaluation.ir_measures_module()
