@@ -26,6 +26,7 @@ from jobs.runfile import RunFileError, read_run
 
 __all__ = [
     "DEFAULT_METRICS",
+    "STORE_LUA",
     "EvaluationError",
     "Qrels",
     "Run",
@@ -46,6 +47,17 @@ DEFAULT_METRICS = ("nDCG@10", "RR@10", "R@100")
 Run = dict[str, dict[str, float]]
 """Query id -> document id -> score."""
 Qrels = dict[str, dict[str, int]]
+
+
+STORE_LUA = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
+else
+  redis.call('SET', KEYS[2], ARGV[1])
+end
+"""
+"""The evaluation expires when the batch hash does (read and set in one step)."""
 
 
 class EvaluationError(ValueError):
@@ -163,9 +175,8 @@ async def store_evaluation(
         "baseline": baseline.to_json() if baseline else None,
     }
     entry["batch_run"] = (await redis.hget(keys.batch(batch), "run") or b"").decode()  # type: ignore[misc]
-    key = keys.batch_evaluation(batch)
-    ttl = int(await redis.pttl(keys.batch(batch)))
-    await redis.set(key, orjson.dumps(entry), px=ttl if ttl > 0 else None)
+    store = redis.register_script(STORE_LUA)
+    await store(keys=[keys.batch(batch), keys.batch_evaluation(batch)], args=[orjson.dumps(entry)])
 
 
 async def stored_evaluation(redis: Redis, batch: str) -> Mapping[str, Any] | None:

@@ -30,6 +30,7 @@ from jobs.batches import ExportCounts, export
 __all__ = [
     "COLUMNS",
     "FORMATS",
+    "PARQUET_CHUNK",
     "FormatError",
     "Row",
     "batch_ranking",

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JSONL_ID_FIELDS", "TREC_FIELDS", "TopicsError", "load_topics"]
+__all__ = ["JSONL_ID_FIELDS", "JSONL_TEXT_FIELDS", "TREC_FIELDS", "TopicsError", "load_topics"]
 
 JSONL_ID_FIELDS = ("_id", "id", "qid", "query_id")
 JSONL_TEXT_FIELDS = ("text", "query", "title")
