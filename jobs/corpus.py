@@ -15,11 +15,9 @@ import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from jobs.dataset import ID_FIELDS, DatasetLine, document_reference
+from jobs.rows import id_field, json_object
 from jobs.trecdocs import TrecDocError, is_trec_documents, trec_documents
 from providers.types import Document
 
@@ -67,21 +65,14 @@ def _rows(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def _jsonl_entry(number: int, raw: bytes) -> tuple[str, dict[str, str]]:
-    try:
-        obj: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise CorpusError(f"line {number}: invalid JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise CorpusError(f"line {number}: must be a JSON object")
-    found = next((obj[name] for name in JSONL_ID_FIELDS if name in obj), None)
-    if isinstance(found, bool) or not isinstance(found, str | int) or not str(found).strip():
-        raise CorpusError(f"line {number}: needs an id (_id, id or docid): a string or an integer")
+    obj = json_object(number, raw, CorpusError)
+    found = id_field(obj, JSONL_ID_FIELDS, number, CorpusError, "an id")
     if not isinstance(obj.get("text"), str):
         raise CorpusError(f"line {number}: text must be a string")
     entry = {"text": obj["text"]}
     if isinstance(obj.get("title"), str) and obj["title"].strip():
         entry = {"title": obj["title"], **entry}
-    return str(found), entry
+    return found, entry
 
 
 def _tsv_entry(number: int, raw: bytes) -> tuple[str, dict[str, str]]:

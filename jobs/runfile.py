@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
+from jobs.rows import id_field, json_object
 
 __all__ = ["RankedQuery", "RunEntry", "RunFileError", "read_run"]
 
@@ -89,22 +89,10 @@ def _tsv_entry(number: int, text: str) -> RunEntry | None:
     return RunEntry(number, columns[0], columns[1], rank, score)
 
 
-def _field(obj: dict[str, Any], names: tuple[str, ...], number: int) -> str:
-    value = next((obj[name] for name in names if name in obj), None)
-    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
-        raise RunFileError(f"line {number}: needs {' or '.join(names)}: a string or an integer")
-    return str(value)
-
-
 def _jsonl_entry(number: int, raw: bytes) -> RunEntry:
-    try:
-        obj: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise RunFileError(f"line {number}: invalid JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise RunFileError(f"line {number}: must be a JSON object")
-    qid = _field(obj, ("qid", "query_id"), number)
-    docid = _field(obj, ("docid", "doc_id"), number)
+    obj = json_object(number, raw, RunFileError)
+    qid = id_field(obj, ("qid", "query_id"), number, RunFileError, "a query id")
+    docid = id_field(obj, ("docid", "doc_id"), number, RunFileError, "a document id")
     if "rank" not in obj and "score" not in obj:
         raise RunFileError(f"line {number}: needs a rank or a score")
     rank = _rank(obj.get("rank", 0), number)

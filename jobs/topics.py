@@ -18,9 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import orjson
+from jobs.rows import id_field, json_object
 
 __all__ = ["JSONL_ID_FIELDS", "JSONL_TEXT_FIELDS", "TREC_FIELDS", "TopicsError", "load_topics"]
 
@@ -77,20 +76,13 @@ def _trec(content: str, field: str) -> dict[str, str]:
 
 
 def _jsonl_entry(number: int, raw: bytes, field: str | None) -> tuple[str, str]:
-    try:
-        obj: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise TopicsError(f"line {number}: invalid JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise TopicsError(f"line {number}: must be a JSON object")
-    qid = next((obj[name] for name in JSONL_ID_FIELDS if name in obj), None)
-    if isinstance(qid, bool) or not isinstance(qid, str | int) or not str(qid).strip():
-        raise TopicsError(f"line {number}: needs a query id (_id, id, qid or query_id)")
+    obj = json_object(number, raw, TopicsError)
+    qid = id_field(obj, JSONL_ID_FIELDS, number, TopicsError, "a query id")
     names = (field,) if field else JSONL_TEXT_FIELDS
     text = next((obj[name] for name in names if name in obj), None)
     if not isinstance(text, str) or not text.strip():
         raise TopicsError(f"line {number}: {' or '.join(names)} must be a non-empty string")
-    return str(qid), text
+    return qid, text
 
 
 def _tsv_entry(number: int, raw: bytes) -> tuple[str, str] | None:

@@ -46,7 +46,7 @@ def test_tsv_with_or_without_scores_and_jsonl_runs(tmp_path: Path) -> None:
         ("r.tsv", "1\tp1\n", r"line 1: needs qid<TAB>docid<TAB>rank"),
         ("r.jsonl", '{"qid": "q", "docid": "d"}\n', r"line 1: needs a rank or a score"),
         ("r.jsonl", '{"qid": "q", "docid": "d", "score": true}\n', r"line 1: score True is not a finite"),
-        ("r.jsonl", '{"docid": "d", "rank": 1}\n', r"line 1: needs qid or query_id"),
+        ("r.jsonl", '{"docid": "d", "rank": 1}\n', r"line 1: needs a query id \(qid, query_id\)"),
     ],
 )
 def test_a_bad_run_line_is_named(tmp_path: Path, name: str, content: str, message: str) -> None:
