@@ -95,7 +95,12 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
         "eval", help="score batches (and the first stage) against qrels with ir_measures: one table"
     )
     evaluation.add_argument("batches", nargs="+", metavar="BATCH")
-    evaluation.add_argument("--qrels", type=Path, required=True, help="TREC qrels: qid iter docid relevance")
+    evaluation.add_argument(
+        "--qrels",
+        type=Path,
+        required=True,
+        help="qrels: TREC (qid iter docid relevance) or BEIR (query-id, corpus-id, score)",
+    )
     evaluation.add_argument(
         "--metrics", nargs="+", default=list(DEFAULT_METRICS), help="ir_measures names (default: %(default)s)"
     )

@@ -1,8 +1,11 @@
 """rerank-runner: re-rank every line of a JSONL dataset through a rerank model.
 
     python enqueue.py dataset.jsonl
+    python enqueue.py --run bm25.run --topics topics.tsv --corpus corpus.jsonl --depth 100
 
-validates the whole file first (every bad line is reported with its line number
+The second form builds the dataset from a first-stage run (TREC, TSV or JSONL), topics and a
+corpus: one line per query, its top K documents by id (results/datasets/RUN-topK.jsonl).
+Either way it validates the whole file first (every bad line is reported with its line number
 and field; nothing is enqueued unless --skip-invalid), then enqueues one job per
 line into Redis.  The batch is named after the file, the model and a hash of the
 content (valid lines, what each model name resolves to), and job ids are
@@ -119,7 +122,7 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
         "(BEIR corpus.jsonl), TSV (id, [title,] text), TREC documents (<DOC> <DOCNO> <TEXT>), "
         "a BEIR folder or a folder of TREC document files",
     )
-    first = parser.add_argument_group("a first-stage run instead of a dataset (docs/ir.md)")
+    first = parser.add_argument_group("a first-stage run instead of a dataset (README: Re-rank a search run)")
     first.add_argument(
         "--run",
         type=Path,

@@ -96,21 +96,27 @@ class RunScores:
         }
 
 
+def _judgement(number: int, text: str) -> tuple[str, str, int] | None:
+    columns = text.split()
+    if not columns or (number == 1 and columns[0].lower() in {"query-id", "qid", "query_id"}):
+        return None
+    if len(columns) not in (3, 4) or not columns[-1].lstrip("-").isdigit():
+        raise EvaluationError(f"line {number}: needs qid iter docid relevance (an integer)")
+    return columns[0], columns[-2], int(columns[-1])
+
+
 def read_qrels(path: Path) -> Qrels:
-    """TREC qrels (``qid iter docid rel``); raises :class:`EvaluationError` naming the file and line."""
+    """TREC qrels (``qid iter docid rel``) or BEIR's (``query-id<TAB>corpus-id<TAB>score``, a
+    header row); raises :class:`EvaluationError` naming the file and line."""
     qrels: Qrels = {}
     try:
         with path.open(encoding="utf-8") as handle:
             for number, text in enumerate(handle, start=1):
-                columns = text.split()
-                if not columns:
-                    continue
-                if len(columns) != 4 or not columns[3].lstrip("-").isdigit():
-                    raise EvaluationError(
-                        f"{path}: line {number}: needs qid iter docid relevance (an integer)"
-                    )
-                qrels.setdefault(columns[0], {})[columns[2]] = int(columns[3])
+                if (judged := _judgement(number, text)) is not None:
+                    qrels.setdefault(judged[0], {})[judged[1]] = judged[2]
     except (OSError, UnicodeDecodeError) as exc:
+        raise EvaluationError(f"{path}: {exc}") from exc
+    except EvaluationError as exc:
         raise EvaluationError(f"{path}: {exc}") from exc
     if not qrels:
         raise EvaluationError(f"{path}: no judgements")

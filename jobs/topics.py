@@ -9,6 +9,7 @@ or a TREC topic file.
 - JSONL (``.jsonl``/``.json``): one object per line with ``_id``, ``id``, ``qid`` or ``query_id``
   and the text under ``--topic-field`` (default: ``text``, else ``query``, else ``title``).
 - TSV (any other file): ``qid<TAB>text`` (MS MARCO's ``queries.tsv``), an optional header row.
+- A BEIR folder: its ``queries.jsonl``.
 
 Every error names the file and the line.  Topic files are small: they are read whole.
 """
@@ -116,7 +117,10 @@ def _is_trec(path: Path) -> bool:
 
 
 def load_topics(path: Path, field: str | None = None) -> dict[str, str]:
-    """Query id -> query text; raises :class:`TopicsError` naming the file and line."""
+    """Query id -> query text; raises :class:`TopicsError` naming the file and line.  A BEIR
+    folder is its ``queries.jsonl``."""
+    if path.is_dir():
+        path = path / "queries.jsonl"
     try:
         if _is_trec(path):
             topics = _trec(path.read_text(encoding="utf-8"), field or "title")

@@ -26,7 +26,7 @@ def test_a_judged_query_the_run_lacks_counts_zero_and_is_listed() -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("q1 0 d1 1\nq1 0 d2\n", r"qrels: line 2: needs qid iter docid relevance"),
+        ("q1 0 d1 1\nq1 d2\n", r"qrels: line 2: needs qid iter docid relevance"),
         ("q1 0 d1 high\n", r"qrels: line 1: needs qid iter docid relevance"),
         ("\n", r"qrels: no judgements"),
     ],
@@ -36,6 +36,14 @@ def test_bad_qrels_are_named_by_line(tmp_path: Path, content: str, message: str)
     path.write_text(content)
     with pytest.raises(EvaluationError, match=message):
         read_qrels(path)
+
+
+def test_trec_and_beir_qrels(tmp_path: Path) -> None:
+    trec = tmp_path / "qrels.txt"
+    trec.write_text("q1 0 d1 1\nq1 0 d2 0\n\nq2 Q0 d3 2\n")
+    beir = tmp_path / "test.tsv"
+    beir.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t0\nq2\td3\t2\n")
+    assert read_qrels(trec) == read_qrels(beir) == QRELS
 
 
 def test_an_unknown_metric_is_an_error_naming_it() -> None:

@@ -63,6 +63,7 @@ def test_tsv_and_beir_jsonl_topics(tmp_path: Path) -> None:
         '{"_id": "q1", "text": "solar panels", "metadata": {}}\n{"query_id": 2, "query": "espresso"}\n',
     )
     assert load_topics(beir) == {"q1": "solar panels", "2": "espresso"}
+    assert load_topics(tmp_path) == load_topics(beir)  # a BEIR folder: its queries.jsonl
 
 
 @pytest.mark.parametrize(
