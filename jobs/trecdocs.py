@@ -66,21 +66,19 @@ def trec_documents(
         for number, raw in enumerate(handle, start=1):
             update(raw)
             text = raw.decode("utf-8")
-            stripped = text.strip().upper()
-            if stripped.startswith("<DOC>"):
+            if text.lstrip().upper().startswith("<DOC>"):
                 if body is not None:
-                    raise TrecDocError(
-                        f"line {number}: <DOC> inside the document that starts on line {start}"
-                    )
-                start, body = number, [text[text.upper().index("<DOC>") + 5 :]]
-            elif stripped.startswith("</DOC>"):
-                if body is None:
-                    raise TrecDocError(f"line {number}: </DOC> without a <DOC>")
-                yield _document(start, "".join(body))
+                    raise TrecDocError(f"line {number}: <DOC> inside the document of line {start}")
+                start, body = number, []
+                text = text[text.upper().index("<DOC>") + 5 :]
+            closing = text.upper().find("</DOC>")
+            if body is None:
+                if text.strip():
+                    raise TrecDocError(f"line {number}: text outside <DOC> ... </DOC>")
+            elif closing >= 0:
+                yield _document(start, "".join(body) + text[:closing])
                 body = None
-            elif body is not None:
+            else:
                 body.append(text)
-            elif stripped:
-                raise TrecDocError(f"line {number}: text outside <DOC> ... </DOC>")
     if body is not None:
         raise TrecDocError(f"line {start}: <DOC> never closed")
