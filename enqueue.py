@@ -132,7 +132,7 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
     first.add_argument(
         "--topics",
         type=Path,
-        help="query texts: .tsv (qid, text), .jsonl (BEIR queries.jsonl) or a TREC topic file",
+        help="query texts: a TREC topic file, .jsonl (BEIR queries.jsonl), a BEIR folder, else TSV (qid, text)",
     )
     first.add_argument(
         "--topic-field",
@@ -366,7 +366,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         if args.run is not None:
             corpus = _first_stage(args)
         models = check_arguments(args, settings)
-        corpus = corpus or (load_corpus(args.corpus) if args.corpus else None)
+        if corpus is None and args.corpus:
+            corpus = load_corpus(args.corpus)
     except (UsageError, FirstStageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
