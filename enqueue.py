@@ -132,7 +132,7 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
     first.add_argument(
         "--topics",
         type=Path,
-        help="query texts: a TREC topic file, .jsonl (BEIR queries.jsonl), a BEIR folder, else TSV (qid, text)",
+        help="query texts: TREC topics, .jsonl (BEIR queries.jsonl), a BEIR folder, else TSV (qid, text)",
     )
     first.add_argument(
         "--topic-field",
