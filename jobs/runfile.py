@@ -29,7 +29,7 @@ class RunFileError(ValueError):
     """A run file that cannot be read; the message names the file and line."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunEntry:
     line: int
     qid: str
@@ -75,7 +75,13 @@ def _trec_entry(number: int, text: str) -> RunEntry:
             f"line {number}: needs 6 columns (qid Q0 docid rank score tag), found {len(columns)}"
         )
     qid, _, docid, rank, score, _ = columns
-    return RunEntry(number, qid, docid, _rank(rank, number), _number(score, "score", number))
+    try:
+        parsed_rank, parsed_score = int(rank), float(score)
+    except ValueError:
+        parsed_rank, parsed_score = -1, math.nan
+    if parsed_rank < 0 or not math.isfinite(parsed_score):  # the checks below say what is wrong
+        parsed_rank, parsed_score = _rank(rank, number), _number(score, "score", number)
+    return RunEntry(number, qid, docid, parsed_rank, parsed_score)
 
 
 def _tsv_entry(number: int, text: str) -> RunEntry | None:
