@@ -38,6 +38,7 @@ __all__ = [
     "pyarrow_modules",
     "read_records",
     "rows_of",
+    "write_trec",
 ]
 
 FORMATS = ("jsonl", "trec", "csv", "parquet")
@@ -80,11 +81,22 @@ def rows_of(record: dict[str, Any]) -> Iterator[Row]:
         yield str(record["id"]), str(docid), rank, float(result["relevance_score"]), str(record.get("model"))
 
 
-def _write_trec(records: IO[bytes], out: Path, tag: str | None) -> None:
+def _trec_field(value: str, what: str, record: dict[str, Any]) -> str:
+    if not value or len(value.split()) != 1 or value.strip() != value:
+        raise FormatError(
+            f"line {record['line']} (id {record['id']!r}): {what} {value!r} is empty or holds whitespace, "
+            "which a TREC run cannot carry (use --format csv, jsonl or parquet)"
+        )
+    return value
+
+
+def write_trec(records: IO[bytes], out: Path, tag: str | None) -> None:
     with out.open("w", encoding="utf-8") as handle:
         for record in read_records(records):
             for qid, docid, rank, score, model in rows_of(record):
-                handle.write(f"{qid} Q0 {docid} {rank} {score!r} {tag or model}\n")
+                fields = (_trec_field(v, w, record) for v, w in ((qid, "query id"), (docid, "document id")))
+                name = tag or "_".join(model.split())
+                handle.write(f"{next(fields)} Q0 {next(fields)} {rank} {score!r} {name}\n")
 
 
 def _write_csv(records: IO[bytes], out: Path) -> None:
@@ -127,6 +139,8 @@ async def export_as(
     (JSONL, as :func:`jobs.batches.export`).  The output is written whole or not at all."""
     if fmt == "parquet":
         pyarrow_modules()
+    if tag is not None and (not tag or len(tag.split()) != 1 or tag.strip() != tag):
+        raise FormatError(f"--tag {tag!r}: a TREC run tag is one word without whitespace")
     out.parent.mkdir(parents=True, exist_ok=True)
     errors.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
@@ -138,7 +152,7 @@ async def export_as(
                 with partial.open("wb") as handle:
                     shutil.copyfileobj(records, handle)
             elif fmt == "trec":
-                _write_trec(records, partial, tag)
+                write_trec(records, partial, tag)
             elif fmt == "csv":
                 _write_csv(records, partial)
             else:

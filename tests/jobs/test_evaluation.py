@@ -4,9 +4,11 @@ without document ids, and the errors that say how to install a missing extra."""
 from __future__ import annotations
 
 import importlib
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
+import orjson
 import pytest
 
 from jobs import evaluation, formats
@@ -55,6 +57,26 @@ def test_a_ranking_of_documents_without_ids_cannot_be_a_run() -> None:
     record = {"id": "q1", "line": 4, "model": "m", "results": [{"index": 1, "relevance_score": 0.5}]}
     with pytest.raises(FormatError, match=r"line 4 \(id 'q1'\): document 1 has no id"):
         list(rows_of(record))
+
+
+def test_a_trec_run_refuses_ids_it_cannot_carry(tmp_path: Path) -> None:
+    record = {
+        "id": "q 1",
+        "line": 2,
+        "model": "my model",
+        "results": [{"index": 0, "relevance_score": 1.0, "document_id": "d1"}],
+    }
+    with tempfile.TemporaryFile() as records:
+        records.write(orjson.dumps(record) + b"\n")
+        with pytest.raises(
+            FormatError, match=r"line 2 \(id 'q 1'\): query id 'q 1' is empty or holds whitespace"
+        ):
+            formats.write_trec(records, tmp_path / "run.trec", None)
+        records.seek(0)
+        records.truncate()
+        records.write(orjson.dumps({**record, "id": "q1"}) + b"\n")
+        formats.write_trec(records, tmp_path / "run.trec", None)
+    assert (tmp_path / "run.trec").read_text() == "q1 Q0 d1 1 1.0 my_model\n"
 
 
 def test_missing_extras_say_how_to_install_them(monkeypatch: pytest.MonkeyPatch) -> None:
