@@ -11,6 +11,7 @@ from pathlib import Path
 import ir_measures
 import pytest
 
+from tests.e2e import WORKER_ENV
 from tests.process_tools import reaping
 from tests.servers.cohere import CohereServer
 from tests.support import run_script
@@ -81,7 +82,7 @@ def test_three_commands_give_the_table_ir_measures_gives_on_the_exported_runs(tm
     inputs = ["--run", "first.run", "--topics", "topics.txt", "--corpus", "beir", "--depth", "4"]
     local = ["--state-dir", "state"]
     with reaping(tmp_path / "state"), CohereServer(KEY) as server:
-        env = {"COHERE_API_KEY": KEY, "COHERE_API_BASE": server.base_url}
+        env = {**WORKER_ENV, "COHERE_API_KEY": KEY, "COHERE_API_BASE": server.base_url}
         first = run_script("enqueue.py", *inputs, *local, "--no-progress", env=env, cwd=tmp_path)
         assert first.returncode == 0, first.stdout + first.stderr
         second = run_script(
