@@ -60,7 +60,7 @@ async def evaluation_then_dropped(redis_url: str) -> tuple[Any, Any, int, int]:
         await redis.aclose()
 
 
-@pytest.mark.timeout(120)  # a batch, a burst worker and five batch.py processes: about 20 s on 2 busy cores
+@pytest.mark.timeout(120)  # a batch, a burst worker and five batch.py processes: 20-30 s on 2 busy cores
 def test_formats_name_documents_by_id_and_report_failed_queries_and_eval_is_stored(
     redis_url: str, tmp_path: Path
 ) -> None:
