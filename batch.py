@@ -102,7 +102,10 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
         help="qrels: TREC (qid iter docid relevance) or BEIR (query-id, corpus-id, score)",
     )
     evaluation.add_argument(
-        "--metrics", nargs="+", default=list(DEFAULT_METRICS), help="ir_measures names (default: %(default)s)"
+        "--metrics",
+        nargs="+",
+        default=list(DEFAULT_METRICS),
+        help="ir_measures names, after the batches (default: %(default)s)",
     )
     evaluation.add_argument(
         "--baseline", type=Path, help="the first-stage run (TREC, .tsv or .jsonl): its row"
