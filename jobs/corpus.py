@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.dataset import ID_FIELDS, DatasetLine, document_reference
-from jobs.rows import id_field, json_object
+from jobs.rows import id_field, in_file, json_object
 from jobs.trecdocs import TrecDocError, is_trec_documents, trec_documents
 from providers.types import Document
 
@@ -120,13 +120,9 @@ def load_corpus(path: Path) -> Corpus:
     digest = hashlib.blake2b(digest_size=16)
     documents: dict[str, dict[str, str]] = {}
     for file in _files(path):
-        try:
+        with in_file(file, CorpusError):
             for number, key, entry in _entries(file, digest.update):
                 if key in documents:
                     raise CorpusError(f"line {number}: duplicate id {key!r}")
                 documents[key] = entry
-        except (OSError, UnicodeDecodeError, EOFError) as exc:
-            raise CorpusError(f"{file}: {exc}") from exc
-        except CorpusError as exc:
-            raise CorpusError(f"{file}: {exc}") from exc
     return Corpus(path, documents, digest.hexdigest())

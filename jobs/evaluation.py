@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from jobs import keys
 from jobs.formats import batch_ranking
+from jobs.rows import in_file
 from jobs.runfile import RunFileError, read_run
 
 __all__ = [
@@ -109,15 +110,10 @@ def read_qrels(path: Path) -> Qrels:
     """TREC qrels (``qid iter docid rel``) or BEIR's (``query-id<TAB>corpus-id<TAB>score``, a
     header row); raises :class:`EvaluationError` naming the file and line."""
     qrels: Qrels = {}
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for number, text in enumerate(handle, start=1):
-                if (judged := _judgement(number, text)) is not None:
-                    qrels.setdefault(judged[0], {})[judged[1]] = judged[2]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvaluationError(f"{path}: {exc}") from exc
-    except EvaluationError as exc:
-        raise EvaluationError(f"{path}: {exc}") from exc
+    with in_file(path, EvaluationError), path.open(encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if (judged := _judgement(number, text)) is not None:
+                qrels.setdefault(judged[0], {})[judged[1]] = judged[2]
     if not qrels:
         raise EvaluationError(f"{path}: no judgements")
     return qrels

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs.rows import id_field, json_object
+from jobs.rows import id_field, in_file, json_object
 
 __all__ = ["RankedQuery", "RunEntry", "RunFileError", "read_run"]
 
@@ -145,7 +145,7 @@ def _grouped(path: Path) -> Iterator[RankedQuery]:
 def read_run(path: Path) -> Iterator[RankedQuery]:
     """Each query's entries, in file order; raises :class:`RunFileError` naming the file and line
     (a duplicate document of a query included)."""
-    try:
+    with in_file(path, RunFileError):
         for query in _grouped(path):
             first: dict[str, int] = {}
             for entry in query.entries:
@@ -156,7 +156,3 @@ def read_run(path: Path) -> Iterator[RankedQuery]:
                     )
                 first[entry.docid] = entry.line
             yield query
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunFileError(f"{path}: {exc}") from exc
-    except RunFileError as exc:
-        raise RunFileError(f"{path}: {exc}") from exc

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from jobs.rows import id_field, json_object
+from jobs.rows import id_field, in_file, json_object
 
 __all__ = ["JSONL_ID_FIELDS", "JSONL_TEXT_FIELDS", "TREC_FIELDS", "TopicsError", "load_topics"]
 
@@ -121,15 +121,11 @@ def load_topics(path: Path, field: str | None = None) -> dict[str, str]:
     folder is its ``queries.jsonl``."""
     if path.is_dir():
         path = path / "queries.jsonl"
-    try:
+    with in_file(path, TopicsError):
         if _is_trec(path):
             topics = _trec(path.read_text(encoding="utf-8"), field or "title")
         else:
             topics = _rows(path, field)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TopicsError(f"{path}: {exc}") from exc
-    except TopicsError as exc:
-        raise TopicsError(f"{path}: {exc}") from exc
     if not topics:
         raise TopicsError(f"{path}: no topics")
     return topics

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from jobs.identity import RunIdentity
 from jobs.payload import LinePayload
 from providers.types import Document
@@ -125,3 +127,12 @@ def unit_line(query: str = "q", documents: list[Document] | None = None) -> Line
         "query": query,
         "documents": documents or ["d"],
     }
+
+
+def refused(
+    path: Path, content: str, read: Callable[[Path], object], error: type[Exception], message: str
+) -> None:
+    """Write ``content`` to ``path``; reading it must raise ``error`` matching ``message``."""
+    path.write_text(content)
+    with pytest.raises(error, match=message):
+        read(path)

@@ -10,6 +10,7 @@ import pytest
 from jobs.corpus import CorpusError, load_corpus
 from jobs.dataset import trusted_line
 from jobs.validation import ModelCheck, validate_file
+from tests.support import refused
 
 
 def test_a_beir_corpus_and_its_id_spellings(tmp_path: Path) -> None:
@@ -48,10 +49,7 @@ def test_a_tsv_corpus_with_or_without_titles_and_header(tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_row_is_named(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "corpus.jsonl"
-    path.write_text(content)
-    with pytest.raises(CorpusError, match=message):
-        load_corpus(path)
+    refused(tmp_path / "corpus.jsonl", content, load_corpus, CorpusError, message)
 
 
 def test_lines_of_ids_validate_against_the_corpus_and_resolve_to_its_text(tmp_path: Path) -> None:
@@ -129,7 +127,4 @@ def test_trec_document_files_a_folder_of_them_gzipped_and_a_beir_folder(tmp_path
     ],
 )
 def test_a_bad_trec_document_is_named_by_file_and_line(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "ft.sgml"
-    path.write_text(content)
-    with pytest.raises(CorpusError, match=message):
-        load_corpus(path)
+    refused(tmp_path / "ft.sgml", content, load_corpus, CorpusError, message)

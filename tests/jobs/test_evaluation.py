@@ -14,6 +14,7 @@ import pytest
 from jobs import evaluation, formats
 from jobs.evaluation import EvaluationError, evaluate, read_qrels, table
 from jobs.formats import FormatError, rows_of
+from tests.support import refused
 
 QRELS = {"q1": {"d1": 1, "d2": 0}, "q2": {"d3": 2}}
 
@@ -34,10 +35,7 @@ def test_a_judged_query_the_run_lacks_counts_zero_and_is_listed() -> None:
     ],
 )
 def test_bad_qrels_are_named_by_line(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "qrels"
-    path.write_text(content)
-    with pytest.raises(EvaluationError, match=message):
-        read_qrels(path)
+    refused(tmp_path / "qrels", content, read_qrels, EvaluationError, message)
 
 
 def test_trec_and_beir_qrels(tmp_path: Path) -> None:

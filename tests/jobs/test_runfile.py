@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobs.runfile import RunFileError, read_run
+from tests.support import refused
 
 
 def ranked(path: Path) -> list[tuple[str, list[str]]]:
@@ -50,7 +51,4 @@ def test_tsv_with_or_without_scores_and_jsonl_runs(tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_run_line_is_named(tmp_path: Path, name: str, content: str, message: str) -> None:
-    path = tmp_path / name
-    path.write_text(content)
-    with pytest.raises(RunFileError, match=message):
-        list(read_run(path))
+    refused(tmp_path / name, content, lambda path: list(read_run(path)), RunFileError, message)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobs.topics import TopicsError, load_topics
+from tests.support import refused
 
 CLASSIC = """<top>
 <num> Number: 401
@@ -82,5 +83,4 @@ def test_tsv_and_beir_jsonl_topics(tmp_path: Path) -> None:
 def test_a_bad_topics_file_is_named_by_file_and_line(
     tmp_path: Path, name: str, content: str, field: str | None, message: str
 ) -> None:
-    with pytest.raises(TopicsError, match=message):
-        load_topics(write(tmp_path, name, content), field)
+    refused(tmp_path / name, content, lambda path: load_topics(path, field), TopicsError, message)
