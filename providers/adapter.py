@@ -19,6 +19,7 @@ from typing import Any
 from providers.auth import BEARER, Auth
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError
+from providers.params import Param
 from providers.types import RankedDocument, RerankRequest
 
 __all__ = ["Capabilities", "HttpAdapter", "ParsedResponse", "WireRequest", "resolve_base", "static"]
@@ -68,6 +69,9 @@ class HttpAdapter:
     """Provider settings read from the environment, by ``litellm_params`` name."""
     default_base: str | Callable[[Deployment], str | None] | None = None
     """None: the user must give a base URL (``api_base`` or one of ``base_env``)."""
+    params: tuple[Param, ...] = ()
+    """The provider-specific parameters it forwards (:mod:`providers.params`); any other key
+    is refused."""
     variants: Mapping[str, Capabilities] = field(default_factory=dict)
     """The documented variants ``capabilities`` chooses between by deployment (e.g. Cohere's v1
     and v2 routes), by name; empty when it answers the same for every deployment."""

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import orjson
 
-from providers import contract, wire
+from providers import contract, params, wire
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, resolve_base
 from providers.auth import AuthRequest
 from providers.auth.token_cache import TokenCache
@@ -61,11 +61,17 @@ def prepare(
     """
     adapter.auth.check(deployment, adapter.key_env)
     base = resolve_base(adapter, deployment)
+    values = {**deployment.provider_params, **(request.provider_params or {})}
+    if problem := params.check(adapter.params, adapter.provider, values, "provider_params"):
+        raise ConfigurationError(problem, provider=adapter.provider)
     capabilities = adapter.capabilities(deployment)
     plans = {} if plans is None else plans
     if capabilities not in plans:
         plans[capabilities] = plan(request, capabilities)
-    return [(part, adapter.build_request(base, deployment, part.request)) for part in plans[capabilities]]
+    return [
+        (part, params.forward(adapter.params, values, adapter.build_request(base, deployment, part.request)))
+        for part in plans[capabilities]
+    ]
 
 
 @dataclass(frozen=True, slots=True)

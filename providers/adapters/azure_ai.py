@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest
 from providers.adapters import cohere
 from providers.deployment import Deployment
+from providers.params import Param
 from providers.types import RerankRequest
 
 __all__ = ["ADAPTER", "build_request", "capabilities", "parse_response", "rerank_url"]
@@ -59,6 +60,7 @@ def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
 
 ADAPTER = HttpAdapter(
     provider="azure_ai",
+    params=(Param("api-version", "string", into="query", scores=False),),
     independent_scores=True,  # a cross-encoder: each document scored on its own
     build_request=build_request,
     parse_response=parse_response,

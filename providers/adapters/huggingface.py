@@ -24,6 +24,7 @@ from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireReq
 from providers.adapters.shapes import parse_results
 from providers.auth import Bearer
 from providers.deployment import Deployment
+from providers.params import Param
 from providers.types import RerankRequest
 
 __all__ = [
@@ -64,6 +65,7 @@ def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
 
 ADAPTER = HttpAdapter(
     provider="huggingface",
+    params=(Param("truncate", "boolean"), Param("truncation_direction", "string", ("Left", "Right"))),
     independent_scores=True,  # a cross-encoder: each document scored on its own
     build_request=build_request,
     parse_response=parse_response,

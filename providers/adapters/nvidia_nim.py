@@ -27,6 +27,7 @@ from providers.adapters.shapes import parse_results
 from providers.adapters.usage import token_usage
 from providers.auth import Bearer
 from providers.deployment import Deployment
+from providers.params import Param
 from providers.render import document_text
 from providers.types import RerankRequest
 
@@ -98,6 +99,7 @@ def _hosted(deployment: Deployment) -> bool:
 
 ADAPTER = HttpAdapter(
     provider="nvidia_nim",
+    params=(Param("truncate", "string", ("NONE", "END")),),
     independent_scores=True,  # a cross-encoder: each document scored on its own
     build_request=build_request,
     parse_response=parse_response,
