@@ -36,6 +36,9 @@ class Capabilities:
     max_chunks_per_doc: bool = False
     max_documents: int | None = None
     """Per-request document limit; longer lists are split and merged."""
+    image_documents: bool = False
+    """Takes image documents (``{"image": "data:image/..."}``); a line holding one is refused
+    with a clear error by an endpoint that does not."""
 
 
 @dataclass(frozen=True, slots=True)
