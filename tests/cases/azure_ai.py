@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer, strings_body
+from tests.cases.case import Batch, Deployer, Forwarded, Line, ProviderCase, Record, bearer, strings_body
 from tests.ranking_lines import check_records
 from tests.servers.azure_ai import AzureAIServer
 
@@ -59,6 +59,8 @@ CASE = ProviderCase(
     native=frozenset({"top_n", "max_tokens_per_doc"}),
     max_documents=1000,
     malformed=MALFORMED,
+    forwarded=(Forwarded({"api-version": "2024-05-01-preview"}, query="api-version=2024-05-01-preview"),),
+    refused_params=({"api-version": 2024},),
     batch=Batch(
         server=lambda: AzureAIServer(KEY),
         env=lambda server, _: {

@@ -6,9 +6,9 @@ from typing import Any
 
 import httpx
 
-from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer
+from tests.cases.case import Batch, Deployer, Forwarded, Line, ProviderCase, Record, bearer
 from tests.ranking_lines import rendered
-from tests.servers.huggingface import TeiServer
+from tests.servers.huggingface import TeiServer, deserialise_error
 
 BASE = "http://tei:8080"
 MODEL = "BAAI/bge-reranker-v2-m3"
@@ -66,6 +66,12 @@ CASE = ProviderCase(
     native=frozenset(),
     max_documents=32,
     malformed=MALFORMED,
+    forwarded=(
+        Forwarded({"truncate": False}, {"truncate": False}),
+        Forwarded({"truncation_direction": "Left"}, {"truncation_direction": "Left"}),
+    ),
+    schema=deserialise_error,
+    refused_params=({"truncate": "yes"}, {"truncation_direction": "left"}),
     batch=Batch(
         server=TeiServer,
         env=lambda server, _: {

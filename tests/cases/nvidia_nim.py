@@ -8,7 +8,7 @@ import httpx
 
 from providers.deployment import Deployment
 from tests.adapter_kit import deployment
-from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, split_count
+from tests.cases.case import Batch, Forwarded, Line, ProviderCase, Record, bearer, split_count
 from tests.ranking_lines import rendered
 from tests.servers.nvidia_nim import NimServer, check, logit
 
@@ -75,6 +75,9 @@ CASE = ProviderCase(
     native=frozenset(),
     max_documents=512,
     malformed=MALFORMED,
+    forwarded=(Forwarded({"truncate": "NONE"}, {"truncate": "NONE"}),),
+    schema=check,
+    refused_params=({"truncate": "START"}, {"truncate": "end"}, {"truncate": True}),
     batch=Batch(  # a self-hosted NIM: no key anywhere
         server=lambda: NimServer(api_key=None),
         env=lambda server, _: {"NVIDIA_NIM_API_BASE": f"{server.base_url}/v1", "NVIDIA_NIM_API_KEY": ""},

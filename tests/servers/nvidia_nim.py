@@ -4,11 +4,11 @@
 URL's with a version's ``_`` -> ``.``, ``llama-3_2`` -> ``llama-3.2``; other ``_`` stay) and
 ``POST /v1/ranking`` (a NIM container).  Bodies are ``{model, query: {text}, passages: [{text}],
 truncate?}`` and nothing else (``top_k`` is rejected; ``truncate`` is ``NONE`` or ``END``);
-``/v1/ranking`` also takes image passages ``{image: data-URL}`` and ``{text, image}`` (an image
-passage is scored by its text, none scoring 0); answers ``{rankings: [{index, logit}], usage}`` sorted by logit, with
-NVIDIA Cloud Functions' ``nvcf-reqid`` header and RFC 7807 problem details on errors.
-Logits are ``logit(score)`` for the word-overlap score, so they are unbounded and can be
-negative like a real cross-encoder's.
+``/v1/ranking`` also takes image passages ``{image: data-URL}`` and ``{text, image}`` (scored
+by their text, none scoring 0).  Answers ``{rankings: [{index, logit}], usage}`` sorted by
+logit, with NVIDIA Cloud Functions' ``nvcf-reqid`` header and RFC 7807 problem details on
+errors.  Logits are ``logit(score)`` for the word-overlap score, so they are unbounded and can
+be negative like a real cross-encoder's.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""jina_ai adapter: the URL rule (the endpoint appended to a base), bodies without rank_fields, parsing; the local Jina
-API refusing what Jina refuses.  (What every provider does alike: test_contract.py.)"""
+"""jina_ai adapter: the URL rule (the endpoint appended to a base), bodies without rank_fields and
+with return_documents false, parsing; the local Jina API refusing what Jina refuses.  (What every
+provider does alike: test_contract.py.)"""
 
 from __future__ import annotations
 
