@@ -312,6 +312,16 @@ async def test_an_undeclared_or_refused_parameter_is_an_error_naming_it_and_noth
     assert "provider_params.no_such_parameter is not a parameter" in exc.message
 
 
+@each_provider
+async def test_an_image_document_is_refused_where_its_endpoint_ranks_text_only(case: ProviderCase) -> None:
+    """Only NIM's /v1/ranking takes images (tests/providers/adapters/test_nvidia_nim.py); an image
+    is never rendered to text."""
+    assert not case.adapter.capabilities(case.deployment).image_documents
+    request = replace(REQUEST, documents=["solar", {"image": "data:image/png;base64,iVBORw0KGgo="}])
+    exc = await refusal(case, case.deployment, request)
+    assert "documents[1] is an image" in exc.message
+
+
 def request_for(line: Line) -> RerankRequest:
     fields = ("query", "documents", "top_n", "rank_fields", "return_documents", "max_tokens_per_doc",
               "max_chunks_per_doc")  # fmt: skip
