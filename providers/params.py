@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 if TYPE_CHECKING:
     from providers.adapter import WireRequest
 
-__all__ = ["Param", "check", "describe", "forward", "problems", "scoring", "unscored"]
+__all__ = ["Kind", "Param", "check", "describe", "forward", "problems", "scoring", "unscored"]
 
 Kind = Literal["string", "integer", "number", "boolean"]
 _PYTHON: dict[str, tuple[type, ...]] = {

@@ -60,6 +60,8 @@ ADAPTERS = (
     vertex_ai.ADAPTER,
     watsonx.ADAPTER,
     dashscope.ADAPTER,
+    dashscope.QWENCLOUD,
+    dashscope.QWEN_AI_PLATFORM,
 )
 HTTP_ADAPTERS: dict[str, HttpAdapter] = {adapter.provider: adapter for adapter in ADAPTERS}
 KNOWN_PROVIDERS = (LOCAL_PROVIDER, *sorted(HTTP_ADAPTERS))

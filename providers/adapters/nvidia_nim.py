@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_BASE",
     "RANKING",
     "RANKING_PREFIX",
+    "VERSION_UNDERSCORE",
     "build_request",
     "capabilities",
     "is_ranking",
