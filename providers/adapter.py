@@ -72,6 +72,9 @@ class HttpAdapter:
     """Provider settings read from the environment, by ``litellm_params`` name."""
     default_base: str | Callable[[Deployment], str | None] | None = None
     """None: the user must give a base URL (``api_base`` or one of ``base_env``)."""
+    parse_headers: Callable[[Mapping[str, str], ParsedResponse], ParsedResponse] | None = None
+    """A second pure parse hook, for what a provider reports in response headers rather than the
+    body (TEI's token count): (headers, the parsed body) -> the parsed response."""
     params: tuple[Param, ...] = ()
     """The provider-specific parameters it forwards (:mod:`providers.params`); any other key
     is refused."""

@@ -221,6 +221,8 @@ class Dispatcher:
             raise _bad_response("response is not JSON", adapter.provider, response) from exc
         try:
             parsed = adapter.parse_response(body, request)
+            if adapter.parse_headers is not None:
+                parsed = adapter.parse_headers(response.headers, parsed)
             contract.check(parsed.results, request, may_omit=adapter.may_omit)
         except ContractError as exc:
             raise _bad_response(f"wrong answer: {exc}", adapter.provider, response) from exc
