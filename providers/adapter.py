@@ -54,6 +54,8 @@ class ParsedResponse:
     results: list[RankedDocument]
     response_id: str | None = None
     usage: dict[str, Any] | None = None
+    page_token: str | None = None
+    """More results to fetch (Bedrock's ``nextToken``): the adapter's ``next_page`` asks for them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,8 @@ class HttpAdapter:
     parse_headers: Callable[[Mapping[str, str], ParsedResponse], ParsedResponse] | None = None
     """A second pure parse hook, for what a provider reports in response headers rather than the
     body (TEI's token count): (headers, the parsed body) -> the parsed response."""
+    next_page: Callable[[WireRequest, str], WireRequest] | None = None
+    """The request for the page after a ``page_token`` (the request it answered, the token)."""
     params: tuple[Param, ...] = ()
     """The provider-specific parameters it forwards (:mod:`providers.params`); any other key
     is refused."""
