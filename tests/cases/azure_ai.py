@@ -54,6 +54,13 @@ CASE = ProviderCase(
     message=MESSAGE,
     missing=((dep(base=None), ("AZURE_AI_API_BASE",)), (dep(key=None), ("AZURE_AI_API_KEY",))),
     key_vars=("AZURE_AI_API_KEY",),
+    setting_vars={
+        "azure_ad_token": ("AZURE_AD_TOKEN",),
+        "tenant_id": ("AZURE_TENANT_ID",),
+        "client_id": ("AZURE_CLIENT_ID",),
+        "client_secret": ("AZURE_CLIENT_SECRET",),
+    },
+    secret_settings=frozenset({"azure_ad_token", "client_secret"}),
     base_vars=("AZURE_AI_API_BASE",),
     ignored_vars={"AZURE_API_KEY": "openai-key"},
     native=frozenset({"top_n", "max_tokens_per_doc"}),
