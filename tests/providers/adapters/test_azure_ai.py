@@ -14,6 +14,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from providers.adapter import HttpAdapter
 from providers.adapters import cohere
 from providers.adapters.azure_ai import ADAPTER, rerank_url
 from providers.auth.azure_entra import REFRESH_MARGIN, SCOPE, AzureEntraAuth, Token, fetch_token
@@ -171,14 +172,19 @@ def entra(server: AzureAIServer, **params: Any) -> Deployment:
     return replace(keyless, credentials=replace(keyless.credentials, params=params))
 
 
+def fetching(client: httpx.AsyncClient, clock: list[float]) -> tuple[HttpAdapter, Dispatcher, FakeEntra]:
+    """The adapter with its tokens from a :class:`FakeEntra` on ``clock``, and a dispatcher."""
+    fake = FakeEntra(clock)
+    adapter = replace(ADAPTER, auth=AzureEntraAuth(fetch=fake, clock=lambda: clock[0]))
+    return adapter, Dispatcher(client, RetryPolicy(max_attempts=1)), fake
+
+
 async def test_a_fetched_token_is_shared_by_concurrent_lines_and_fetched_again_before_expiry(
     server: AzureAIServer, client: httpx.AsyncClient
 ) -> None:
     clock = [1_000_000.0]
-    fake = FakeEntra(clock)
+    adapter, transport, fake = fetching(client, clock)
     server.tokens |= {"entra-token-1", "entra-token-2"}
-    adapter = replace(ADAPTER, auth=AzureEntraAuth(fetch=fake, clock=lambda: clock[0]))
-    transport = Dispatcher(client, RetryPolicy(max_attempts=1))
     d = entra(server, **PRINCIPAL)
     await asyncio.gather(*(transport.rerank(adapter, d, req()) for _ in range(5)))
     assert fake.fetches == [(("tenant-1", "client-1", "s3cret"), SCOPE)]
@@ -195,11 +201,8 @@ async def test_a_fetched_token_is_shared_by_concurrent_lines_and_fetched_again_b
 async def test_a_ready_token_or_a_scope_for_the_default_credential(
     server: AzureAIServer, client: httpx.AsyncClient
 ) -> None:
-    clock = [0.0]
-    fake = FakeEntra(clock)
+    adapter, transport, fake = fetching(client, [0.0])
     server.tokens |= {"ready-token", "entra-token-1"}
-    adapter = replace(ADAPTER, auth=AzureEntraAuth(fetch=fake, clock=lambda: clock[0]))
-    transport = Dispatcher(client, RetryPolicy(max_attempts=1))
     await transport.rerank(adapter, entra(server, azure_ad_token=SecretStr("ready-token")), req())
     await transport.rerank(adapter, entra(server, azure_scope="api://custom/.default"), req())
     assert fake.fetches == [(None, "api://custom/.default")]  # DefaultAzureCredential, opted into
