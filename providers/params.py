@@ -92,6 +92,8 @@ def problems(declared: Sequence[Param], provider: str, values: Mapping[str, Any]
 
 def check(declared: Sequence[Param], provider: str, values: Mapping[str, Any], where: str) -> str | None:
     """One message for everything wrong with ``values`` (``where``: what holds them), or None."""
+    if not values:
+        return None
     found = problems(declared, provider, values)
     return "; ".join(f"{where}.{key} {reason}" for key, reason in found) or None
 
