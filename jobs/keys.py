@@ -26,6 +26,7 @@ __all__ = [
     "batch",
     "batch_failed",
     "batch_lines",
+    "batch_stats",
     "job_id",
     "limiter",
     "line_key",
@@ -103,6 +104,12 @@ def batch_failed(name: str) -> str:
     failure.  The dead-letter store: never expires; ``batch.py retry-failed`` re-queues from it
     and a later success removes the entry."""
     return f"rr:batch:{name}:failed"
+
+
+def batch_stats(name: str) -> str:
+    """Hash of the batch's per-deployment counters, ``{deployment}|{counter}`` -> number
+    (:mod:`jobs.stats`), added to by every worker's periodic flush; expires with the batch."""
+    return f"rr:batch:{name}:stats"
 
 
 def score_cache(scorer: str, entry: str) -> str:

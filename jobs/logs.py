@@ -1,0 +1,198 @@
+"""A worker's logging: text or one JSON object per line, the line's fields on every record,
+no payloads, no third-party noise; the start-up line and the periodic throughput line.
+
+Every record made while a job runs carries the line's ``batch``, ``line_id``, ``job_id``, and
+the ``deployment`` and ``attempt`` of its current attempt (:data:`providers.events.current_line`);
+a failure carries its error ``code``.  Secrets are scrubbed by :mod:`providers.redaction`'s
+filter before any handler formats a record.  Query and document text never reach a log unless
+``--log-payloads`` (arq logs each job's arguments at start with ``-v``: they are elided).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+
+from jobs.redis_url import redacted
+from providers.deployment import Deployment
+from providers.events import Observer, current_line, status_class
+
+__all__ = [
+    "FIELDS",
+    "LOG_FORMATS",
+    "QUIET_LOGGERS",
+    "JsonFormatter",
+    "LineFields",
+    "PayloadFilter",
+    "Throughput",
+    "configure_logging",
+    "startup_summary",
+]
+
+log = logging.getLogger("rerank_runner.worker")
+
+LOG_FORMATS = ("text", "json")
+FIELDS = ("batch", "line_id", "job_id", "deployment", "attempt", "code")
+"""Fields a record may carry besides time, level, logger and message (JSON format)."""
+QUIET_LOGGERS = ("bm25s", "httpx", "httpcore", "urllib3")
+"""Third-party loggers held at WARNING whatever the verbosity (bm25s logs a DEBUG line per
+line it indexes; httpx an INFO line per request)."""
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+ARQ_JOB_START = "%6.2fs → %s(%s)%s"
+"""arq's job-start message; its third argument is the job's arguments (the query, the documents)."""
+
+
+class LineFields(logging.Filter):
+    """Copies the running line's fields onto each record (a handler filter: every logger's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        line = current_line.get()
+        if line is not None:
+            for name, value in (
+                ("batch", line.batch),
+                ("line_id", line.line_id),
+                ("job_id", line.job_id),
+                ("deployment", line.deployment),
+                ("attempt", line.attempt or None),
+            ):
+                if getattr(record, name, None) is None:
+                    setattr(record, name, value)
+        return True
+
+
+class PayloadFilter(logging.Filter):
+    """Elides the job arguments from arq's job-start line (``--log-payloads`` keeps them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == ARQ_JOB_START and isinstance(record.args, tuple) and len(record.args) == 4:
+            record.args = (record.args[0], record.args[1], "…", record.args[3])
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``time``, ``level``, ``logger``, ``message``, the line's
+    fields when set, and ``exception`` (the scrubbed traceback) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(
+    *, log_format: str = "text", verbose: bool = False, payloads: bool = False, stream: TextIO | None = None
+) -> None:
+    """The worker's logging, once at start-up: INFO for rerank-runner's own loggers, arq's job
+    lines only with ``verbose``, third-party noise at WARNING."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(LineFields())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("rerank_runner").setLevel(logging.INFO)
+    logging.getLogger("arq").setLevel(logging.INFO if verbose else logging.WARNING)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    arq_worker = logging.getLogger("arq.worker")
+    for stale in [f for f in arq_worker.filters if isinstance(f, PayloadFilter)]:
+        arq_worker.removeFilter(stale)
+    if not payloads:
+        arq_worker.addFilter(PayloadFilter())
+
+
+def _limits(deployment: Deployment) -> str:
+    limits = deployment.limits
+    parts = [
+        f"{name} {value}"
+        for name, value in (("rpm", limits.rpm), ("tpm", limits.tpm), ("concurrency", limits.max_concurrency))
+        if value
+    ]
+    return f"{deployment.label} ({', '.join(parts) or 'no limits'})"
+
+
+def startup_summary(
+    *,
+    worker_id: str,
+    redis_url: str,
+    deployments: Iterable[Deployment],
+    max_jobs: int,
+    timeouts: dict[str, float],
+    metrics_port: int | None,
+) -> str:
+    """One line: who this worker is, which Redis (password hidden), which deployments with
+    their limits, how many lines at once, its time limits, where its metrics are."""
+    listed = "; ".join(_limits(d) for d in deployments) or "raw provider/model names only"
+    times = ", ".join(f"{name} {seconds:g}s" for name, seconds in timeouts.items())
+    metrics = f"metrics :{metrics_port}" if metrics_port else "metrics off"
+    return (
+        f"worker {worker_id} starting: redis {redacted(redis_url)}, max_jobs {max_jobs}, "
+        f"{times}, {metrics}; deployments: {listed}"
+    )
+
+
+class Throughput(Observer):
+    """Counts what happened since the last summary; :meth:`run` logs one line per period."""
+
+    def __init__(self) -> None:
+        self.lines: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
+        self.retries = 0
+        self.in_flight = 0
+        self.since = time.monotonic()
+
+    def request(self, deployment: str, status: int | None, seconds: float) -> None:
+        self.requests[status_class(status)] += 1
+
+    def retry(self, deployment: str) -> None:
+        self.retries += 1
+
+    def line_started(self) -> None:
+        self.in_flight += 1
+
+    def line_ended(self) -> None:
+        self.in_flight -= 1
+
+    def line_finished(self, status: str, record: dict[str, Any]) -> None:
+        self.lines[status] += 1
+
+    def summary(self) -> str:
+        """The line for the period since the last call, which starts a new period."""
+        now = time.monotonic()
+        elapsed = max(now - self.since, 1e-9)
+        done = sum(self.lines.values())
+        statuses = " ".join(f"{name} {count}" for name, count in sorted(self.requests.items())) or "none"
+        line = (
+            f"last {elapsed:.0f}s: {done} lines ({done / elapsed:.2f}/s), "
+            f"{self.lines['succeeded']} succeeded, {self.lines['failed']} failed; "
+            f"requests {sum(self.requests.values())} ({statuses}), retries {self.retries}; "
+            f"in flight {self.in_flight}"
+        )
+        self.lines, self.requests, self.retries, self.since = Counter(), Counter(), 0, now
+        return line
+
+    async def run(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            log.info(self.summary())
