@@ -32,6 +32,7 @@ __all__ = [
     "DeploymentStats",
     "StatsObserver",
     "deployment_stats",
+    "describe",
     "flatten_usage",
     "price",
     "quantile",
@@ -241,3 +242,28 @@ async def deployment_stats(
         stats.cooling_s = max(float(cool) - now_ms, 0) / 1000 if cool else 0.0
         stats.cost = price(stats, (prices or {}).get(stats.deployment.rpartition("#")[0] or stats.deployment))
     return ordered
+
+
+def _usage_text(usage: Mapping[str, float]) -> str:
+    return ", ".join(f"{name} {amount:g}" for name, amount in sorted(usage.items())) or "none reported"
+
+
+def describe(stats: DeploymentStats) -> str:
+    """Two lines for ``batch.py status``: traffic and latency, then retries, usage and cost."""
+    shown = stats.to_json()
+    statuses = ", ".join(f"{name} {count}" for name, count in sorted(stats.statuses.items()))
+    latency = (
+        f"p50 {shown['p50_ms']:g} ms, p95 {shown['p95_ms']:g} ms"
+        if shown["p50_ms"] is not None
+        else "no latency"
+    )
+    cooling = f"cooling down {stats.cooling_s:.1f}s" if stats.cooling_s else "not cooling down"
+    cost = "no price in the model list" if stats.cost is None else f"${stats.cost:.4f}"
+    lines = ", ".join(f"{name} {count}" for name, count in sorted(stats.lines.items())) or "none"
+    errors = ", ".join(f"{code} {count}" for code, count in sorted(stats.errors.items()))
+    return (
+        f"  {stats.deployment}: requests {stats.requests} ({statuses or 'none'}); {latency}; lines {lines}"
+        f"{f' (errors: {errors})' if errors else ''}\n"
+        f"    retries {stats.retries}, cool-downs {stats.cooldowns} ({cooling}), "
+        f"deferrals {stats.deferrals}; usage {_usage_text(stats.usage)}; cost {cost}"
+    )
