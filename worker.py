@@ -38,7 +38,7 @@ from jobs.cache import ScoreCache
 from jobs.connection import EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, open_pool
 from jobs.embedded import pid_alive
 from jobs.liveness import new_worker_id
-from jobs.logs import LOG_FORMATS, Throughput, configure_logging, startup_summary
+from jobs.logs import LOG_FORMATS, Throughput, configure_logging, line_hooks, startup_summary
 from jobs.metrics import mark_dead, serve_metrics
 from jobs.progress import POLL_SECONDS, wait_for_batch
 from jobs.records import RecordWriter
@@ -50,7 +50,7 @@ from jobs.stats import StatsObserver
 from jobs.work import WorkerState, rerank_line
 from providers.deployment import Limits
 from providers.dispatcher import Dispatcher
-from providers.events import LineContext, Observer, Observers, current_line
+from providers.events import Observer, Observers
 from providers.gate import GatePolicy, RedisGate
 from providers.redaction import Redactor, redact_logs, secret_values
 from providers.reranker import Reranker
@@ -64,21 +64,6 @@ __all__ = [
     "worker_options",
     "worker_settings",
 ]
-
-
-def _line_hooks(observer: Observer) -> dict[str, Any]:
-    """arq's per-job hooks: name the running line for events and log records, count it in flight."""
-
-    async def job_start(ctx: dict[str, Any]) -> None:
-        job = str(ctx.get("job_id", ""))
-        batch, _, line_id = job.partition(":")
-        current_line.set(LineContext(batch=batch, line_id=line_id, job_id=job))
-        observer.line_started()
-
-    async def job_end(ctx: dict[str, Any]) -> None:
-        observer.line_ended()
-
-    return {"on_job_start": job_start, "on_job_end": job_end}
 
 
 def worker_options(
@@ -164,7 +149,7 @@ def worker_options(
         "job_completion_wait": settings.shutdown_grace,
         "expires_extra_ms": settings.job_expiry_ms,
         "health_check_interval": 30,
-        **_line_hooks(observer),
+        **line_hooks(observer),
     }
 
 
@@ -249,23 +234,6 @@ def resilience_options(settings: RunnerSettings) -> dict[str, Any]:
     }
 
 
-def _summary(settings: RunnerSettings, worker_id: str, metrics_port: int | None) -> str:
-    models = model_list(settings)
-    return startup_summary(
-        worker_id=worker_id,
-        redis_url=str(settings.redis_url),
-        deployments=[d for entries in models.deployments.values() for d in entries],
-        max_jobs=settings.max_jobs,
-        timeouts={
-            "job_timeout": settings.job_timeout,
-            "line_deadline": settings.line_deadline,
-            "http_timeout": settings.http_timeout,
-            "retry_max": settings.retry_max_seconds,
-        },
-        metrics_port=metrics_port,
-    )
-
-
 def __getattr__(name: str) -> Any:
     # ``arq worker.WorkerSettings`` looks this name up; building it lazily keeps
     # ``import worker`` free of environment reads.
@@ -299,7 +267,7 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
         "--summary-seconds", type=float, default=60.0, help="log a throughput line this often (0: never)"
     )
     parser.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics on this port (default: off)"
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port ($RR_METRICS_PORT; off)"
     )
     args = parser.parse_args(argv)
     overrides: dict[str, Any] = {}
@@ -309,6 +277,8 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
         overrides["max_jobs"] = args.max_jobs
     if args.config:
         overrides["config"] = args.config
+    if args.metrics_port:
+        overrides["metrics_port"] = args.metrics_port
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:
@@ -322,10 +292,10 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
     except RedisUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_REDIS_UNAVAILABLE) from None
-    observers = [serve_metrics(args.metrics_port)] if args.metrics_port else []
+    observers = [serve_metrics(settings.metrics_port)] if settings.metrics_port else []
     options = worker_settings(settings, observers, summary_seconds=args.summary_seconds)
     resilience = resilience_options(settings)
-    log.info(_summary(settings, resilience["worker_id"], args.metrics_port))
+    log.info(startup_summary(settings, model_list(settings), resilience["worker_id"]))
     worker = ResilientWorker(**options, **resilience, burst=args.burst)
     try:
         worker.run()

@@ -14,15 +14,16 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
 
+from jobs.model_list import ModelList
 from jobs.redis_url import redacted
-from providers.deployment import Deployment
-from providers.events import Observer, current_line, status_class
+from jobs.settings import RunnerSettings
+from providers.deployment import Deployment, Limits
+from providers.events import LineContext, Observer, current_line, status_class
 
 __all__ = [
     "FIELDS",
@@ -31,8 +32,10 @@ __all__ = [
     "JsonFormatter",
     "LineFields",
     "PayloadFilter",
+    "QuietFilter",
     "Throughput",
     "configure_logging",
+    "line_hooks",
     "startup_summary",
 ]
 
@@ -65,6 +68,14 @@ class LineFields(logging.Filter):
                 if getattr(record, name, None) is None:
                     setattr(record, name, value)
         return True
+
+
+class QuietFilter(logging.Filter):
+    """Drops :data:`QUIET_LOGGERS`' records below WARNING at the handler: bm25s sets its own
+    logger to DEBUG when first imported (in the middle of a run), so its level cannot hold."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name.split(".")[0] not in QUIET_LOGGERS
 
 
 class PayloadFilter(logging.Filter):
@@ -105,6 +116,7 @@ def configure_logging(
     lines only with ``verbose``, third-party noise at WARNING."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(QuietFilter())
     handler.addFilter(LineFields())
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -132,24 +144,40 @@ def _limits(deployment: Deployment) -> str:
     return f"{deployment.label} ({', '.join(parts) or 'no limits'})"
 
 
-def startup_summary(
-    *,
-    worker_id: str,
-    redis_url: str,
-    deployments: Iterable[Deployment],
-    max_jobs: int,
-    timeouts: dict[str, float],
-    metrics_port: int | None,
-) -> str:
+def startup_summary(settings: RunnerSettings, models: ModelList, worker_id: str) -> str:
     """One line: who this worker is, which Redis (password hidden), which deployments with
     their limits, how many lines at once, its time limits, where its metrics are."""
-    listed = "; ".join(_limits(d) for d in deployments) or "raw provider/model names only"
-    times = ", ".join(f"{name} {seconds:g}s" for name, seconds in timeouts.items())
-    metrics = f"metrics :{metrics_port}" if metrics_port else "metrics off"
+    listed = [_limits(d) for entries in models.deployments.values() for d in entries]
+    raw = Limits(settings.default_rpm, settings.default_tpm, settings.default_max_concurrency)
+    listed.append(_limits(Deployment("", "", "", limits=raw, name="raw provider/model names")))
+    times = {
+        "job_timeout": settings.job_timeout,
+        "line_deadline": settings.line_deadline,
+        "http_timeout": settings.http_timeout,
+        "retry_max": settings.retry_max_seconds,
+    }
+    port = settings.metrics_port
     return (
-        f"worker {worker_id} starting: redis {redacted(redis_url)}, max_jobs {max_jobs}, "
-        f"{times}, {metrics}; deployments: {listed}"
+        f"worker {worker_id} starting: redis {redacted(str(settings.redis_url))}, "
+        f"max_jobs {settings.max_jobs}, {', '.join(f'{n} {s:g}s' for n, s in times.items())}, "
+        f"{f'metrics :{port}' if port else 'metrics off'}; deployments: {'; '.join(listed)}"
     )
+
+
+def line_hooks(observer: Observer) -> dict[str, Any]:
+    """arq's per-job hooks (``on_job_start``, ``on_job_end``): name the running line for events
+    and log records (:data:`providers.events.current_line`), count it in flight."""
+
+    async def job_start(ctx: dict[str, Any]) -> None:
+        job = str(ctx.get("job_id", ""))
+        batch, _, line_id = job.partition(":")
+        current_line.set(LineContext(batch=batch, line_id=line_id, job_id=job))
+        observer.line_started()
+
+    async def job_end(ctx: dict[str, Any]) -> None:
+        observer.line_ended()
+
+    return {"on_job_start": job_start, "on_job_end": job_end}
 
 
 class Throughput(Observer):

@@ -138,8 +138,8 @@ def quantile(buckets: Mapping[float, float], q: float) -> float | None:
     if total <= 0:
         return None
     rank, seen, lower = q * total, 0.0, 0.0
-    for bound in sorted(buckets):
-        count = buckets[bound]
+    for bound in sorted(set(BUCKETS) | set(buckets)):  # empty buckets are not stored
+        count = buckets.get(bound, 0.0)
         if count and seen + count >= rank:
             if math.isinf(bound):
                 return lower

@@ -100,7 +100,7 @@ def observed_run(server: CohereServer, redis_url: str, workers: Workers, tmp_pat
 
     def flushed() -> bool:  # each worker flushes its stats every couple of seconds
         status.update(cli.status("observed"))
-        requests = sum(d["requests"] for d in status["deployments"])
+        requests: int = sum(d["requests"] for d in status["deployments"])
         return requests == total(metrics, "rr_provider_requests_total")
 
     wait_until(flushed, 15, "the per-deployment stats to be flushed")
