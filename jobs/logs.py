@@ -26,6 +26,7 @@ from providers.deployment import Deployment, Limits
 from providers.events import LineContext, Observer, current_line, status_class
 
 __all__ = [
+    "ARQ_JOB_START",
     "FIELDS",
     "LOG_FORMATS",
     "QUIET_LOGGERS",
@@ -47,7 +48,7 @@ FIELDS = ("batch", "line_id", "job_id", "deployment", "attempt", "code")
 QUIET_LOGGERS = ("bm25s", "httpx", "httpcore", "urllib3")
 """Third-party loggers held at WARNING whatever the verbosity (bm25s logs a DEBUG line per
 line it indexes; httpx an INFO line per request)."""
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 ARQ_JOB_START = "%6.2fs → %s(%s)%s"
 """arq's job-start message; its third argument is the job's arguments (the query, the documents)."""
 
@@ -115,7 +116,7 @@ def configure_logging(
     """The worker's logging, once at start-up: INFO for rerank-runner's own loggers, arq's job
     lines only with ``verbose``, third-party noise at WARNING."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(_TEXT_FORMAT))
     handler.addFilter(QuietFilter())
     handler.addFilter(LineFields())
     root = logging.getLogger()

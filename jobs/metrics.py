@@ -24,7 +24,7 @@ __all__ = ["MULTIPROC_ENV", "MetricsObserver", "mark_dead", "multiprocess_dir", 
 log = logging.getLogger("rerank_runner.worker")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-GATE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_GATE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def multiprocess_dir(environ: dict[str, str] | None = None) -> str | None:
@@ -52,7 +52,7 @@ class MetricsObserver(Observer):
         self.retries = counter("rr_retries", "Attempts after a line's first", ("deployment",))
         self.gate_waits = Histogram(
             "rr_gate_wait_seconds", "Waits for a rate-limit slot", ("deployment",),
-            buckets=GATE_BUCKETS, registry=registry,
+            buckets=_GATE_BUCKETS, registry=registry,
         )  # fmt: skip
         self.deferrals = counter(
             "rr_gate_deferrals", "Lines handed back for lack of capacity", ("deployments",)

@@ -35,7 +35,7 @@ __all__ = [
     "report_data",
 ]
 
-CHART_HEIGHT = "380px"
+_CHART_HEIGHT = "380px"
 
 
 class ReportUnavailableError(RuntimeError):
@@ -229,7 +229,7 @@ def _deployment_rows(data: ReportData) -> list[dict[str, Any]]:
     return rows
 
 
-STYLE = """
+_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; font-size: 0.9em; }
@@ -245,7 +245,7 @@ def render_html(data: ReportData) -> str:
     figures = [_progress(go, data), _throughput(go, data), _latency(go, data), _errors(go, data)]
     charts = "".join(
         '<div class="chart">'
-        + f.to_html(full_html=False, include_plotlyjs=False, default_height=CHART_HEIGHT)
+        + f.to_html(full_html=False, include_plotlyjs=False, default_height=_CHART_HEIGHT)
         + "</div>"
         for f in figures
     )
@@ -258,7 +258,7 @@ def render_html(data: ReportData) -> str:
     )
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
+        f"<style>{_STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
         f"<h1>{title}</h1><p>total {status.total}, succeeded {status.succeeded}, failed {status.failed}, "
         f"pending {status.pending}{', cancelled' if status.cancelled else ''}</p>"
         f'<div class="charts">{charts}</div>'

@@ -50,3 +50,16 @@ def test_image_contains_every_module_the_commands_import() -> None:
         assert name in copied, name
     for service in ("worker", "enqueue"):
         assert compose()["services"][service]["build"] == "."
+
+
+def test_prometheus_is_an_optional_profile_scraping_every_worker() -> None:
+    services = compose()["services"]
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["metrics"]
+    config_mount = next(v for v in prometheus["volumes"] if v.endswith("/prometheus.yml:ro"))
+    config = yaml.safe_load((ROOT / config_mount.split(":")[0]).read_text())
+    (job,) = config["scrape_configs"]
+    (discovery,) = job["dns_sd_configs"]
+    port = services["worker"]["environment"]["RR_METRICS_PORT"]
+    assert discovery["names"] == ["worker"] and port == f"${{RR_METRICS_PORT:-{discovery['port']}}}"
+    assert "docker compose --profile metrics up" in (ROOT / "README.md").read_text()

@@ -6,21 +6,19 @@ scraped while it runs, its JSON log, ``batch.py status --json`` and ``batch.py r
 from __future__ import annotations
 
 import json
-import socket
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis as sync_redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from jobs.embedded import EmbeddedRedis
 from tests.browser import rendered_dom
 from tests.e2e import WORKER_ENV, CliRun
+from tests.metrics_kit import Samples, answers, free_port, scrape, total
 from tests.process_tools import Workers, export_batch, start_verbose_worker
 from tests.servers.cohere import CohereServer
 from tests.support import run_script, synthetic_lines, wait_until, write_dataset
@@ -39,34 +37,10 @@ class Run:
     batch: str
     results: list[dict[str, Any]]
     errors: list[dict[str, Any]]
-    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+    metrics: Samples
     status: dict[str, Any]
     log: str
     env: dict[str, str]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
-    return sum(
-        value
-        for (found, found_labels), value in metrics.items()
-        if found == name and labels.items() <= dict(found_labels).items()
-    )
 
 
 def observed_run(server: CohereServer, redis_url: str, workers: Workers, tmp_path: Path) -> Run:
@@ -83,13 +57,13 @@ def observed_run(server: CohereServer, redis_url: str, workers: Workers, tmp_pat
     worker = start_verbose_worker(
         workers, env, "--metrics-port", str(port), "--log-format", "json", "--summary-seconds", "1"
     )
-    wait_until(lambda: _answers(port), 30, "the worker's metrics endpoint")
+    wait_until(lambda: answers(port), 30, "the worker's metrics endpoint")
     dataset = write_dataset(tmp_path / "observed.jsonl", lines)
     cli = CliRun({"REDIS_URL": redis_url}, tmp_path)
     enqueued = cli.enqueue(dataset, "--batch", "observed")
     assert enqueued.returncode == 0, enqueued.stdout + enqueued.stderr
     wait_until(lambda: (cli.status_or_none("observed") or {}).get("finished", False), 90, "the batch")
-    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    metrics: Samples = {}
 
     def counted() -> bool:  # the last line's event follows its record write by a moment
         metrics.update(scrape(port))
@@ -107,13 +81,6 @@ def observed_run(server: CohereServer, redis_url: str, workers: Workers, tmp_pat
     results, errors, _ = export_batch(redis_url, "observed", tmp_path)
     assert worker.process.poll() is None, worker.log_path.read_text()[-3000:]
     return Run("observed", results, errors, metrics, status, worker.log_path.read_text(), env)
-
-
-def _answers(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture(scope="module")
