@@ -47,7 +47,7 @@ from jobs.estimate import prices_from
 from jobs.liveness import WorkerInfo, list_workers
 from jobs.progress import wait_for_batch
 from jobs.redis_url import RedisUrlError
-from jobs.report import ReportUnavailableError, render_html, report_data
+from jobs.report import EvaluationError, ReportUnavailableError, load_evaluation, render_html, report_data
 from jobs.settings import RunnerSettings, SettingsError, load_settings
 from jobs.stats import deployment_stats, describe
 from worker import local_run, run_local_workers
@@ -163,8 +163,9 @@ async def _status(args: argparse.Namespace, conn: Connection, settings: RunnerSe
 
 
 async def _report(args: argparse.Namespace, redis: Redis, settings: RunnerSettings) -> None:
-    evaluation = orjson.loads(args.eval.read_bytes()) if args.eval else None
+    evaluation = load_evaluation(args.eval) if args.eval else None
     data = await report_data(redis, args.batch, prices_from(settings.config), evaluation)
+    args.html.parent.mkdir(parents=True, exist_ok=True)
     args.html.write_text(render_html(data))
     print(f"report of batch {args.batch} ({data.status.done} lines) -> {args.html}")
 
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None, prog: str = "python batch.py") -> int:
         return 2
     try:
         return asyncio.run(run(args, settings))
-    except (UnknownBatchError, RedisUrlError, ReportUnavailableError) as exc:
+    except (UnknownBatchError, RedisUrlError, ReportUnavailableError, EvaluationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RedisUnavailableError as exc:

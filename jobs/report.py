@@ -4,7 +4,8 @@ Charts (plotly, its JavaScript inlined: the page needs no server and no network)
 over time, throughput per deployment, line latency per deployment, error codes; tables of
 the per-deployment stats (:mod:`jobs.stats`) and, when an evaluation is given, its metrics.
 Everything comes from the batch's records (read as ``batch.py results`` reads them) and its
-stats hash; memory is a few numbers per line.
+stats hash; memory is two or three doubles per line, and each curve is thinned to at most
+``MAX_POINTS`` points so the page stays small for a million lines.
 
 The evaluation hook: ``--eval FILE`` (or ``evaluation=`` here) takes the metrics of an
 evaluation of the batch as JSON: an object ``{metric: value}``, or a list of rows (objects
@@ -15,11 +16,15 @@ from __future__ import annotations
 
 import html
 import io
+import math
+from array import array
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy
 import orjson
 from redis.asyncio import Redis
 
@@ -27,55 +32,66 @@ from jobs.batches import BatchStatus, batch_status, export
 from jobs.stats import DeploymentStats, deployment_stats
 
 __all__ = [
-    "LinePoint",
+    "LATENCY_BINS",
+    "MAX_POINTS",
+    "MAX_SLOTS",
+    "EvaluationError",
     "ReportData",
     "ReportUnavailableError",
+    "RunShape",
     "evaluation_rows",
+    "load_evaluation",
     "render_html",
     "report_data",
 ]
 
 _CHART_HEIGHT = "380px"
+MAX_POINTS = 500
+"""Points per progress curve: a million lines draw as well as 500 and weigh far less."""
+MAX_SLOTS = 120
+"""Time slots of the throughput chart."""
+LATENCY_BINS = 40
 
 
 class ReportUnavailableError(RuntimeError):
     """The plotting library is not installed (``pip install 'rerank-runner[report]'``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LinePoint:
-    """What the report keeps of one line."""
+class RunShape:
+    """What the report keeps of the batch's records: per status the finish times, per
+    deployment the finish times and latencies of succeeded lines (arrays of doubles: 8 bytes
+    a number), and the error codes of the others."""
 
-    finished_at: float | None
-    status: str
-    """``succeeded``, ``failed``, or ``unfinished``."""
-    deployment: str
-    latency_ms: float | None
-    code: str | None
+    def __init__(self) -> None:
+        self.finished: dict[str, array[float]] = {"succeeded": array("d"), "failed": array("d")}
+        self.by_deployment: dict[str, array[float]] = {}
+        self.latency_ms: dict[str, array[float]] = {}
+        self.codes: Counter[str] = Counter()
+
+    def add(self, status: str, record: dict[str, Any]) -> None:
+        finished_at = record.get("finished_at")
+        if finished_at is None:  # an unfinished line (queued, running, lost, cancelled)
+            self.codes[(record.get("error") or {}).get("code") or "unfinished"] += 1
+            return
+        self.finished[status].append(finished_at)
+        if status != "succeeded":
+            self.codes[(record.get("error") or {}).get("code") or "error"] += 1
+            return
+        deployment = record.get("deployment") or "none"
+        self.by_deployment.setdefault(deployment, array("d")).append(finished_at)
+        if (latency := record.get("latency_ms")) is not None:
+            self.latency_ms.setdefault(deployment, array("d")).append(latency)
 
 
-class _Points(io.BytesIO):
-    """A sink for :func:`jobs.batches.export` that keeps a :class:`LinePoint` per record."""
+class _Sink(io.BytesIO):
+    """:func:`jobs.batches.export` writes each record here; it goes into the shape."""
 
-    def __init__(self, status: str) -> None:
+    def __init__(self, shape: RunShape, status: str) -> None:
         super().__init__()
-        self.status = status
-        self.points: list[LinePoint] = []
+        self.shape, self.status = shape, status
 
     def write(self, data: Any) -> int:
-        record = orjson.loads(bytes(data))
-        error = record.get("error") or {}
-        code = error.get("code")
-        unfinished = self.status == "failed" and "finished_at" not in record
-        self.points.append(
-            LinePoint(
-                finished_at=record.get("finished_at"),
-                status="unfinished" if unfinished else self.status,
-                deployment=record.get("deployment") or "none",
-                latency_ms=record.get("latency_ms"),
-                code=code,
-            )
-        )
+        self.shape.add(self.status, orjson.loads(bytes(data)))
         return len(data)
 
 
@@ -83,8 +99,19 @@ class _Points(io.BytesIO):
 class ReportData:
     status: BatchStatus
     deployments: list[DeploymentStats]
-    points: list[LinePoint]
+    shape: RunShape
     evaluation: list[dict[str, Any]] = field(default_factory=list)
+
+
+class EvaluationError(ValueError):
+    """``--eval FILE`` is unreadable, not JSON, or not metrics."""
+
+
+def load_evaluation(path: Path) -> list[dict[str, Any]]:
+    try:
+        return evaluation_rows(orjson.loads(path.read_bytes()))
+    except (OSError, ValueError) as exc:
+        raise EvaluationError(f"--eval {path}: {exc}") from None
 
 
 def evaluation_rows(value: Any) -> list[dict[str, Any]]:
@@ -100,16 +127,16 @@ async def report_data(
     redis: Redis,
     batch: str,
     prices: Mapping[str, Mapping[str, float]] | None = None,
-    evaluation: Any = None,
+    evaluation: list[dict[str, Any]] | None = None,
 ) -> ReportData:
     status = await batch_status(redis, batch)
-    succeeded, failed = _Points("succeeded"), _Points("failed")
-    await export(redis, batch, succeeded, failed)
+    shape = RunShape()
+    await export(redis, batch, _Sink(shape, "succeeded"), _Sink(shape, "failed"))
     return ReportData(
         status=status,
         deployments=await deployment_stats(redis, batch, prices),
-        points=succeeded.points + failed.points,
-        evaluation=[] if evaluation is None else evaluation_rows(evaluation),
+        shape=shape,
+        evaluation=evaluation or [],
     )
 
 
@@ -123,13 +150,26 @@ def _plotly() -> Any:
     return go
 
 
+def _thin(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
+    """At most :data:`MAX_POINTS` evenly spread points, the last one kept."""
+    step = max(1, math.ceil(len(xs) / MAX_POINTS))
+    keep = list(range(0, len(xs), step))
+    if xs and keep[-1] != len(xs) - 1:
+        keep.append(len(xs) - 1)
+    return [xs[i] for i in keep], [ys[i] for i in keep]
+
+
+def _start(shape: RunShape) -> float:
+    firsts = [min(times) for times in shape.finished.values() if times]
+    return min(firsts) if firsts else 0.0
+
+
 def _progress(go: Any, data: ReportData) -> Any:
-    figure = go.Figure()
-    finished = sorted((p.finished_at, p.status) for p in data.points if p.finished_at is not None)
-    start = finished[0][0] if finished else 0.0
-    for status in ("succeeded", "failed"):
-        times = [t - start for t, s in finished if s == status]
-        figure.add_trace(go.Scatter(x=times, y=list(range(1, len(times) + 1)), mode="lines", name=status))
+    figure, start = go.Figure(), _start(data.shape)
+    for status, times in data.shape.finished.items():
+        ordered = sorted(t - start for t in times)
+        xs, ys = _thin(ordered, range(1, len(ordered) + 1))
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=status))
     figure.update_layout(
         title=f"Progress: lines done over time (of {data.status.total})",
         xaxis_title="seconds since the first record",
@@ -139,48 +179,53 @@ def _progress(go: Any, data: ReportData) -> Any:
 
 
 def _throughput(go: Any, data: ReportData) -> Any:
-    done = [p for p in data.points if p.finished_at is not None and p.status == "succeeded"]
-    figure = go.Figure()
-    if done:
-        start = min(p.finished_at or 0.0 for p in done)
-        span = max(p.finished_at or 0.0 for p in done) - start
-        width = max(1.0, span / 60)
-        per: dict[str, Counter[int]] = {}
-        for p in done:
-            per.setdefault(p.deployment, Counter())[int(((p.finished_at or 0.0) - start) // width)] += 1
-        for deployment, counts in sorted(per.items()):
-            slots = range(max(counts) + 1)
-            figure.add_trace(
-                go.Scatter(
-                    x=[n * width for n in slots],
-                    y=[counts[n] / width for n in slots],
-                    mode="lines+markers",
-                    name=deployment,
-                )
+    figure, start = go.Figure(), _start(data.shape)
+    times = data.shape.by_deployment
+    span = max((max(t) for t in times.values() if t), default=start) - start
+    width = max(1.0, span / MAX_SLOTS)
+    for deployment, finished in sorted(times.items()):
+        counts = Counter(int((t - start) // width) for t in finished)
+        slots = range(max(counts) + 1)
+        figure.add_trace(
+            go.Scatter(
+                x=[n * width for n in slots],
+                y=[counts[n] / width for n in slots],
+                mode="lines+markers",
+                name=deployment,
             )
+        )
     figure.update_layout(
-        title="Throughput per deployment (succeeded lines)", xaxis_title="seconds", yaxis_title="lines/s"
+        title=f"Throughput per deployment (succeeded lines, per {width:g}s)",
+        xaxis_title="seconds since the first record",
+        yaxis_title="lines/s",
     )
     return figure
 
 
 def _latency(go: Any, data: ReportData) -> Any:
     figure = go.Figure()
-    by: dict[str, list[float]] = {}
-    for p in data.points:
-        if p.latency_ms is not None and p.status == "succeeded":
-            by.setdefault(p.deployment, []).append(p.latency_ms)
-    for deployment, values in sorted(by.items()):
-        figure.add_trace(go.Histogram(x=values, name=deployment, opacity=0.75))
+    everything = [v for values in data.shape.latency_ms.values() for v in values]
+    if everything:
+        edges = numpy.histogram_bin_edges(everything, bins=LATENCY_BINS)
+        for deployment, values in sorted(data.shape.latency_ms.items()):
+            counts, _ = numpy.histogram(values, bins=edges)
+            centres = (edges[:-1] + edges[1:]) / 2
+            figure.add_trace(
+                go.Bar(
+                    x=centres.tolist(), y=counts.tolist(), width=float(edges[1] - edges[0]), name=deployment
+                )
+            )
     figure.update_layout(
-        title="Line latency distribution", xaxis_title="ms", yaxis_title="lines", barmode="overlay"
+        title="Line latency distribution (succeeded lines)",
+        xaxis_title="ms",
+        yaxis_title="lines",
+        barmode="overlay",
     )
     return figure
 
 
 def _errors(go: Any, data: ReportData) -> Any:
-    codes = Counter(p.code or "none" for p in data.points if p.status != "succeeded")
-    ordered = codes.most_common()
+    ordered = data.shape.codes.most_common()
     figure = go.Figure(go.Bar(x=[c for c, _ in ordered], y=[n for _, n in ordered], name="lines"))
     figure.update_layout(title="Failed and unfinished lines by error code", yaxis_title="lines")
     return figure
