@@ -12,6 +12,10 @@ They work against $REDIS_URL (or --redis-url); without one, against the embedded
 Redis that a local `python enqueue.py` run left in --state-dir.  There, `status` says
 "interrupted" for a batch whose local run was stopped (Ctrl-C, kill) before it finished,
 and `retry-failed` runs the lines it queues again in this process.
+
+`status` also shows each deployment's requests, latency, retries, cool-down, usage and
+cost, and the live workers; `report` writes one self-contained HTML page of the run
+(docs/operations.md).
 """
 
 from __future__ import annotations

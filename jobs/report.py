@@ -228,6 +228,8 @@ def _errors(go: Any, data: ReportData) -> Any:
     ordered = data.shape.codes.most_common()
     figure = go.Figure(go.Bar(x=[c for c, _ in ordered], y=[n for _, n in ordered], name="lines"))
     figure.update_layout(title="Failed and unfinished lines by error code", yaxis_title="lines")
+    if not ordered:
+        figure.add_annotation(text="no failed or unfinished lines", showarrow=False, font={"size": 16})
     return figure
 
 
