@@ -36,6 +36,9 @@ class MetricsObserver(Observer):
     """Every event as a Prometheus counter, histogram or gauge, in ``registry``."""
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        """Each labelled child looked up once: ``labels()`` takes a lock and builds a tuple."""
+
         def counter(name: str, doc: str, labels: tuple[str, ...]) -> Counter:
             return Counter(name, doc, labels, registry=registry)
 
@@ -68,22 +71,29 @@ class MetricsObserver(Observer):
             multiprocess_mode="livesum",
         )  # fmt: skip
 
+    def _of(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def request(self, deployment: str, status: int | None, seconds: float) -> None:
-        self.requests.labels(deployment, status_class(status)).inc()
-        self.latency.labels(deployment).observe(seconds)
+        self._of(self.requests, deployment, status_class(status)).inc()
+        self._of(self.latency, deployment).observe(seconds)
 
     def retry(self, deployment: str) -> None:
-        self.retries.labels(deployment).inc()
+        self._of(self.retries, deployment).inc()
 
     def gate_wait(self, deployment: str, seconds: float) -> None:
-        self.gate_waits.labels(deployment).observe(seconds)
+        self._of(self.gate_waits, deployment).observe(seconds)
 
     def deferred(self, deployments: str, seconds: float) -> None:
-        self.deferrals.labels(deployments).inc()
+        self._of(self.deferrals, deployments).inc()
 
     def cooldown(self, deployment: str, seconds: float) -> None:
-        self.cooldowns.labels(deployment).inc()
-        self.cooldown_seconds.labels(deployment).inc(seconds)
+        self._of(self.cooldowns, deployment).inc()
+        self._of(self.cooldown_seconds, deployment).inc(seconds)
 
     def line_started(self) -> None:
         self.in_flight.inc()
@@ -93,13 +103,13 @@ class MetricsObserver(Observer):
 
     def line_finished(self, status: str, record: dict[str, Any]) -> None:
         error = record.get("error") or {}
-        self.lines.labels(status, error.get("code", "")).inc()
+        self._of(self.lines, status, error.get("code", "")).inc()
         if cache := record.get("cache"):
-            self.cache.labels("hit").inc(cache.get("hits", 0))
-            self.cache.labels("miss").inc(cache.get("misses", 0))
+            self._of(self.cache, "hit").inc(cache.get("hits", 0))
+            self._of(self.cache, "miss").inc(cache.get("misses", 0))
         deployment = record.get("deployment") or "none"
         for unit, amount in flatten_usage(record.get("usage")).items():
-            self.usage.labels(deployment, unit).inc(amount)
+            self._of(self.usage, deployment, unit).inc(amount)
 
 
 def serve_metrics(port: int, host: str = "0.0.0.0") -> MetricsObserver:

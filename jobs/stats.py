@@ -13,6 +13,7 @@ flattened).  :func:`deployment_stats` reads it back for ``batch.py status``.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import math
 from collections import defaultdict
@@ -57,9 +58,11 @@ def flatten_usage(usage: Any, prefix: str = "") -> dict[str, float]:
     return found
 
 
+_BUCKET_NAMES = tuple("inf" if math.isinf(b) else f"{b:g}" for b in BUCKETS)
+
+
 def _bucket(seconds: float) -> str:
-    bound = next(b for b in BUCKETS if seconds <= b)
-    return "inf" if math.isinf(bound) else f"{bound:g}"
+    return _BUCKET_NAMES[bisect.bisect_left(BUCKETS, seconds)]
 
 
 class StatsObserver(Observer):
@@ -75,10 +78,14 @@ class StatsObserver(Observer):
             self.pending[line.batch][f"{deployment}|{counter}"] += amount
 
     def request(self, deployment: str, status: int | None, seconds: float) -> None:
-        self._add(deployment, "requests")
-        self._add(deployment, f"status:{status_class(status)}")
-        self._add(deployment, f"le:{_bucket(seconds)}")
-        self._add(deployment, "latency_ms", round(seconds * 1000))
+        line = current_line.get()
+        if line is None:
+            return
+        counts = self.pending[line.batch]
+        counts[f"{deployment}|requests"] += 1
+        counts[f"{deployment}|status:{status_class(status)}"] += 1
+        counts[f"{deployment}|le:{_bucket(seconds)}"] += 1
+        counts[f"{deployment}|latency_ms"] += round(seconds * 1000)
 
     def retry(self, deployment: str) -> None:
         self._add(deployment, "retries")
