@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,11 @@ def test_prometheus_is_an_optional_profile_scraping_every_worker() -> None:
     port = services["worker"]["environment"]["RR_METRICS_PORT"]
     assert discovery["names"] == ["worker"] and port == f"${{RR_METRICS_PORT:-{discovery['port']}}}"
     assert "docker compose --profile metrics up" in (ROOT / "README.md").read_text()
+
+
+def test_the_grafana_dashboard_holds_the_five_panels_of_the_operations_guide() -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    assert len(dashboard["panels"]) == 5
+    assert all(f"`{query}`" in guide for query in queries), queries
