@@ -296,7 +296,11 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
     except RedisUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_REDIS_UNAVAILABLE) from None
-    observers = [serve_metrics(settings.metrics_port)] if settings.metrics_port else []
+    try:
+        observers = [serve_metrics(settings.metrics_port)] if settings.metrics_port else []
+    except OSError as exc:  # the port is taken (outside multiprocess mode) or not ours to bind
+        print(f"error: cannot serve metrics on port {settings.metrics_port}: {exc.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
     options = worker_settings(settings, observers, summary_seconds=args.summary_seconds)
     resilience = resilience_options(settings)
     log.info(startup_summary(settings, model_list(settings), resilience["worker_id"]))

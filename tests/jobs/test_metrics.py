@@ -5,6 +5,7 @@ that exist."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from jobs.metrics import MULTIPROC_ENV, MetricsObserver
 from tests.metrics_kit import free_port, scrape, total
-from tests.support import ROOT, env_with, wait_until
+from tests.support import ROOT, env_with, run_script, wait_until
 
 
 def test_each_event_lands_in_its_metric() -> None:
@@ -94,3 +95,14 @@ def test_the_operations_guide_names_only_real_metrics() -> None:
     guide = (ROOT / "docs" / "operations.md").read_text()
     named = set(re.findall(r"\brr_[a-z_]+\b", guide))
     assert named and named <= known, sorted(named - known)
+
+
+def test_a_taken_port_stops_the_worker_with_one_line(redis_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_script("worker.py", "--metrics-port", str(port), env={"REDIS_URL": redis_url}, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: cannot serve metrics on port {port}:")
+    assert "Traceback" not in done.stderr
