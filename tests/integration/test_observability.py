@@ -47,7 +47,7 @@ def observed_run(server: CohereServer, redis_url: str, workers: Workers, tmp_pat
     lines = synthetic_lines(LINES, docs_per_line=5, model=DEPLOYMENT)
     server.fail_query(lines[1]["query"], rate_limited("0"))  # retried: succeeds on attempt 2
     server.fail_query(lines[2]["query"], unavailable("0"), unavailable("0"))  # fails: server_error
-    echo = {"message": f"bad request from {KEY}: {lines[3]['query']}"}
+    echo = {"message": f"invalid request: bad api key {KEY}"}
     server.fail_query(lines[3]["query"], Fault(400, body=echo))  # fails at once: invalid_request
     env = {
         **WORKER_ENV, "REDIS_URL": redis_url, "COHERE_API_KEY": KEY, "COHERE_API_BASE": server.base_url,
@@ -147,6 +147,7 @@ def test_json_logs_parse_line_by_line_and_hold_no_secret_or_payload(run: Run) ->
     assert entries and all({"time", "level", "logger", "message"} <= e.keys() for e in entries)
     assert KEY[8:] not in run.log  # never the key, although the provider echoed it
     assert "filler text" not in run.log  # documents' text: arq's job lines elide arguments
+    assert not [line["query"] for line in synthetic_lines(LINES) if line["query"] in run.log]
     started = [e for e in entries if e["message"].startswith("worker ") and "starting" in e["message"]]
     assert len(started) == 1 and "max_jobs 16" in started[0]["message"]
     assert "job_timeout 30s" in started[0]["message"] and "metrics :" in started[0]["message"]
