@@ -75,9 +75,11 @@ def observed_run(server: CohereServer, redis_url: str, workers: Workers, tmp_pat
     def flushed() -> bool:  # each worker flushes its stats every couple of seconds
         status.update(cli.status("observed"))
         requests: int = sum(d["requests"] for d in status["deployments"])
-        return requests == total(metrics, "rr_provider_requests_total")
+        # a worker's leases (its lines in flight) are rewritten with each heartbeat
+        idle = [w["in_flight"] for w in status["workers"]] == [0]
+        return idle and requests == total(metrics, "rr_provider_requests_total")
 
-    wait_until(flushed, 15, "the per-deployment stats to be flushed")
+    wait_until(flushed, 20, "the per-deployment stats to be flushed and the heartbeat renewed")
     results, errors, _ = export_batch(redis_url, "observed", tmp_path)
     assert worker.process.poll() is None, worker.log_path.read_text()[-3000:]
     return Run("observed", results, errors, metrics, status, worker.log_path.read_text(), env)
