@@ -24,7 +24,9 @@ from tests.servers.cohere import CohereServer
 from tests.support import run_script, synthetic_lines, wait_until, write_dataset
 from tests.wire_server import Fault, rate_limited, unavailable
 
-pytestmark = pytest.mark.integration
+# the module's one run (a worker process, enqueue, waits for the batch, the stats flush and a
+# heartbeat) is set up inside the first test: 15-25 s alone, up to ~60 s on a loaded 2-core box
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
 KEY = "sk-FAKE-obsv-7Qx9Lm2ZtW"
 """A recognisable fake key: the wire server accepts it and one fault echoes it back."""
