@@ -4,8 +4,9 @@ no payloads, no third-party noise; the start-up line and the periodic throughput
 Every record made while a job runs carries the line's ``batch``, ``line_id``, ``job_id``, and
 the ``deployment`` and ``attempt`` of its current attempt (:data:`providers.events.current_line`);
 a failure carries its error ``code``.  Secrets are scrubbed by :mod:`providers.redaction`'s
-filter before any handler formats a record.  Query and document text never reach a log unless
-``--log-payloads`` (arq logs each job's arguments at start with ``-v``: they are elided).
+filter before any handler formats a record.  We never log query or document text unless
+``--log-payloads`` (arq logs each job's arguments at start with ``-v``: they are elided); a
+provider's own error message is logged as the failure record keeps it.
 """
 
 from __future__ import annotations
