@@ -1,7 +1,8 @@
 """Operating a run: a real ``worker.py --metrics-port --log-format json`` process re-ranks a
-batch against the local Cohere wire server (429s, 503s and a 400 injected); its /metrics,
-scraped while it runs, its JSON log, ``batch.py status --json`` and ``batch.py report --html``
-(opened in headless Chromium) are checked against the batch's records."""
+batch against the local Cohere wire server (each answer a second late; a 429, 503s and a 400
+injected); its /metrics (scraped while lines are in flight and once every line is counted),
+its JSON log, ``batch.py status --json`` and ``batch.py report --html`` (opened in headless
+Chromium) are checked against the batch's records."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from jobs.embedded import EmbeddedRedis
 from tests.browser import rendered_dom
 from tests.e2e import WORKER_ENV, CliRun
 from tests.metrics_kit import Samples, answers, free_port, scrape, total
-from tests.process_tools import Workers, export_batch, start_verbose_worker
+from tests.process_tools import SlowCohereServer, Workers, export_batch, start_verbose_worker
 from tests.servers.cohere import CohereServer
 from tests.support import run_script, synthetic_lines, wait_until, write_dataset
 from tests.wire_server import Fault, rate_limited, unavailable
@@ -39,7 +40,10 @@ class Run:
     batch: str
     results: list[dict[str, Any]]
     errors: list[dict[str, Any]]
+    during: Samples
+    """Scraped while lines were in flight."""
     metrics: Samples
+    """Scraped once every line was counted."""
     status: dict[str, Any]
     log: str
     env: dict[str, str]
@@ -55,15 +59,22 @@ def observed_run(server: CohereServer, redis_url: str, workers: Workers, tmp_pat
         **WORKER_ENV, "REDIS_URL": redis_url, "COHERE_API_KEY": KEY, "COHERE_API_BASE": server.base_url,
         "RR_RETRY_ATTEMPTS": "2", "RR_CACHE_TTL_DAYS": "0",
     }  # fmt: skip
+    dataset = write_dataset(tmp_path / "observed.jsonl", lines)
+    cli = CliRun({"REDIS_URL": redis_url}, tmp_path)
+    enqueued = cli.enqueue(dataset, "--batch", "observed")  # queued first: the worker starts busy
+    assert enqueued.returncode == 0, enqueued.stdout + enqueued.stderr
     port = free_port()
     worker = start_verbose_worker(
         workers, env, "--metrics-port", str(port), "--log-format", "json", "--summary-seconds", "1"
     )
     wait_until(lambda: answers(port), 30, "the worker's metrics endpoint")
-    dataset = write_dataset(tmp_path / "observed.jsonl", lines)
-    cli = CliRun({"REDIS_URL": redis_url}, tmp_path)
-    enqueued = cli.enqueue(dataset, "--batch", "observed")
-    assert enqueued.returncode == 0, enqueued.stdout + enqueued.stderr
+    during: Samples = {}
+
+    def busy() -> bool:  # every answer takes the server a second: lines are in flight for a while
+        during.update(scrape(port))
+        return total(during, "rr_lines_in_flight") > 0
+
+    wait_until(busy, 30, "lines in flight on the metrics endpoint")
     wait_until(lambda: (cli.status_or_none("observed") or {}).get("finished", False), 90, "the batch")
     metrics: Samples = {}
 
@@ -84,7 +95,7 @@ def observed_run(server: CohereServer, redis_url: str, workers: Workers, tmp_pat
     wait_until(flushed, 20, "the per-deployment stats to be flushed and the heartbeat renewed")
     results, errors, _ = export_batch(redis_url, "observed", tmp_path)
     assert worker.process.poll() is None, worker.log_path.read_text()[-3000:]
-    return Run("observed", results, errors, metrics, status, worker.log_path.read_text(), env)
+    return Run("observed", results, errors, during, metrics, status, worker.log_path.read_text(), env)
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +108,15 @@ def run(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -
     tmp_path = tmp_path_factory.mktemp("observed")
     workers = Workers(tmp_path)
     try:
-        with CohereServer(KEY) as server:
+        with SlowCohereServer(KEY, delay=1.0) as server:
             yield observed_run(server, redis_server.url, workers, tmp_path)
     finally:
         workers.stop_all()
+
+
+def test_scraped_during_the_run_the_lines_are_in_flight_and_not_yet_counted(run: Run) -> None:
+    assert 1 <= total(run.during, "rr_lines_in_flight") <= LINES
+    assert total(run.during, "rr_lines_total") < LINES  # the retried line takes two answers: 2 s
 
 
 def test_scraped_metrics_match_the_batch_records(run: Run) -> None:
