@@ -29,6 +29,7 @@ from providers.events import Observer, current_line, status_class
 
 __all__ = [
     "BUCKETS",
+    "CACHE",
     "FLUSH_SECONDS",
     "DeploymentStats",
     "StatsObserver",
@@ -44,6 +45,8 @@ log = logging.getLogger("rerank_runner.stats")
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, math.inf)
 """Upper bounds (seconds) of the request-latency histogram, shared with the Prometheus one."""
 FLUSH_SECONDS = 2.0
+CACHE = "cache"
+"""The ``deployment`` of a line the score cache served whole (:mod:`jobs.cache`)."""
 
 
 def flatten_usage(usage: Any, prefix: str = "") -> dict[str, float]:
@@ -247,7 +250,11 @@ async def deployment_stats(
     cools = await redis.mget([keys.limiter(s.deployment) + ":cool" for s in ordered])
     for stats, cool in zip(ordered, cools, strict=True):
         stats.cooling_s = max(float(cool) - now_ms, 0) / 1000 if cool else 0.0
-        stats.cost = price(stats, (prices or {}).get(stats.deployment.rpartition("#")[0] or stats.deployment))
+        if stats.deployment == CACHE:  # lines the score cache served whole: nothing was billed
+            stats.cost = 0.0
+        else:
+            model = stats.deployment.rpartition("#")[0] or stats.deployment
+            stats.cost = price(stats, (prices or {}).get(model))
     return ordered
 
 

@@ -89,3 +89,13 @@ async def test_events_outside_a_line_are_not_counted_and_the_cool_down_is_read_l
     co, _ = await deployment_stats(redis, "b")
     assert 28 < co.cooling_s <= 30
     assert "cooling down" in describe(co)
+
+
+async def test_lines_the_score_cache_served_cost_nothing(redis: Redis) -> None:
+    stats = StatsObserver(0)
+    token = current_line.set(LineContext(batch="b", line_id="x", job_id="b:x"))
+    stats.line_finished("succeeded", {"deployment": "cache", "usage": None})
+    current_line.reset(token)
+    await stats.flush(redis)
+    (cache,) = await deployment_stats(redis, "b", {"co": {"input_cost_per_query": 0.002}})
+    assert (cache.deployment, cache.requests, cache.lines, cache.cost) == ("cache", 0, {"succeeded": 1}, 0.0)
