@@ -159,6 +159,14 @@ def _thin(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[f
     return [xs[i] for i in keep], [ys[i] for i in keep]
 
 
+_SINCE = "seconds since the first record"
+
+
+def _titled(figure: Any, title: str, x: str, y: str, **layout: Any) -> Any:
+    figure.update_layout(title=title, xaxis_title=x, yaxis_title=y, **layout)
+    return figure
+
+
 def _start(shape: RunShape) -> float:
     firsts = [min(times) for times in shape.finished.values() if times]
     return min(firsts) if firsts else 0.0
@@ -170,12 +178,7 @@ def _progress(go: Any, data: ReportData) -> Any:
         ordered = sorted(t - start for t in times)
         xs, ys = _thin(ordered, range(1, len(ordered) + 1))
         figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=status))
-    figure.update_layout(
-        title=f"Progress: lines done over time (of {data.status.total})",
-        xaxis_title="seconds since the first record",
-        yaxis_title="lines",
-    )
-    return figure
+    return _titled(figure, f"Progress: lines done over time (of {data.status.total})", _SINCE, "lines")
 
 
 def _throughput(go: Any, data: ReportData) -> Any:
@@ -194,12 +197,7 @@ def _throughput(go: Any, data: ReportData) -> Any:
                 name=deployment,
             )
         )
-    figure.update_layout(
-        title=f"Throughput per deployment (succeeded lines, per {width:g}s)",
-        xaxis_title="seconds since the first record",
-        yaxis_title="lines/s",
-    )
-    return figure
+    return _titled(figure, f"Throughput per deployment (succeeded lines, per {width:g}s)", _SINCE, "lines/s")
 
 
 def _latency(go: Any, data: ReportData) -> Any:
@@ -215,22 +213,15 @@ def _latency(go: Any, data: ReportData) -> Any:
                     x=centres.tolist(), y=counts.tolist(), width=float(edges[1] - edges[0]), name=deployment
                 )
             )
-    figure.update_layout(
-        title="Line latency distribution (succeeded lines)",
-        xaxis_title="ms",
-        yaxis_title="lines",
-        barmode="overlay",
-    )
-    return figure
+    return _titled(figure, "Line latency distribution (succeeded lines)", "ms", "lines", barmode="overlay")
 
 
 def _errors(go: Any, data: ReportData) -> Any:
     ordered = data.shape.codes.most_common()
     figure = go.Figure(go.Bar(x=[c for c, _ in ordered], y=[n for _, n in ordered], name="lines"))
-    figure.update_layout(title="Failed and unfinished lines by error code", yaxis_title="lines")
     if not ordered:
         figure.add_annotation(text="no failed or unfinished lines", showarrow=False, font={"size": 16})
-    return figure
+    return _titled(figure, "Failed and unfinished lines by error code", "error code", "lines")
 
 
 def _table(rows: Sequence[Mapping[str, Any]], css: str) -> str:
