@@ -36,6 +36,7 @@ __all__ = [
     "evaluate_batches",
     "ir_measures_module",
     "read_qrels",
+    "report_rows",
     "run_from_file",
     "store_evaluation",
     "stored_evaluation",
@@ -220,3 +221,12 @@ def write_per_query(rows: Iterable[RunScores], path: Path) -> None:
             for metric, values in row.per_query.items():
                 for qid, value in values.items():
                     handle.write(f"{row.name}\t{metric}\t{qid}\t{value!r}\n")
+
+
+def report_rows(stored: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """A stored evaluation as ``batch.py report``'s table rows: the baseline's, then the batch's
+    (``run``, each metric, ``missing`` judged queries)."""
+    if stored is None:
+        return []
+    found = [stored["baseline"], stored["run"]] if stored.get("baseline") else [stored["run"]]
+    return [{"run": row["name"], **row["means"], "missing": len(row["missing"])} for row in found]

@@ -27,6 +27,7 @@ __all__ = [
     "batch_evaluation",
     "batch_failed",
     "batch_lines",
+    "batch_stats",
     "job_id",
     "limiter",
     "line_key",
@@ -110,6 +111,12 @@ def batch_evaluation(name: str) -> str:
     """String: the batch's last ``batch.py eval`` as JSON (:mod:`jobs.evaluation`), with the
     batch hash's expiry when it has one."""
     return f"rr:batch:{name}:evaluation"
+
+
+def batch_stats(name: str) -> str:
+    """Hash of the batch's per-deployment counters, ``{deployment}|{counter}`` -> number
+    (:mod:`jobs.stats`), added to by every worker's periodic flush; expires with the batch."""
+    return f"rr:batch:{name}:stats"
 
 
 def score_cache(scorer: str, entry: str) -> str:

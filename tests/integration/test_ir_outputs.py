@@ -91,6 +91,13 @@ def test_formats_name_documents_by_id_and_report_failed_queries_and_eval_is_stor
     assert f"{BATCH} (local/bm25)        1    0.6667" in evaluated.stdout
     assert f"{BATCH}: 1 judged queries missing: q3" in evaluated.stderr
     assert f"{BATCH}: 1 lines failed or unfinished" in evaluated.stderr
+    report = run_script(
+        "batch.py", "report", BATCH, "--html", str(tmp_path / "report.html"), env={"REDIS_URL": redis_url}
+    )
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "report.html").read_text()
+    # the report shows the stored evaluation without --eval
+    assert "<th>run</th><th>RR@10</th><th>missing</th>" in page and f"<td>{BATCH}</td>" in page
     stored, after_drop, batch_ttl, evaluation_ttl = asyncio.run(evaluation_then_dropped(redis_url))
     assert stored["run"]["means"] == {"RR@10": pytest.approx(2 / 3)}
     assert (stored["run"]["missing"], stored["run"]["unranked"], stored["baseline"]) == (["q3"], 1, None)
