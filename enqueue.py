@@ -61,10 +61,11 @@ from jobs.preflight import (
 from jobs.progress import wait_for_batch
 from jobs.queue import BatchConflictError, EnqueueCounts, enqueue_lines, register_batch
 from jobs.settings import RunnerSettings, model_list, provider_credentials
+from jobs.statistics import store_statistics
 from jobs.validation import ValidationReport, fingerprint
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError
-from providers.registry import deployment_for
+from providers.registry import LOCAL_PROVIDER, deployment_for
 from providers.types import RerankRequest
 from worker import local_run, run_local_workers
 
@@ -72,6 +73,7 @@ __all__ = [
     "PROG",
     "Run",
     "conflict_message",
+    "corpus_statistics",
     "dry_run",
     "enqueue_and_follow",
     "main",
@@ -265,8 +267,22 @@ async def enqueue_and_follow(run: Run) -> int:
             return await _enqueue_and_run(run, conn)
 
 
+async def corpus_statistics(run: Run, conn: Connection) -> str | None:
+    """With --corpus and a model that ranks locally: the corpus's statistics stored for the
+    workers (computed once per corpus), and the digest the lines' jobs name."""
+    if run.corpus is None:
+        return None
+    resolved = resolver(run.settings, run.identity.models).values()
+    if not any(d.provider == LOCAL_PROVIDER for deployments, _ in resolved for d in deployments):
+        return None
+    if await store_statistics(conn.redis, run.corpus, run.settings.result_ttl_ms):
+        print(f"corpus statistics for the local models: {len(run.corpus.documents)} documents")
+    return run.corpus.digest
+
+
 async def _enqueue_and_run(run: Run, conn: Connection) -> int:
     args, settings, batch, paths = run.args, run.settings, run.batch, run.paths
+    corpus = await corpus_statistics(run, conn)
     started = time.monotonic()
     counts: EnqueueCounts = await enqueue_lines(
         conn.redis,
@@ -275,6 +291,7 @@ async def _enqueue_and_run(run: Run, conn: Connection) -> int:
         default_model=settings.default_model,
         run=run.identity.digest,
         no_cache=args.no_cache,
+        corpus=corpus,
         job_expiry_ms=settings.job_expiry_ms,
         result_ttl_ms=settings.result_ttl_ms,
     )

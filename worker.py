@@ -44,6 +44,7 @@ from jobs.redis_url import RedisUrlError, redis_settings
 from jobs.resilience import ResilientWorker, resilient_redis_settings
 from jobs.serializer import deserialize, serialize
 from jobs.settings import RunnerSettings, SettingsError, load_settings, model_list, provider_credentials
+from jobs.statistics import StatisticsCache
 from jobs.work import WorkerState, rerank_line
 from providers.deployment import Limits
 from providers.dispatcher import Dispatcher
@@ -102,6 +103,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
             max_tries=settings.max_tries,
             redactor=redactor,
             job_timeout=settings.job_timeout,
+            statistics=StatisticsCache(ctx["redis"]),
         )
         if settings.cache_ttl_ms:
             state = ctx["state"]

@@ -32,9 +32,10 @@ from redis.asyncio import Redis
 
 from jobs import keys
 from providers.adapter import resolve_base
+from providers.adapters import local
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError
-from providers.registry import HTTP_ADAPTERS
+from providers.registry import HTTP_ADAPTERS, LOCAL_PROVIDER
 from providers.reranker import Reranker
 from providers.types import Document, RankedDocument, RerankRequest, RerankResponse, sort_and_cut
 
@@ -84,7 +85,10 @@ def pair_key(request: RerankRequest) -> str:
 
 def line_key(request: RerankRequest) -> str:
     documents = [document_hash(d) for d in request.documents]
-    return _digest([CACHE_VERSION, "line", request.query, documents, request.top_n, *_params(request)])
+    key: list[Any] = [CACHE_VERSION, "line", request.query, documents, request.top_n, *_params(request)]
+    if request.collection is not None:  # the local models' scores depend on the corpus
+        key.append(request.collection.digest)
+    return _digest(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +105,9 @@ def scorer_for(deployments: Sequence[Deployment], has_fallbacks: bool) -> Scorer
     for deployment in deployments:
         adapter = HTTP_ADAPTERS.get(deployment.provider)
         base = deployment.credentials.api_base
-        if adapter is not None:
+        if deployment.provider == LOCAL_PROVIDER:
+            base = local.VERSION
+        elif adapter is not None:
             try:
                 base = resolve_base(adapter, deployment)
             except ConfigurationError:

@@ -26,6 +26,7 @@ __all__ = [
     "batch",
     "batch_failed",
     "batch_lines",
+    "corpus_stats",
     "job_id",
     "limiter",
     "line_key",
@@ -103,6 +104,13 @@ def batch_failed(name: str) -> str:
     failure.  The dead-letter store: never expires; ``batch.py retry-failed`` re-queues from it
     and a later success removes the entry."""
     return f"rr:batch:{name}:failed"
+
+
+def corpus_stats(digest: str) -> str:
+    """A corpus's statistics for the local lexical models (:mod:`jobs.statistics`): one
+    compressed blob, written by enqueue, read by workers; it expires with the longest-lived
+    batch that enqueued it (``RR_RESULT_TTL_DAYS``)."""
+    return f"rr:corpus:{digest}:stats"
 
 
 def score_cache(scorer: str, entry: str) -> str:

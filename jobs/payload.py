@@ -34,11 +34,15 @@ class LinePayload(TypedDict):
     max_tokens_per_doc: NotRequired[int]
     return_documents: NotRequired[bool]
     metadata: NotRequired[Any]
+    corpus: NotRequired[str]
+    """The ``--corpus`` digest, whose statistics the local lexical models score with."""
     no_cache: NotRequired[bool]
     """``enqueue --no-cache``: request every document (fresh scores still refresh the cache)."""
 
 
-def line_payload(batch: str, line: DatasetLine, model: str, run: str) -> LinePayload:
+def line_payload(
+    batch: str, line: DatasetLine, model: str, run: str, corpus: str | None = None
+) -> LinePayload:
     """Everything the worker and the result record need for one line, nothing else."""
     payload: LinePayload = {
         "batch": batch,
@@ -61,6 +65,8 @@ def line_payload(batch: str, line: DatasetLine, model: str, run: str) -> LinePay
         payload["return_documents"] = True
     if line.has_metadata:
         payload["metadata"] = line.metadata
+    if corpus is not None:
+        payload["corpus"] = corpus
     return payload
 
 

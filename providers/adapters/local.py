@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_CHUNK_TOKENS",
     "DIRICHLET_MU",
     "MODELS",
+    "VERSION",
     "Scorer",
     "bm25",
     "check_model",
@@ -44,6 +45,9 @@ __all__ = [
     "rerank",
 ]
 
+VERSION = "lexical-2"
+"""Part of the score cache's key for local models: changed whenever their scores change, so a
+cached score of an older ranker is never served."""
 DEFAULT_CHUNK_TOKENS = 512
 BM25_K1 = 0.9
 BM25_B = 0.4
