@@ -59,7 +59,7 @@ async def test_a_worker_loads_each_corpus_once_and_reports_a_missing_one(
     with pytest.raises(ConfigurationError, match="run enqueue again with the same --corpus"):
         await cache.get("0" * 32)
     await redis.set(keys.corpus_stats("f" * 32), b"garbage")
-    with pytest.raises(ConfigurationError, match="corpus f+: unreadable"):
+    with pytest.raises(ConfigurationError, match=r"corpus f+: unreadable"):
         await cache.get("f" * 32)
     others = [small_corpus(tmp_path, str(n)) for n in range(MAX_CORPORA)]
     for other in others:
