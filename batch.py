@@ -1,8 +1,8 @@
 """rerank-runner batch commands: list, status, results, cancel, retry-failed, workers.
 
     python batch.py list
-    python batch.py status BATCH [--watch] [--json]
-    python batch.py results BATCH [--output FILE] [--errors FILE]
+    python batch.py status BATCH|GROUP ... [--watch] [--json]
+    python batch.py results BATCH|GROUP [--output FILE] [--errors FILE]
     python batch.py cancel BATCH
     python batch.py retry-failed BATCH [--code rate_limited ...]
     python batch.py workers
@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from redis.asyncio import Redis
 
+from jobs.bakeoff import GroupStatus, expand, group_batches
 from jobs.batches import (
     BatchStatus,
     UnknownBatchError,
@@ -72,11 +74,13 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="batch names in this Redis")
     status = commands.add_parser("status", help="counts, rate and ETA")
-    status.add_argument("batch")
+    status.add_argument(
+        "batch", nargs="+", help="batch names, or bake-off group names (enqueue.py --model a --model b)"
+    )
     status.add_argument("--watch", action="store_true", help="progress bar until the batch finishes")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     results = commands.add_parser("results", help="export results (JSONL, dataset order)")
-    results.add_argument("batch")
+    results.add_argument("batch", help="a batch, or a bake-off group (each of its batches is exported)")
     results.add_argument("--output", type=Path, help="default: results/BATCH.jsonl")
     results.add_argument(
         "--errors", type=Path, help="failed and unfinished lines (default: results/BATCH.errors.jsonl)"
@@ -108,6 +112,51 @@ def print_workers(found: list[WorkerInfo], *, as_json: bool) -> None:
         print("no workers registered")
 
 
+def _print_status(status: BatchStatus, state: str, eta: float | None) -> None:
+    rate = f"{status.rate:.1f} lines/s" if status.rate else "n/a"
+    hint = "  (stopped before it finished: run the same enqueue command again to resume)"
+    print(
+        f"batch {status.batch}: {state}{hint if state == 'interrupted' else ''}\n"
+        f"  total {status.total}  succeeded {status.succeeded}  failed {status.failed}  "
+        f"pending {status.pending}\n  rate {rate}  eta {_duration(eta)}\n"
+        f"  score cache: {status.cache_hits} documents served, {status.cache_misses} requested"
+    )
+
+
+async def _status(args: argparse.Namespace, redis: Redis, embedded: bool) -> int:
+    """One batch, or several: names and bake-off groups, each group standing for its batches."""
+    batches = await expand(redis, args.batch)
+    rows: list[dict[str, Any]] = []
+    statuses = []
+    for name in batches:
+        status = await (wait_for_batch(redis, name) if args.watch else batch_status(redis, name))
+        state = state_of(status, embedded)
+        eta = None if state == "interrupted" else status.eta_seconds
+        statuses.append(status)
+        rows.append({**status.to_json(), "state": state, "eta_s": eta and round(eta, 1)})
+        if not args.json:
+            _print_status(status, state, eta)
+    several = GroupStatus(statuses)
+    if args.json:
+        single = batches == args.batch and len(batches) == 1
+        print(orjson.dumps(rows[0] if single else {**several.to_json(), "batches": rows}).decode())
+    elif len(batches) > 1:
+        print(several.describe(" ".join(args.batch)))
+    return 0
+
+
+async def _export(redis: Redis, batch: str, output: Path | None, errors_path: Path | None) -> None:
+    out = output or Path("results") / f"{batch}.jsonl"
+    err = errors_path or Path("results") / f"{batch}.errors.jsonl"
+    results, errors = export_to_files(out, err)
+    with results, errors:
+        counts = await export(redis, batch, results, errors)
+    print(
+        f"{counts.succeeded} results -> {out}\n"
+        f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}"
+    )
+
+
 async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
     async with connect(settings.redis_url, args.state_dir) as conn:
         redis = conn.redis
@@ -116,37 +165,18 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
                 print(name)
             return 0
         if args.command == "status":
-            status = await (
-                wait_for_batch(redis, args.batch) if args.watch else batch_status(redis, args.batch)
-            )
-            state = state_of(status, conn.embedded)
-            eta = None if state == "interrupted" else status.eta_seconds
-            if args.json:
-                print(
-                    orjson.dumps(
-                        {**status.to_json(), "state": state, "eta_s": eta and round(eta, 1)}
-                    ).decode()
-                )
-            else:
-                rate = f"{status.rate:.1f} lines/s" if status.rate else "n/a"
-                hint = "  (stopped before it finished: run the same enqueue command again to resume)"
-                print(
-                    f"batch {status.batch}: {state}{hint if state == 'interrupted' else ''}\n"
-                    f"  total {status.total}  succeeded {status.succeeded}  failed {status.failed}  "
-                    f"pending {status.pending}\n  rate {rate}  eta {_duration(eta)}\n"
-                    f"  score cache: {status.cache_hits} documents served, {status.cache_misses} requested"
-                )
-            return 0
+            return await _status(args, conn.redis, conn.embedded)
         if args.command == "results":
-            out = args.output or Path("results") / f"{args.batch}.jsonl"
-            err = args.errors or Path("results") / f"{args.batch}.errors.jsonl"
-            results, errors = export_to_files(out, err)
-            with results, errors:
-                counts = await export(redis, args.batch, results, errors)
-            print(
-                f"{counts.succeeded} results -> {out}\n"
-                f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}"
-            )
+            siblings = await group_batches(redis, args.batch)
+            if siblings and (args.output or args.errors):
+                print(
+                    f"error: {args.batch} is a bake-off of {len(siblings)} batches: "
+                    "each is written to results/BATCH.jsonl (no --output, --errors)",
+                    file=sys.stderr,
+                )
+                return 2
+            for name in siblings or [args.batch]:
+                await _export(redis, name, args.output, args.errors)
             return 0
         if args.command == "workers":
             print_workers(await list_workers(redis), as_json=args.json)

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ __all__ = [
     "local_run",
     "main",
     "resilience_options",
+    "run_local_batches",
     "run_local_workers",
     "worker_options",
     "worker_settings",
@@ -155,14 +156,23 @@ async def run_local_workers(
 ) -> BatchStatus:
     """Local mode: run workers in this process until every line of ``batch`` has a record and
     the queue is empty (lines queued again by ``retry-failed`` run too), then stop them."""
+    [status] = await run_local_batches(url, redis, settings, [batch], show=show)
+    return status
+
+
+async def run_local_batches(
+    url: str, redis: ArqRedis, settings: RunnerSettings, batches: Sequence[str], *, show: bool
+) -> list[BatchStatus]:
+    """:func:`run_local_workers` for several batches at once (a bake-off's siblings): one set
+    of in-process workers serves them all; each batch's status once all are done."""
     worker = Worker(**worker_options(settings), redis_pool=await open_pool(url), handle_signals=False)
     task = asyncio.create_task(worker.async_run())
     try:
-        status = await wait_for_batch(redis, batch, show=show)
-        while not status.cancelled and not task.done() and await redis.zcard(keys.QUEUE):
+        statuses = [await wait_for_batch(redis, batch, show=show) for batch in batches]
+        while not all(s.cancelled for s in statuses) and not task.done() and await redis.zcard(keys.QUEUE):
             await asyncio.sleep(POLL_SECONDS)
-            status = await batch_status(redis, batch)
-        return status
+            statuses = [await batch_status(redis, batch) for batch in batches]
+        return statuses
     finally:
         await worker.close()
         task.cancel()

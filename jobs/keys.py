@@ -27,6 +27,7 @@ __all__ = [
     "batch_failed",
     "batch_lines",
     "corpus_stats",
+    "group",
     "job_id",
     "limiter",
     "line_key",
@@ -104,6 +105,12 @@ def batch_failed(name: str) -> str:
     failure.  The dead-letter store: never expires; ``batch.py retry-failed`` re-queues from it
     and a later success removes the entry."""
     return f"rr:batch:{name}:failed"
+
+
+def group(name: str) -> str:
+    """A bake-off (:mod:`jobs.bakeoff`): sorted set of the sibling batches' names -> their
+    position (model order); expires with the batches' bookkeeping."""
+    return f"rr:group:{name}"
 
 
 def corpus_stats(digest: str) -> str:
