@@ -77,8 +77,10 @@ __all__ = [
     "corpus_statistics",
     "dry_run",
     "enqueue_and_follow",
+    "group_of",
     "main",
     "parse_args",
+    "prepare_runs",
     "print_group",
     "print_next_steps",
     "register",
@@ -375,7 +377,7 @@ def print_group(runs: list[Run], conn: Connection, group: str | None) -> None:
         print(f"  export all:       {env}{sibling(runs[0].prog, 'batch')} results {group}")
 
 
-def _runs(args: argparse.Namespace, prog: str) -> list[Run] | int:
+def prepare_runs(args: argparse.Namespace, prog: str = PROG) -> list[Run] | int:
     """One run per model (one unless a bake-off), validated; an exit status when nothing is
     to be enqueued."""
     try:
@@ -408,6 +410,13 @@ def _runs(args: argparse.Namespace, prog: str) -> list[Run] | int:
     return runs
 
 
+def group_of(args: argparse.Namespace, runs: list[Run]) -> str | None:
+    """The bake-off's group name: --group, else one made from the sibling batches' names."""
+    if args.group is None and len(runs) > 1:
+        return default_group_name(args.dataset, [run.batch for run in runs])
+    return str(args.group) if args.group else None
+
+
 async def _dry_runs(runs: list[Run]) -> int:
     for run in runs:
         await dry_run(run)
@@ -416,12 +425,10 @@ async def _dry_runs(runs: list[Run]) -> int:
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = parse_args(argv, prog)
-    runs = _runs(args, prog)
+    runs = prepare_runs(args, prog)
     if isinstance(runs, int):
         return runs
-    group = args.group
-    if group is None and len(runs) > 1:
-        group = default_group_name(args.dataset, [run.batch for run in runs])
+    group = group_of(args, runs)
     try:
         return asyncio.run(_dry_runs(runs) if args.dry_run else enqueue_and_follow(*runs, group=group))
     except KeyboardInterrupt:
