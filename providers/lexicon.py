@@ -3,7 +3,8 @@
 One tokenizer for ``local/bm25`` and ``local/ql``, for the candidates of a line and for a whole
 corpus alike (statistics computed with another tokenizer would describe other terms):
 lower-cased runs of two or more word characters, English stopwords removed (bm25s's list),
-each stemmed with the English Snowball stemmer (Porter2).
+each stemmed with the English Snowball stemmer (Porter2, PyStemmer: the pure-Python
+``snowballstemmer`` takes a millisecond a word, too slow for a corpus).
 
 :class:`CollectionStats` holds what both models need from a collection: the number of
 documents, their total length, and per term its document frequency and collection frequency.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-import snowballstemmer
+import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
 from providers.types import Document
@@ -40,7 +41,7 @@ STATS_FORMAT = 1
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(STOPWORDS_EN)
-_STEMMER = snowballstemmer.stemmer("english")
+_STEMMER = Stemmer.Stemmer("english")
 _STEMS: dict[str, str] = {}
 _MAX_MEMO = 1_000_000
 

@@ -93,9 +93,9 @@ def first_stage(collection: Collection, depth: int) -> dict[str, list[tuple[str,
     """BM25 over the whole corpus with bm25s (Lucene's variant, k1 0.9, b 0.4, English
     stopwords, Snowball stemming): query id -> the top ``depth`` (doc id, score)."""
     import bm25s
-    import snowballstemmer
+    import Stemmer
 
-    stemmer = snowballstemmer.stemmer("english")
+    stemmer = Stemmer.Stemmer("english")
     ids = list(collection.corpus)
     retriever = bm25s.BM25(method="lucene", k1=0.9, b=0.4)
     tokens = bm25s.tokenize(
