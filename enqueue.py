@@ -16,7 +16,9 @@ done, writes the results file and stops what it started.  With a Redis URL it
 enqueues and prints the commands to start workers, follow progress and export
 results; --wait follows the batch and exports when it finishes.
 
-The default model is local/bm25, a key-free lexical reranker.
+The default model is local/bm25, a key-free lexical reranker (local/ql is the other); with
+--corpus they score with the corpus's statistics.  Repeating --model runs a bake-off: one
+batch per model over the same lines, all under one group name for batch.py status/results.
 """
 
 from __future__ import annotations
@@ -291,10 +293,11 @@ async def enqueue_and_follow(run: Run, *siblings: Run, group: str | None = None)
 async def corpus_statistics(run: Run, conn: Connection) -> str | None:
     """With --corpus and a model that ranks locally: the corpus's statistics stored for the
     workers (computed once per corpus), and the digest the lines' jobs name."""
-    if run.corpus is None:
-        return None
     resolved = resolver(run.settings, run.identity.models).values()
     if not any(d.provider == LOCAL_PROVIDER for deployments, _ in resolved for d in deployments):
+        return None
+    if run.corpus is None:
+        print("note: without --corpus, local models score each line with its own candidates' statistics")
         return None
     if await store_statistics(conn.redis, run.corpus, run.settings.result_ttl_ms):
         print(f"corpus statistics for the local models: {len(run.corpus.documents)} documents")
