@@ -42,7 +42,6 @@ def scores(record: dict[str, Any]) -> list[tuple[int, float]]:
     return [(r["index"], r["relevance_score"]) for r in record["results"]]
 
 
-@pytest.mark.timeout(90)  # two embedded-Redis runs and an export of each batch
 def test_from_plain_code_two_models_return_what_their_batches_hold(tmp_path: Path) -> None:
     lines = synthetic_lines(5)
     state = tmp_path / "state"
@@ -57,7 +56,6 @@ def test_from_plain_code_two_models_return_what_their_batches_hold(tmp_path: Pat
     assert [scores(r) for r in again] == [scores(r) for r in records]
 
 
-@pytest.mark.timeout(90)
 async def test_the_sync_call_inside_a_running_event_loop_as_in_a_notebook(tmp_path: Path) -> None:
     collection = build(per_topic=3, background_docs=20)
     stage = first_stage(collection, 6)

@@ -27,7 +27,6 @@ def batches_of(stdout: str) -> list[str]:
     return re.findall(r"^batch (\S+): running locally", stdout, re.MULTILINE)
 
 
-@pytest.mark.timeout(90)  # an enqueue with both models, two status calls, an export: 3 embedded-Redis runs
 def test_two_models_as_sibling_batches_with_one_status_and_one_export(tmp_path: Path) -> None:
     dataset, corpus = lines_and_corpus(tmp_path)
     state = ["--state-dir", str(tmp_path / "state")]

@@ -20,7 +20,6 @@ pytestmark = pytest.mark.integration
 DEPTH = 20
 
 
-@pytest.mark.timeout(120)
 async def test_reranking_a_bm25_first_stage_with_corpus_statistics_keeps_its_ndcg(
     redis_url: str, tmp_path: Path
 ) -> None:
