@@ -1,11 +1,13 @@
 """local/bm25 and local/ql throughput, and the cost of corpus statistics, in process.
 
-    python bench/lexical_bench.py [--docs 20000] [--lines 200] [--candidates 100]
+    python -m bench.lexical_bench [--docs 20000] [--lines 200] [--candidates 100]
 
 Baseline, measured in the same run: the per-line BM25 the runner used before (bm25s indexing
 each line's candidates, its own tokenizer, no stemming).  Prints lines/s for the baseline and for
 local/bm25 and local/ql with per-line and with corpus statistics (and the ratios), then corpus
-statistics: documents/s, distinct terms, blob size and load time.
+statistics: documents/s, distinct terms, blob size and load time; last, on the test collection
+of ``tests/collection.py``, nDCG@10 of a bm25s first stage (top 20) and of its re-ranking by
+each model with per-line and with corpus statistics.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from providers.adapters import local
 from providers.lexicon import CollectionStats, collect, tokenize
 from providers.types import RerankRequest
+from tests.collection import build, doc_ids, first_stage, ndcg
 
 WORDS = [
     "running", "runs", "painted", "painting", "sailing", "boats", "garden", "gardens", "bread", "baking",
@@ -89,5 +92,26 @@ def main() -> None:
     )
 
 
+def quality() -> None:
+    collection = build()
+    stage = first_stage(collection, 20)
+    stats = collect(tokenize(text) for text in collection.corpus.values())
+    baseline = ndcg(doc_ids(stage), collection.qrels)
+    print(f"nDCG@10 on tests/collection.py (seed 11): bm25s first stage {baseline:.3f}")
+    for model in local.MODELS:
+        for label, collection_stats in (("per-line statistics", None), ("corpus statistics", stats)):
+            reranked = {}
+            for qid, docs in doc_ids(stage).items():
+                request = RerankRequest(
+                    query=collection.queries[qid],
+                    documents=[collection.corpus[d] for d in docs],
+                    collection=collection_stats,
+                )
+                order = sorted(local.rank(model, request), key=lambda r: (-r.relevance_score, r.index))
+                reranked[qid] = [docs[r.index] for r in order]
+            print(f"  re-ranked by local/{model:<5} {label:<20} {ndcg(reranked, collection.qrels):.3f}")
+
+
 if __name__ == "__main__":
     main()
+    quality()
