@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import orjson
 
-from providers import contract, wire
+from providers import contract, params, wire
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, resolve_base
 from providers.auth import AuthRequest
 from providers.auth.token_cache import TokenCache
@@ -61,11 +61,17 @@ def prepare(
     """
     adapter.auth.check(deployment, adapter.key_env)
     base = resolve_base(adapter, deployment)
+    values = {**deployment.provider_params, **(request.provider_params or {})}
+    if problem := params.check(adapter.params, adapter.provider, values, "provider_params"):
+        raise ConfigurationError(problem, provider=adapter.provider)
     capabilities = adapter.capabilities(deployment)
     plans = {} if plans is None else plans
     if capabilities not in plans:
         plans[capabilities] = plan(request, capabilities)
-    return [(part, adapter.build_request(base, deployment, part.request)) for part in plans[capabilities]]
+    return [
+        (part, params.forward(adapter.params, values, adapter.build_request(base, deployment, part.request)))
+        for part in plans[capabilities]
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +193,34 @@ class Dispatcher:
     async def _call(
         self, prepared: Prepared, wire_request: WireRequest, request: RerankRequest
     ) -> tuple[ParsedResponse, httpx.Response]:
+        """One request's answer, its pages followed (``page_token``), held to the contract."""
+        adapter = prepared.adapter
+        parsed, response = await self._exchange(prepared, wire_request, request)
+        tokens: set[str] = set()
+        wanted = min(request.top_n or len(request.documents), len(request.documents))
+        while (
+            parsed.page_token is not None and adapter.next_page is not None and len(parsed.results) < wanted
+        ):
+            if parsed.page_token in tokens or len(tokens) >= len(request.documents):
+                raise _bad_response("wrong answer: the pages do not end", adapter.provider, response)
+            tokens.add(parsed.page_token)
+            wire_request = adapter.next_page(wire_request, parsed.page_token)
+            more, response = await self._exchange(prepared, wire_request, request)
+            parsed = ParsedResponse(
+                results=[*parsed.results, *more.results],
+                response_id=parsed.response_id or more.response_id,
+                usage=add_usage(parsed.usage, more.usage),
+                page_token=more.page_token,
+            )
+        try:
+            contract.check(parsed.results, request, may_omit=adapter.may_omit)
+        except ContractError as exc:
+            raise _bad_response(f"wrong answer: {exc}", adapter.provider, response) from exc
+        return parsed, response
+
+    async def _exchange(
+        self, prepared: Prepared, wire_request: WireRequest, request: RerankRequest
+    ) -> tuple[ParsedResponse, httpx.Response]:
         adapter, deployment = prepared.adapter, prepared.deployment
         content = orjson.dumps(wire_request.body)
         headers = {
@@ -215,7 +249,8 @@ class Dispatcher:
             raise _bad_response("response is not JSON", adapter.provider, response) from exc
         try:
             parsed = adapter.parse_response(body, request)
-            contract.check(parsed.results, request, may_omit=adapter.may_omit)
+            if adapter.parse_headers is not None:
+                parsed = adapter.parse_headers(response.headers, parsed)
         except ContractError as exc:
             raise _bad_response(f"wrong answer: {exc}", adapter.provider, response) from exc
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
