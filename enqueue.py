@@ -365,7 +365,7 @@ async def _follow_and_export(runs: list[Run], conn: Connection, group: str | Non
         )
         unfinished += exported.unfinished
     if group is not None:
-        command = sibling(runs[0].prog, "batch")
+        command = sibling(runs[0].prog, "batch") + (f" --state-dir {args.state_dir}" if conn.embedded else "")
         print(f"bake-off {group}: {len(runs)} batches; status of all: {command} status {group}")
     return 0 if unfinished == 0 else 3
 
