@@ -26,6 +26,7 @@ __all__ = [
     "batch",
     "batch_failed",
     "batch_lines",
+    "batch_stats",
     "corpus_stats",
     "group",
     "job_id",
@@ -118,6 +119,12 @@ def corpus_stats(digest: str) -> str:
     compressed blob, written by enqueue, read by workers; it expires with the longest-lived
     batch that enqueued it (``RR_RESULT_TTL_DAYS``)."""
     return f"rr:corpus:{digest}:stats"
+
+
+def batch_stats(name: str) -> str:
+    """Hash of the batch's per-deployment counters, ``{deployment}|{counter}`` -> number
+    (:mod:`jobs.stats`), added to by every worker's periodic flush; expires with the batch."""
+    return f"rr:batch:{name}:stats"
 
 
 def score_cache(scorer: str, entry: str) -> str:

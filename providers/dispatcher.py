@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,8 @@ from providers.auth import AuthRequest
 from providers.auth.token_cache import TokenCache
 from providers.contract import ContractError
 from providers.deployment import Deployment
-from providers.errors import BadResponseError, ConfigurationError, RerankError
+from providers.errors import BadResponseError, ConfigurationError, ProviderError, RerankError
+from providers.events import NO_OBSERVER, Observer, current_line
 from providers.gate import Gate, OpenGate, estimate_tokens
 from providers.planner import Part, merge, plan
 from providers.redaction import PATTERNS_ONLY, Redactor
@@ -98,8 +100,10 @@ class Dispatcher:
         *,
         max_response_bytes: int = wire.MAX_RESPONSE_BYTES,
         redactor: Redactor = PATTERNS_ONLY,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self.client = client
+        self.observer = observer
         self.max_response_bytes = max_response_bytes
         self.redactor = redactor
         """Scrubs every error this dispatcher raises (see :mod:`providers.redaction`)."""
@@ -142,11 +146,15 @@ class Dispatcher:
         tokens = estimate_tokens(request)
 
         failed: set[int] = set()
+        tries = 0
 
         async def attempt() -> RerankResponse:
+            nonlocal tries
             # a retry goes to a deployment that has not failed this line, while there is one
             fresh = [d for d in deployments if id(d) not in failed] or deployments
             lease = await self.gate.acquire(fresh, requests, tokens)
+            tries += 1
+            self._attempting(lease.deployment.label, tries)
             try:
                 response = await self._send_line(prepared[id(lease.deployment)], request)
             except RerankError as exc:
@@ -167,6 +175,12 @@ class Dispatcher:
         )
         response.attempts = attempts
         return response
+
+    def _attempting(self, deployment: str, attempt: int) -> None:
+        if attempt > 1:
+            self.observer.retry(deployment)
+        if line := current_line.get():
+            line.deployment, line.attempt = deployment, attempt
 
     async def _send_line(self, prepared: Prepared, request: RerankRequest) -> RerankResponse:
         answers = []
@@ -233,16 +247,22 @@ class Dispatcher:
         auth = await adapter.auth.headers(
             AuthRequest(deployment, method, url, content, headers, self.client, self.tokens)
         )
-        response = await wire.send(
-            self.client,
-            adapter.provider,
-            method,
-            url,
-            headers={**headers, **auth},
-            content=content,
-            max_bytes=self.max_response_bytes,
-            redactor=self.redactor,
-        )
+        started = time.monotonic()
+        try:
+            response = await wire.send(
+                self.client,
+                adapter.provider,
+                method,
+                url,
+                headers={**headers, **auth},
+                content=content,
+                max_bytes=self.max_response_bytes,
+                redactor=self.redactor,
+            )
+        except ProviderError as exc:
+            self.observer.request(deployment.label, exc.status, time.monotonic() - started)
+            raise
+        self.observer.request(deployment.label, response.status_code, time.monotonic() - started)
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
