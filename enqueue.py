@@ -43,6 +43,7 @@ from jobs.connection import (
     redacted,
 )
 from jobs.corpus import Corpus, CorpusError, load_corpus
+from jobs.corpus_stats import store_statistics
 from jobs.dataset import (
     MAX_DOCUMENT_BYTES,
     MAX_LINE_BYTES,
@@ -64,7 +65,6 @@ from jobs.preflight import (
 from jobs.progress import wait_for_batch
 from jobs.queue import BatchConflictError, EnqueueCounts, enqueue_lines, register_batch
 from jobs.settings import RunnerSettings, model_list, provider_credentials
-from jobs.statistics import store_statistics
 from jobs.validation import ValidationReport, fingerprint
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError

@@ -40,6 +40,7 @@ from jobs import keys
 from jobs.batches import BatchStatus, batch_status, release_in_progress
 from jobs.cache import ScoreCache
 from jobs.connection import EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, open_pool
+from jobs.corpus_stats import StatisticsCache
 from jobs.embedded import pid_alive
 from jobs.liveness import new_worker_id
 from jobs.logs import LOG_FORMATS, Throughput, configure_logging, line_hooks, startup_summary
@@ -50,7 +51,6 @@ from jobs.redis_url import RedisUrlError, redis_settings
 from jobs.resilience import ResilientWorker, resilient_redis_settings
 from jobs.serializer import deserialize, serialize
 from jobs.settings import RunnerSettings, SettingsError, load_settings, model_list, provider_credentials
-from jobs.statistics import StatisticsCache
 from jobs.stats import StatsObserver
 from jobs.work import WorkerState, rerank_line
 from providers.deployment import Limits

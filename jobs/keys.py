@@ -115,7 +115,7 @@ def group(name: str) -> str:
 
 
 def corpus_stats(digest: str) -> str:
-    """A corpus's statistics for the local lexical models (:mod:`jobs.statistics`): one
+    """A corpus's statistics for the local lexical models (:mod:`jobs.corpus_stats`): one
     compressed blob, written by enqueue, read by workers; it expires with the longest-lived
     batch that enqueued it (``RR_RESULT_TTL_DAYS``)."""
     return f"rr:corpus:{digest}:stats"

@@ -22,9 +22,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from jobs import keys
 from jobs.cache import CacheStats, ScoreCache
+from jobs.corpus_stats import StatisticsCache
 from jobs.payload import LinePayload, rerank_request
 from jobs.records import FAILED, SUCCEEDED, RecordWriter, failure_record, success_record
-from jobs.statistics import StatisticsCache
 from providers.errors import ConfigurationError, DeadlineExceededError, DeferredError, RerankError
 from providers.events import NO_OBSERVER, Observer
 from providers.redaction import PATTERNS_ONLY, Redactor

@@ -11,7 +11,7 @@ from arq import ArqRedis
 
 from jobs import keys
 from jobs.corpus import Corpus, load_corpus
-from jobs.statistics import MAX_CORPORA, StatisticsCache, corpus_statistics, store_statistics
+from jobs.corpus_stats import MAX_CORPORA, StatisticsCache, corpus_statistics, store_statistics
 from providers.errors import ConfigurationError
 from providers.lexicon import CollectionStats
 
