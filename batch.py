@@ -1,10 +1,10 @@
 """rerank-runner batch commands: list, status, report, results, cancel, retry-failed, workers.
 
     python batch.py list
-    python batch.py status BATCH [--watch] [--json]
+    python batch.py status BATCH|GROUP ... [--watch] [--json]
     python batch.py report BATCH --html report.html
-    python batch.py results BATCH [--output FILE] [--errors FILE] [--format jsonl|trec|csv|parquet]
-    python batch.py eval BATCH... --qrels QRELS [--metrics nDCG@10 RR@10 R@100] [--baseline RUN]
+    python batch.py results BATCH|GROUP [--output FILE] [--errors FILE] [--format jsonl|trec|csv|parquet]
+    python batch.py eval BATCH|GROUP ... --qrels QRELS [--metrics nDCG@10 RR@10 R@100] [--baseline RUN]
     python batch.py cancel BATCH
     python batch.py retry-failed BATCH [--code rate_limited ...]
     python batch.py workers
@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from jobs.bakeoff import GroupStatus, expand, group_batches
 from jobs.batches import (
     BatchStatus,
     UnknownBatchError,
@@ -96,7 +97,9 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="batch names in this Redis")
     status = commands.add_parser("status", help="counts, rate and ETA; per deployment; workers")
-    status.add_argument("batch")
+    status.add_argument(
+        "batch", nargs="+", help="batch names, or bake-off group names (enqueue.py --model a --model b)"
+    )
     status.add_argument("--watch", action="store_true", help="progress bar until the batch finishes")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--config", type=Path, help="model list whose prices give the cost ($RR_CONFIG)")
@@ -108,7 +111,7 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
         "--eval", type=Path, help="metrics of an evaluation of the batch (JSON: {metric: value} or rows)"
     )
     results = commands.add_parser("results", help="export results (JSONL, TREC run, CSV or Parquet)")
-    results.add_argument("batch")
+    results.add_argument("batch", help="a batch, or a bake-off group (each of its batches is exported)")
     results.add_argument("--output", type=Path, help="default: results/BATCH.jsonl (.trec, .csv, .parquet)")
     results.add_argument(
         "--format",
@@ -124,7 +127,9 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
     evaluation = commands.add_parser(
         "eval", help="score batches (and the first stage) against qrels with ir_measures: one table"
     )
-    evaluation.add_argument("batches", nargs="+", metavar="BATCH")
+    evaluation.add_argument(
+        "batches", nargs="+", metavar="BATCH", help="batch names, or bake-off groups (each of their batches)"
+    )
     evaluation.add_argument(
         "--qrels",
         type=Path,
@@ -170,23 +175,9 @@ def print_workers(found: list[WorkerInfo], *, as_json: bool) -> None:
         print("no workers registered")
 
 
-async def _results(redis: Redis, args: argparse.Namespace) -> int:
-    out = args.output or Path("results") / f"{args.batch}.{args.format}"
-    err = args.errors or Path("results") / f"{args.batch}.errors.jsonl"
-    counts = await export_as(redis, args.batch, args.format, out, err, args.tag)
-    print(f"{counts.succeeded} results -> {out}")
-    print(f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}")
-    if counts.failed + counts.unfinished:
-        print(
-            f"warning: {counts.failed + counts.unfinished} lines have no ranking in {out} "
-            f"({counts.failed} failed, {counts.unfinished} unfinished); their ids are in {err}",
-            file=sys.stderr,
-        )
-    return 0
-
-
 async def _eval(redis: Redis, args: argparse.Namespace) -> int:
-    rows = await evaluate_batches(redis, args.batches, args.qrels, args.metrics, args.baseline)
+    batches = await expand(redis, args.batches)
+    rows = await evaluate_batches(redis, batches, args.qrels, args.metrics, args.baseline)
     print(table(rows, args.metrics))
     judged = len(next(iter(rows[0].per_query.values()), {}))
     print(f"{judged} judged queries; a query a run lacks counts 0")
@@ -206,26 +197,23 @@ async def _eval(redis: Redis, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _status(args: argparse.Namespace, conn: Connection, settings: RunnerSettings) -> None:
+async def _one_status(
+    args: argparse.Namespace, conn: Connection, settings: RunnerSettings, batch: str
+) -> tuple[BatchStatus, dict[str, Any]]:
+    """One batch's status, printed unless --json, and its JSON row."""
     redis = conn.redis
-    status = await (wait_for_batch(redis, args.batch) if args.watch else batch_status(redis, args.batch))
+    status = await (wait_for_batch(redis, batch) if args.watch else batch_status(redis, batch))
     state = state_of(status, conn.embedded)
     eta = None if state == "interrupted" else status.eta_seconds
-    deployments = await deployment_stats(redis, args.batch, prices_from(settings.config))
-    alive = [w for w in await list_workers(redis) if w.live]
+    deployments = await deployment_stats(redis, batch, prices_from(settings.config))
+    row = {
+        **status.to_json(),
+        "state": state,
+        "eta_s": eta and round(eta, 1),
+        "deployments": [d.to_json() for d in deployments],
+    }
     if args.json:
-        print(
-            orjson.dumps(
-                {
-                    **status.to_json(),
-                    "state": state,
-                    "eta_s": eta and round(eta, 1),
-                    "deployments": [d.to_json() for d in deployments],
-                    "workers": [{"worker_id": w.worker_id, "in_flight": w.in_flight} for w in alive],
-                }
-            ).decode()
-        )
-        return
+        return status, row
     rate = f"{status.rate:.1f} lines/s" if status.rate else "n/a"
     hint = "  (stopped before it finished: run the same enqueue command again to resume)"
     print(
@@ -237,6 +225,24 @@ async def _status(args: argparse.Namespace, conn: Connection, settings: RunnerSe
     print("deployments:" if deployments else "deployments: no requests recorded yet")
     for stats in deployments:
         print(describe(stats))
+    return status, row
+
+
+async def _status(args: argparse.Namespace, conn: Connection, settings: RunnerSettings) -> None:
+    """One batch, or several: names and bake-off groups, each group standing for its batches."""
+    batches = await expand(conn.redis, args.batch)
+    found = [await _one_status(args, conn, settings, batch) for batch in batches]
+    several = GroupStatus([status for status, _ in found])
+    alive = [w for w in await list_workers(conn.redis) if w.live]
+    if args.json:
+        workers = [{"worker_id": w.worker_id, "in_flight": w.in_flight} for w in alive]
+        rows = [row for _, row in found]
+        single = batches == args.batch and len(batches) == 1
+        whole = rows[0] if single else {**several.to_json(), "batches": rows}
+        print(orjson.dumps({**whole, "workers": workers}).decode())
+        return
+    if len(batches) > 1:
+        print(several.describe(" ".join(args.batch)))
     flights = ", ".join(f"{w.worker_id} {w.in_flight}" for w in alive)
     print(f"workers alive: {len(alive)}" + (f" (in flight: {flights})" if alive else ""))
 
@@ -248,6 +254,35 @@ async def _report(args: argparse.Namespace, redis: Redis, settings: RunnerSettin
     args.html.parent.mkdir(parents=True, exist_ok=True)
     args.html.write_text(render_html(data))
     print(f"report of batch {args.batch} ({data.status.done} lines) -> {args.html}")
+
+
+async def _export(redis: Redis, batch: str, args: argparse.Namespace) -> None:
+    out = args.output or Path("results") / f"{batch}.{args.format}"
+    err = args.errors or Path("results") / f"{batch}.errors.jsonl"
+    counts = await export_as(redis, batch, args.format, out, err, args.tag)
+    print(f"{counts.succeeded} results -> {out}")
+    print(f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}")
+    if counts.failed + counts.unfinished:
+        print(
+            f"warning: {counts.failed + counts.unfinished} lines have no ranking in {out} "
+            f"({counts.failed} failed, {counts.unfinished} unfinished); their ids are in {err}",
+            file=sys.stderr,
+        )
+
+
+async def _results(args: argparse.Namespace, redis: Redis) -> int:
+    """Export a batch, or each batch of a bake-off group to its own default files."""
+    siblings = await group_batches(redis, args.batch)
+    if siblings and (args.output or args.errors):
+        print(
+            f"error: {args.batch} is a bake-off of {len(siblings)} batches: "
+            f"each is written to results/BATCH.{args.format} (no --output, --errors)",
+            file=sys.stderr,
+        )
+        return 2
+    for name in siblings or [args.batch]:
+        await _export(redis, name, args)
+    return 0
 
 
 async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
@@ -264,7 +299,7 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
             await _report(args, conn.redis, settings)
             return 0
         if args.command == "results":
-            return await _results(redis, args)
+            return await _results(args, redis)
         if args.command == "eval":
             return await _eval(redis, args)
         if args.command == "workers":

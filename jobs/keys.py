@@ -28,6 +28,8 @@ __all__ = [
     "batch_failed",
     "batch_lines",
     "batch_stats",
+    "corpus_stats",
+    "group",
     "job_id",
     "limiter",
     "line_key",
@@ -111,6 +113,19 @@ def batch_evaluation(name: str) -> str:
     """String: the batch's last ``batch.py eval`` as JSON (:mod:`jobs.evaluation`), with the
     batch hash's expiry when it has one."""
     return f"rr:batch:{name}:evaluation"
+
+
+def group(name: str) -> str:
+    """A bake-off (:mod:`jobs.bakeoff`): sorted set of the sibling batches' names -> their
+    position (model order); expires with the batches' bookkeeping."""
+    return f"rr:group:{name}"
+
+
+def corpus_stats(digest: str) -> str:
+    """A corpus's statistics for the local lexical models (:mod:`jobs.corpus_stats`): one
+    compressed blob, written by enqueue, read by workers; it expires with the longest-lived
+    batch that enqueued it (``RR_RESULT_TTL_DAYS``)."""
+    return f"rr:corpus:{digest}:stats"
 
 
 def batch_stats(name: str) -> str:
