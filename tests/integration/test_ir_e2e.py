@@ -1,6 +1,6 @@
 """Issue 10's promise: from (topics, corpus, first-stage run, qrels) to one evaluation table of
-two models and the baseline in three commands, in local mode, with the figures ir_measures gives
-on the exported runs."""
+two models and the baseline in at most three commands (here two: a bake-off and an eval of its
+group), in local mode, with the figures ir_measures gives on the exported runs."""
 
 from __future__ import annotations
 
@@ -13,22 +13,12 @@ import pytest
 
 from tests.e2e import WORKER_ENV
 from tests.process_tools import reaping
-from tests.servers.cohere import CohereServer
 from tests.support import run_script
 
 pytestmark = pytest.mark.integration
 
-KEY = "ir-e2e-key"
 SUBJECTS = ["solar panel", "espresso machine", "glacier retreat", "marathon training", "honeybee colony"]
 METRICS = ["nDCG@10", "RR@10", "R@100", "P@3"]
-CONFIG = """
-model_list:
-  - model_name: overlap
-    litellm_params:
-      model: cohere/rerank-v3.5
-      api_key: os.environ/COHERE_API_KEY
-      api_base: os.environ/COHERE_API_BASE
-"""
 
 
 def build_collection(root: Path) -> None:
@@ -58,12 +48,6 @@ def build_collection(root: Path) -> None:
     (root / "first.run").write_text("\n".join(run) + "\n")
 
 
-def batch_of(stdout: str) -> str:
-    found = re.search(r"^batch (\S+): running locally", stdout, re.M)
-    assert found, stdout
-    return found.group(1)
-
-
 def table_rows(stdout: str) -> dict[str, list[float]]:
     """Run label's first word -> [missing, metric values...] as printed."""
     rows = {}
@@ -75,31 +59,29 @@ def table_rows(stdout: str) -> dict[str, list[float]]:
     return rows
 
 
-@pytest.mark.timeout(180)  # two local-mode runs (each starts Redis and workers) and five batch commands
-def test_three_commands_give_the_table_ir_measures_gives_on_the_exported_runs(tmp_path: Path) -> None:
+@pytest.mark.timeout(180)  # a local-mode bake-off (Redis, workers, two batches) and four batch commands
+def test_two_commands_give_the_table_ir_measures_gives_on_the_exported_runs(tmp_path: Path) -> None:
     build_collection(tmp_path)
-    (tmp_path / "models.yaml").write_text(CONFIG)
     inputs = ["--run", "first.run", "--topics", "topics.txt", "--corpus", "beir", "--depth", "4"]
     local = ["--state-dir", "state"]
-    with reaping(tmp_path / "state"), CohereServer(KEY) as server:
-        env = {**WORKER_ENV, "COHERE_API_KEY": KEY, "COHERE_API_BASE": server.base_url}
-        first = run_script("enqueue.py", *inputs, *local, "--no-progress", env=env, cwd=tmp_path)
-        assert first.returncode == 0, first.stdout + first.stderr
-        second = run_script(
-            "enqueue.py", *inputs, *local, "--no-progress", "--config", "models.yaml", "--model", "overlap",
-            env=env, cwd=tmp_path,
+    with reaping(tmp_path / "state"):
+        enqueued = run_script(
+            "enqueue.py", *inputs, *local, "--no-progress", "--model", "local/bm25", "--model", "local/ql",
+            env=WORKER_ENV, cwd=tmp_path,
         )  # fmt: skip
-        assert second.returncode == 0, second.stdout + second.stderr
-        batches = [batch_of(first.stdout), batch_of(second.stdout)]
+        assert enqueued.returncode == 0, enqueued.stdout + enqueued.stderr
+        batches = re.findall(r"^batch (\S+): running locally", enqueued.stdout, re.M)
+        group = re.search(r"^bake-off (\S+):", enqueued.stdout, re.M)
+        assert len(batches) == 2 and group, enqueued.stdout
         evaluated = run_script(
-            "batch.py", *local, "eval", *batches, "--qrels", "qrels.txt", "--baseline", "first.run",
-            "--metrics", *METRICS, "--per-query", "per_query.tsv", env=env, cwd=tmp_path,
+            "batch.py", *local, "eval", group.group(1), "--qrels", "qrels.txt", "--baseline", "first.run",
+            "--metrics", *METRICS, "--per-query", "per_query.tsv", env=WORKER_ENV, cwd=tmp_path,
         )  # fmt: skip
         assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
         for batch in batches:
             exported = run_script(
                 "batch.py", *local, "results", batch, "--format", "trec", "--output", f"{batch}.trec",
-                env=env, cwd=tmp_path,
+                env=WORKER_ENV, cwd=tmp_path,
             )  # fmt: skip
             assert exported.returncode == 0, exported.stderr
     rows = table_rows(evaluated.stdout)
@@ -120,4 +102,4 @@ def test_three_commands_give_the_table_ir_measures_gives_on_the_exported_runs(tm
     # the models do re-rank: both beat the first stage, which put the best document last
     assert rows[batches[0]][1] > rows["first.run"][1] and rows[batches[1]][1] > rows["first.run"][1]
     trec = (tmp_path / f"{batches[1]}.trec").read_text().splitlines()
-    assert trec[0].split()[1:3] == ["Q0", "D1A"] and trec[0].split()[-1] == "overlap"
+    assert trec[0].split()[1:3] == ["Q0", "D1A"] and trec[0].split()[-1] == "local/ql"
