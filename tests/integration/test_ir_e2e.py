@@ -78,17 +78,15 @@ def test_two_commands_give_the_table_ir_measures_gives_on_the_exported_runs(tmp_
             "--metrics", *METRICS, "--per-query", "per_query.tsv", env=WORKER_ENV, cwd=tmp_path,
         )  # fmt: skip
         assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
-        for batch in batches:
-            exported = run_script(
-                "batch.py", *local, "results", batch, "--format", "trec", "--output", f"{batch}.trec",
-                env=WORKER_ENV, cwd=tmp_path,
-            )  # fmt: skip
-            assert exported.returncode == 0, exported.stderr
+        exported = run_script(
+            "batch.py", *local, "results", group.group(1), "--format", "trec", env=WORKER_ENV, cwd=tmp_path
+        )  # the group's batches, each to results/BATCH.trec
+        assert exported.returncode == 0, exported.stderr
     rows = table_rows(evaluated.stdout)
     qrels = list(ir_measures.read_trec_qrels(str(tmp_path / "qrels.txt")))  # type: ignore[no-untyped-call]
     measures = [ir_measures.parse_measure(m) for m in METRICS]
     per_query = [line.split("\t") for line in (tmp_path / "per_query.tsv").read_text().splitlines()[1:]]
-    for name, run_file in [("first.run", "first.run"), *((b, f"{b}.trec") for b in batches)]:
+    for name, run_file in [("first.run", "first.run"), *((b, f"results/{b}.trec") for b in batches)]:
         expected = ir_measures.calc_aggregate(
             measures,
             qrels,
@@ -101,5 +99,5 @@ def test_two_commands_give_the_table_ir_measures_gives_on_the_exported_runs(tmp_
             assert sum(values) / len(values) == pytest.approx(expected[measure], abs=1e-12)
     # the models do re-rank: both beat the first stage, which put the best document last
     assert rows[batches[0]][1] > rows["first.run"][1] and rows[batches[1]][1] > rows["first.run"][1]
-    trec = (tmp_path / f"{batches[1]}.trec").read_text().splitlines()
+    trec = (tmp_path / "results" / f"{batches[1]}.trec").read_text().splitlines()
     assert trec[0].split()[1:3] == ["Q0", "D1A"] and trec[0].split()[-1] == "local/ql"
