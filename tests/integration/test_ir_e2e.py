@@ -59,7 +59,7 @@ def table_rows(stdout: str) -> dict[str, list[float]]:
     return rows
 
 
-@pytest.mark.timeout(180)  # a local-mode bake-off (Redis, workers, two batches) and four batch commands
+@pytest.mark.timeout(120)  # a local-mode bake-off (Redis, workers, two batches), then batch commands: 6-20 s
 def test_two_commands_give_the_table_ir_measures_gives_on_the_exported_runs(tmp_path: Path) -> None:
     build_collection(tmp_path)
     inputs = ["--run", "first.run", "--topics", "topics.txt", "--corpus", "beir", "--depth", "4"]
