@@ -238,11 +238,15 @@ def resolver(settings: RunnerSettings, names: Iterable[str]) -> dict[str, tuple[
         models = model_list(settings)
     except ConfigurationError:
         models = model_list(settings, resolve_env=False)
+    # an entry whose variables this environment lacks is still that entry (workers may have them)
+    names_only = model_list(settings, resolve_env=False) if settings.config else models
     credentials = provider_credentials()
     return {
         name: (
-            models.deployments.get(name) or [deployment_for(name, credentials)],
-            bool(models.fallbacks.get(name)),
+            models.deployments.get(name)
+            or names_only.deployments.get(name)
+            or [deployment_for(name, credentials)],
+            bool(models.fallbacks.get(name) or names_only.fallbacks.get(name)),
         )
         for name in names
     }
