@@ -1,0 +1,139 @@
+"""Documents stored once: a document's text is kept in Redis once per content, not once per line
+that holds it (a top-100 run over a shared corpus repeats most documents many times).
+
+Enqueue replaces each document whose JSON is at least :data:`STORE_MIN_BYTES` by a hash of that
+JSON in the job payload (``stored`` lists the positions so replaced) and writes
+``rr:doc:{hash}`` -> the JSON, set if absent, in the same pipeline as the jobs and before them.
+Smaller documents stay inline: a stored document costs its key and Redis's per-key overhead
+(about 150 bytes with its reference), which a short text used once or twice does not repay.
+
+Lifetime is batch-scoped: every write, of a document already there too, pushes its expiry out
+(never in) to the writing batch's lifetime (``RR_RESULT_TTL_DAYS``, or the job expiry if that is
+longer; ``RR_RESULT_TTL_DAYS=0`` makes it persistent), so a document lives as long as the
+longest-lived batch that uses it and nothing outlives them all.  Running enqueue again for a
+batch writes its documents again.
+
+The worker reads a line's stored documents in the same round trip as its batch check and puts
+them back (:func:`hydrate`) before anything else sees the line, so providers, the score cache,
+records, ``return_documents`` and the dead-letter store see the line as written.  A document no
+longer there, or not the content its hash names, fails the line (``document_missing``): it is
+never ranked without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio.client import Pipeline
+
+from jobs import keys
+from jobs.payload import LinePayload
+from providers.errors import DocumentMissingError
+
+__all__ = [
+    "HASH_BYTES",
+    "REMEMBERED",
+    "STORE_MIN_BYTES",
+    "DocumentWriter",
+    "content_hash",
+    "document_keys",
+    "hydrate",
+]
+
+STORE_MIN_BYTES = 256
+"""Documents whose JSON is shorter stay inline in the job (see bench/docstore_bench.py)."""
+HASH_BYTES = 12
+REMEMBERED = 1 << 18
+"""Hashes one enqueue remembers as written (then it starts over: a document is written again,
+harmlessly), so its memory stays bounded."""
+
+
+def content_hash(raw: bytes) -> str:
+    return hashlib.blake2b(raw, digest_size=HASH_BYTES).hexdigest()
+
+
+class DocumentWriter:
+    """Enqueue's side: takes documents out of payloads and writes them, once per run."""
+
+    def __init__(self, ttl_ms: int, min_bytes: int = STORE_MIN_BYTES) -> None:
+        self.ttl_ms = ttl_ms
+        self.min_bytes = min_bytes
+        self._written: set[str] = set()
+
+    def stash(self, payload: LinePayload, pending: dict[str, bytes]) -> int:
+        """Replace the payload's large documents by their hashes; those not yet written by this
+        run go into ``pending`` (hash -> JSON).  Returns the bytes added to ``pending``."""
+        documents: list[Any] = payload["documents"]
+        refs: list[Any] | None = None
+        stored: list[int] = []
+        added = 0
+        for position, document in enumerate(documents):
+            if isinstance(document, str) and len(document) * 6 + 2 < self.min_bytes:
+                continue  # short whatever its characters (JSON escapes one in at most 6 bytes)
+            raw = orjson.dumps(document)
+            if len(raw) < self.min_bytes:
+                continue
+            digest = content_hash(raw)
+            if refs is None:
+                refs = list(documents)
+            refs[position] = digest
+            stored.append(position)
+            if digest not in self._written and digest not in pending:
+                pending[digest] = raw
+                added += len(raw)
+        if refs is not None:
+            payload["documents"] = refs
+            payload["stored"] = stored
+        return added
+
+    def queue_writes(self, pipe: Pipeline, pending: dict[str, bytes]) -> None:
+        """Set each document if absent and push its expiry out to this batch's lifetime."""
+        for digest, raw in pending.items():
+            key = keys.document(digest)
+            if self.ttl_ms:
+                pipe.set(key, raw, nx=True, px=self.ttl_ms)
+                pipe.pexpire(key, self.ttl_ms, gt=True)
+            else:
+                pipe.set(key, raw, nx=True)
+                pipe.persist(key)
+
+    def written(self, digests: Iterable[str]) -> None:
+        """The documents of a chunk Redis has run: later lines need not write them again."""
+        if len(self._written) >= REMEMBERED:
+            self._written.clear()
+        self._written.update(digests)
+
+
+def document_keys(line: LinePayload) -> list[str]:
+    """The store keys of the line's stored documents, in ``stored`` order."""
+    documents = line["documents"]
+    return [keys.document(str(documents[position])) for position in line.get("stored", ())]
+
+
+def hydrate(line: LinePayload, values: Sequence[bytes | None]) -> LinePayload:
+    """The line with its stored documents put back, given their values (MGET of
+    :func:`document_keys`); raises :class:`DocumentMissingError` naming the missing positions."""
+    positions = line.get("stored")
+    if not positions:
+        return line
+    documents: list[Any] = list(line["documents"])
+    missing = []
+    for position, value in zip(positions, values, strict=True):
+        if value is None or content_hash(value) != documents[position]:
+            missing.append(position)
+        else:
+            documents[position] = orjson.loads(value)
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        raise DocumentMissingError(
+            f"documents [{shown}] ({len(missing)} of {len(documents)}) are no longer in Redis "
+            "(expired after RR_RESULT_TTL_DAYS, or evicted under maxmemory); run the same enqueue "
+            "command again to store them, then batch.py retry-failed",
+            positions=missing,
+        )
+    hydrated: LinePayload = {**line, "documents": documents}
+    del hydrated["stored"]
+    return hydrated
