@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from jobs import keys
@@ -37,6 +38,7 @@ __all__ = [
     "HASH_BYTES",
     "REMEMBERED",
     "STORE_MIN_BYTES",
+    "WRITE_LUA",
     "DocumentWriter",
     "content_hash",
     "document_keys",
@@ -51,6 +53,27 @@ REMEMBERED = 1 << 18
 harmlessly), so its memory stays bounded."""
 
 
+WRITE_LUA = """
+local ttl = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  if ttl == 0 then
+    if not redis.call('SET', key, ARGV[i + 1], 'NX') then
+      redis.call('PERSIST', key)
+    end
+  elseif not redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ttl) then
+    local left = redis.call('PTTL', key)
+    if left >= 0 and left < ttl then
+      redis.call('PEXPIRE', key, ttl)
+    end
+  end
+end
+return #KEYS
+"""
+"""Set if absent, else push the expiry out, never in (Redis 6.2 has no ``PEXPIRE ... GT``); a
+persistent document stays persistent."""
+
+
 def content_hash(raw: bytes) -> str:
     return hashlib.blake2b(raw, digest_size=HASH_BYTES).hexdigest()
 
@@ -58,7 +81,8 @@ def content_hash(raw: bytes) -> str:
 class DocumentWriter:
     """Enqueue's side: takes documents out of payloads and writes them, once per run."""
 
-    def __init__(self, ttl_ms: int, min_bytes: int = STORE_MIN_BYTES) -> None:
+    def __init__(self, redis: Redis, ttl_ms: int, min_bytes: int = STORE_MIN_BYTES) -> None:
+        self._script = redis.register_script(WRITE_LUA)
         self.ttl_ms = ttl_ms
         self.min_bytes = min_bytes
         self._written: set[str] = set()
@@ -89,16 +113,12 @@ class DocumentWriter:
             payload["stored"] = stored
         return added
 
-    def queue_writes(self, pipe: Pipeline, pending: dict[str, bytes]) -> None:
-        """Set each document if absent and push its expiry out to this batch's lifetime."""
-        for digest, raw in pending.items():
-            key = keys.document(digest)
-            if self.ttl_ms:
-                pipe.set(key, raw, nx=True, px=self.ttl_ms)
-                pipe.pexpire(key, self.ttl_ms, gt=True)
-            else:
-                pipe.set(key, raw, nx=True)
-                pipe.persist(key)
+    async def queue_writes(self, pipe: Pipeline, pending: dict[str, bytes]) -> None:
+        """Set each document if absent and push its expiry out to this batch's lifetime (queued
+        on ``pipe``, sent with it)."""
+        if pending:
+            written = [keys.document(digest) for digest in pending]
+            await self._script(keys=written, args=[self.ttl_ms, *pending.values()], client=pipe)
 
     def written(self, digests: Iterable[str]) -> None:
         """The documents of a chunk Redis has run: later lines need not write them again."""

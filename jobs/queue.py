@@ -155,7 +155,7 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
     store_min_bytes: int = STORE_MIN_BYTES,
 ) -> EnqueueCounts:
     script = redis.register_script(ENQUEUE_LUA)
-    store = DocumentWriter(document_ttl_ms(result_ttl_ms, job_expiry_ms), store_min_bytes)
+    store = DocumentWriter(redis, document_ttl_ms(result_ttl_ms, job_expiry_ms), store_min_bytes)
     counts = EnqueueCounts()
     script_keys = [keys.QUEUE, keys.batch(batch), keys.batch_lines(batch)]
     in_flight: tuple[asyncio.Task[list[Any]], dict[str, bytes]] | None = None
@@ -182,7 +182,7 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
         # than the script itself.
         args = [job_expiry_ms, enqueue_ms, *prefixes, msgpack.packb(entries, use_bin_type=False)]
         pipe = redis.pipeline(transaction=False)
-        store.queue_writes(pipe, documents)  # before the jobs: no worker sees a job without them
+        await store.queue_writes(pipe, documents)  # before the jobs: no worker sees a job without them
         await script(keys=script_keys, args=args, client=pipe)  # queued, not yet sent
         # Redis runs this chunk while the next one is read and built.
         in_flight = asyncio.ensure_future(send(pipe)), documents
