@@ -144,7 +144,8 @@ async def measure(url: str, label: str, lines: list[DatasetLine]) -> None:
     for threshold in (0, 128, 192, STORE_MIN_BYTES, 512, 1024):
         found, info = await bytes_per_line(url, lines, threshold)
         name = f"store, documents >= {threshold} B" + (" (default)" if threshold == STORE_MIN_BYTES else "")
-        print(f"  {name:<38} {found:>14,.0f} {found / inline:>7.3f} {info:>12,.0f} {info / inline_info:>7.3f}")
+        ratios = f"{found / inline:>7.3f} {info:>12,.0f} {info / inline_info:>7.3f}"
+        print(f"  {name:<38} {found:>14,.0f} {ratios}")
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -162,7 +163,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--corpus", type=int, default=10_000)
     parser.add_argument("--candidates", type=int, default=100)

@@ -73,7 +73,9 @@ def test_records_are_what_inline_documents_give_and_redis_holds_each_passage_onc
     )
 
     assert errors == []
-    assert len(probe.matching(keys.DOCUMENT_PREFIX)) - documents_before == 9 + 2  # the pool and the two objects, once
+    assert (
+        len(probe.matching(keys.DOCUMENT_PREFIX)) - documents_before == 9 + 2
+    )  # the pool and the two objects, once
     sent = [r.body for r in cohere.requests if isinstance(r.body, dict)]
     assert len(sent) == 10
     by_id = {line["id"]: line for line in lines}

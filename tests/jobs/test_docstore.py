@@ -14,9 +14,12 @@ from jobs import keys
 from jobs.dataset import DatasetLine
 from jobs.docstore import STORE_MIN_BYTES, DocumentWriter, content_hash, document_keys, hydrate
 from jobs.payload import LinePayload, line_payload
-from jobs.queue import document_ttl_ms, enqueue_lines
-from providers.errors import DocumentMissingError
-from tests.support import WORDS, unit_line
+from jobs.queue import document_ttl_ms, enqueue_lines, register_batch
+from jobs.records import RecordWriter
+from jobs.work import WorkerState, rerank_line
+from providers.errors import DocumentMissingError, InvalidRequestError
+from providers.types import RerankRequest, RerankResponse
+from tests.support import RUN, WORDS, unit_line
 
 LONG = " ".join(WORDS) * 2  # 300+ bytes: stored
 HOUR_MS = 3_600_000
@@ -161,3 +164,28 @@ def test_a_line_without_stored_documents_is_handed_over_as_it_is() -> None:
     payload = unit_line(documents=["a", {"id": 1, "text": "b"}])
     assert document_keys(payload) == []
     assert hydrate(payload, []) is payload
+
+
+class RefusingReranker:
+    """A provider that refuses every line for good (a permanent error)."""
+
+    async def rerank(self, model: str, request: RerankRequest) -> RerankResponse:
+        assert request.documents[0] == passage(0)  # the text, never its hash
+        raise InvalidRequestError("refused", provider="test")
+
+
+async def test_a_failed_line_is_dead_lettered_with_its_texts_so_retry_outlives_the_store(
+    redis: ArqRedis,
+) -> None:
+    await register_batch(redis, "b", RUN, "source", 0)
+    lines = overlapping_lines(1)
+    await enqueue_lines(
+        redis, "b", lines, default_model="local/bm25", run=RUN.digest, job_expiry_ms=HOUR_MS, result_ttl_ms=0
+    )
+    (payload,) = await queued_payloads(redis, "b", 1)
+    refusing: Any = RefusingReranker()
+    state = WorkerState(reranker=refusing, writer=RecordWriter(redis, 0), line_deadline=5, max_tries=3)
+    await rerank_line({"redis": redis, "state": state, "job_try": 1}, payload)
+
+    dead = orjson.loads(await redis.hget(keys.batch_failed("b"), keys.job_id("b", "q0")))  # type: ignore[misc]
+    assert "stored" not in dead and dead["documents"] == lines[0].documents
