@@ -141,7 +141,7 @@ async def measure(url: str, label: str, lines: list[DatasetLine]) -> None:
     print(f"  {'':<38} {'MEMORY USAGE':>14} {'ratio':>7} {'INFO delta':>12} {'ratio':>7}  (bytes per line)")
     inline, inline_info = await bytes_per_line(url, lines, INLINE)
     print(f"  {'inline (no store)':<38} {inline:>14,.0f} {1:>7.3f} {inline_info:>12,.0f} {1:>7.3f}")
-    for threshold in (0, 128, 192, STORE_MIN_BYTES, 512, 1024):
+    for threshold in sorted({0, 64, STORE_MIN_BYTES, 192, 256, 512, 1024}):
         found, info = await bytes_per_line(url, lines, threshold)
         name = f"store, documents >= {threshold} B" + (" (default)" if threshold == STORE_MIN_BYTES else "")
         ratios = f"{found / inline:>7.3f} {info:>12,.0f} {info / inline_info:>7.3f}"

@@ -1,12 +1,13 @@
 """Documents stored once: a document's text is kept in Redis once per content, not once per line
 that holds it (a top-100 run over a shared corpus repeats most documents many times).
 
-Enqueue replaces each document whose JSON is at least :data:`STORE_MIN_BYTES` by a hash of that
-JSON in the job payload (``stored`` lists the positions so replaced) and writes
-``rr:doc:{hash}`` -> the JSON, set if absent, in the same pipeline as the jobs and before them.
-Smaller documents stay inline: a stored document costs its key and Redis's per-key overhead
-(about 125 bytes, and 27 for each reference), which a short text used once or twice does not
-repay.  A run where no document recurs costs about 20% more Redis with the store than without.
+Enqueue replaces each document whose JSON is at least :data:`STORE_MIN_BYTES`, from its second
+use in the run on, by a hash of that JSON in the job payload (``stored`` lists the positions so
+replaced) and writes ``rr:doc:{hash}`` -> the JSON, set if absent, in the same pipeline as the
+jobs and before them.  A document's first use stays inline: a run where nothing recurs stores
+nothing and costs what it did without the store.  Smaller documents stay inline too: a stored
+document costs its key and Redis's per-key overhead (about 125 bytes, and 27 for each
+reference), which a short text used two or three times does not repay.
 
 Lifetime is batch-scoped: every write, of a document already there too, pushes its expiry out
 (never in) to the writing batch's lifetime (``RR_RESULT_TTL_DAYS``, or the job expiry if that is
@@ -52,9 +53,9 @@ bytes of Redis overhead once plus a 27-byte reference per line (bench/docstore_b
 pays off from about 150 bytes when two lines share it and from about 90 bytes when three do;
 shorter texts are cheaper inline however often they recur."""
 HASH_BYTES = 12
-REMEMBERED = 1 << 18
-"""Hashes one enqueue remembers as written (then it starts over: a document is written again,
-harmlessly), so its memory stays bounded."""
+REMEMBERED = 1 << 19
+"""Documents one enqueue remembers as met, and as written (then it starts over: a document
+stays inline or is written again, harmlessly), so its memory stays bounded (about 40 MB)."""
 
 
 WRITE_LUA = """
@@ -90,21 +91,20 @@ class DocumentWriter:
         self.ttl_ms = ttl_ms
         self.min_bytes = min_bytes
         self._written: set[str] = set()
+        self._seen: set[int] = set()
 
     def stash(self, payload: LinePayload, pending: dict[str, bytes]) -> int:
-        """Replace the payload's large documents by their hashes; those not yet written by this
-        run go into ``pending`` (hash -> JSON).  Returns the bytes added to ``pending``."""
+        """Replace the payload's large documents met before in this run by their hashes; those
+        not yet written go into ``pending`` (hash -> JSON).  Returns the bytes added to it."""
         documents: list[Any] = payload["documents"]
         refs: list[Any] | None = None
         stored: list[int] = []
         added = 0
         for position, document in enumerate(documents):
-            if isinstance(document, str) and len(document) * 6 + 2 < self.min_bytes:
-                continue  # short whatever its characters (JSON escapes one in at most 6 bytes)
-            raw = orjson.dumps(document)
-            if len(raw) < self.min_bytes:
+            found = self._reference(document)
+            if found is None:
                 continue
-            digest = content_hash(raw)
+            digest, raw = found
             if refs is None:
                 refs = list(documents)
             refs[position] = digest
@@ -116,6 +116,25 @@ class DocumentWriter:
             payload["documents"] = refs
             payload["stored"] = stored
         return added
+
+    def _reference(self, document: Any) -> tuple[str, bytes] | None:
+        """(content hash, JSON) when the document is to be stored: large enough, and met before
+        in this run (a document used once is cheaper inline: it stays there)."""
+        if isinstance(document, str):
+            if len(document) * 6 + 2 < self.min_bytes:
+                return None  # short whatever its characters (JSON escapes one in at most 6 bytes)
+            raw = b""
+            seen = hash(document)  # cached on the string, and far cheaper than encoding it
+        else:
+            raw = orjson.dumps(document)
+            seen = hash(raw)
+        if seen not in self._seen:
+            if len(self._seen) >= REMEMBERED:
+                self._seen.clear()
+            self._seen.add(seen)
+            return None
+        raw = raw or orjson.dumps(document)
+        return None if len(raw) < self.min_bytes else (content_hash(raw), raw)
 
     async def queue_writes(self, pipe: Pipeline, pending: dict[str, bytes]) -> None:
         """Set each document if absent and push its expiry out to this batch's lifetime (queued

@@ -97,12 +97,13 @@ def test_a_missing_document_fails_its_line_by_name_and_enqueue_again_then_retry_
     cohere: CohereServer, probe: RedisProbe, redis_url: str, tmp_path: Path
 ) -> None:
     lines = candidates(4)
-    lines[3]["documents"][0] = f"only in line three {FILLER}"
+    lines[2]["documents"][0] = lines[3]["documents"][0] = f"only in lines two and three {FILLER}"
     settings = env(redis_url, cohere)
     dataset = write_dataset(tmp_path / "gone.jsonl", lines)
     enqueue = ["enqueue.py", str(dataset), "--batch", "gone", "--model", MODEL, "--no-progress"]
     assert run_script(*enqueue, env=settings).returncode == 0
     stored = [keys.document(digest) for digest in probe.matching(keys.DOCUMENT_PREFIX)]
+    # line two holds its first use inline, line three names it
     (only,) = [key for key in stored if b"three" in cast(bytes, probe.client.get(key))]
     probe.client.delete(only)  # expired, or evicted under maxmemory
 

@@ -69,10 +69,14 @@ async def test_each_large_document_is_stored_once_and_lines_read_back_as_written
     # 10 passages and 3 distinct object documents, however many lines hold them; short texts inline
     assert len(stored) == 13
     payloads = await queued_payloads(redis, "b", 30)
+    met: set[str] = set()
     for line, payload in zip(lines, payloads, strict=True):
-        assert payload["stored"] == [0, 1, 2, 3, 4, 5, 6]
-        assert payload["documents"][7] == line.documents[7]  # under the threshold: inline
-        assert all(len(str(payload["documents"][i])) == 24 for i in payload["stored"])
+        # a document's first use stays inline, later ones name it; short texts are always inline
+        texts = [orjson.dumps(d).decode() for d in line.documents[:7]]
+        assert payload.get("stored", []) == [i for i, text in enumerate(texts) if text in met]
+        met.update(texts)
+        assert payload["documents"][7] == line.documents[7]
+        assert all(len(str(payload["documents"][i])) == 24 for i in payload.get("stored", []))
         expected = line_payload("b", line, "local/bm25", "r")
         back = await read_back(redis, payload)
         assert back == expected
@@ -95,18 +99,17 @@ async def test_a_resumed_enqueue_writes_nothing_new_and_a_second_batch_shares_th
 
 
 async def test_expiry_is_pushed_out_to_the_longest_batch_and_never_in(redis: ArqRedis) -> None:
-    line = overlapping_lines(1)
-    key = keys.document(content_hash(orjson.dumps(line[0].documents[0])))
+    key = keys.document(content_hash(orjson.dumps(passage(1))))  # in both lines: stored
 
-    await enqueue(redis, line, "short", ttl_ms=HOUR_MS)
+    await enqueue(redis, overlapping_lines(2), "short", ttl_ms=HOUR_MS)
     assert 0 < await redis.pttl(key) <= HOUR_MS
-    await enqueue(redis, overlapping_lines(1), "long", ttl_ms=10 * HOUR_MS)
+    await enqueue(redis, overlapping_lines(2), "long", ttl_ms=10 * HOUR_MS)
     assert await redis.pttl(key) > 9 * HOUR_MS
-    await enqueue(redis, overlapping_lines(1), "shorter", ttl_ms=HOUR_MS)
+    await enqueue(redis, overlapping_lines(2), "shorter", ttl_ms=HOUR_MS)
     assert await redis.pttl(key) > 9 * HOUR_MS  # a shorter-lived batch never shortens it
 
     await enqueue_lines(
-        redis, "kept", overlapping_lines(1), default_model="local/bm25", run="r",
+        redis, "kept", overlapping_lines(2), default_model="local/bm25", run="r",
         job_expiry_ms=HOUR_MS, result_ttl_ms=0,
     )  # fmt: skip
     assert await redis.pttl(key) == -1  # RR_RESULT_TTL_DAYS=0: kept as long as that batch
@@ -124,12 +127,15 @@ def test_documents_under_the_threshold_stay_inline_and_multibyte_text_is_measure
     writer = DocumentWriter(redis, HOUR_MS)
     just_under = "x" * (STORE_MIN_BYTES - 3)  # its JSON has two quotes: one byte short
     multibyte = "é" * (STORE_MIN_BYTES // 2)  # few characters, but as many UTF-8 bytes as the limit
-    payload = unit_line(documents=[just_under, multibyte, "x" * STORE_MIN_BYTES])
+    documents: list[Any] = [just_under, multibyte, "x" * STORE_MIN_BYTES, {"text": "y" * STORE_MIN_BYTES}]
+    first = unit_line(documents=list(documents))
+    assert writer.stash(first, {}) == 0 and "stored" not in first  # a first use stays inline
+    payload = unit_line(documents=list(documents))
     pending: dict[str, bytes] = {}
     added = writer.stash(payload, pending)
-    assert payload["stored"] == [1, 2]
+    assert payload["stored"] == [1, 2, 3]
     assert payload["documents"][0] == just_under
-    assert added == sum(map(len, pending.values())) and len(pending) == 2
+    assert added == sum(map(len, pending.values())) and len(pending) == 3
     writer.written(pending)
     again = unit_line(documents=[multibyte])
     fresh: dict[str, bytes] = {}
@@ -152,8 +158,9 @@ async def test_a_missing_document_names_its_positions_and_never_ranks_without_it
 
 
 async def test_a_document_that_is_not_what_its_hash_names_is_refused(redis: ArqRedis) -> None:
-    await enqueue(redis, overlapping_lines(1))
-    payload = (await queued_payloads(redis, "b", 1))[0]
+    await enqueue(redis, overlapping_lines(2))
+    payload = (await queued_payloads(redis, "b", 2))[1]
+    assert payload["stored"][0] == 0
     await redis.set(keys.document(str(payload["documents"][0])), orjson.dumps("another text"))
     with pytest.raises(DocumentMissingError) as caught:
         await read_back(redis, payload)
@@ -170,7 +177,7 @@ class RefusingReranker:
     """A provider that refuses every line for good (a permanent error)."""
 
     async def rerank(self, model: str, request: RerankRequest) -> RerankResponse:
-        assert request.documents[0] == passage(0)  # the text, never its hash
+        assert request.documents[0] == passage(1)  # the text, never its hash
         raise InvalidRequestError("refused", provider="test")
 
 
@@ -178,14 +185,15 @@ async def test_a_failed_line_is_dead_lettered_with_its_texts_so_retry_outlives_t
     redis: ArqRedis,
 ) -> None:
     await register_batch(redis, "b", RUN, "source", 0)
-    lines = overlapping_lines(1)
+    lines = overlapping_lines(2)
     await enqueue_lines(
         redis, "b", lines, default_model="local/bm25", run=RUN.digest, job_expiry_ms=HOUR_MS, result_ttl_ms=0
     )
-    (payload,) = await queued_payloads(redis, "b", 1)
+    payload = (await queued_payloads(redis, "b", 2))[1]
+    assert payload["stored"]
     refusing: Any = RefusingReranker()
     state = WorkerState(reranker=refusing, writer=RecordWriter(redis, 0), line_deadline=5, max_tries=3)
     await rerank_line({"redis": redis, "state": state, "job_try": 1}, payload)
 
-    dead = orjson.loads(await redis.hget(keys.batch_failed("b"), keys.job_id("b", "q0")))  # type: ignore[misc]
-    assert "stored" not in dead and dead["documents"] == lines[0].documents
+    dead = orjson.loads(await redis.hget(keys.batch_failed("b"), keys.job_id("b", "q1")))  # type: ignore[misc]
+    assert "stored" not in dead and dead["documents"] == lines[1].documents
