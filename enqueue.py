@@ -46,7 +46,7 @@ from jobs.dataset import (
     DatasetLine,
 )
 from jobs.estimate import estimate, prices_from
-from jobs.identity import RunIdentity, default_batch_name, run_identity
+from jobs.identity import LinesDigest, RunIdentity, default_batch_name, run_identity
 from jobs.payload import line_payload, rerank_request
 from jobs.preflight import (
     Paths,
@@ -325,7 +325,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     except CorpusError as exc:
         print(f"error: --corpus {exc}", file=sys.stderr)
         return 2
-    report, rejects = validate(args, models, corpus, settings.line_limits)
+    lines = LinesDigest()
+    report, rejects = validate(args, models, corpus, settings.line_limits, lines)
     identity = run_identity(
         args.dataset,
         report,
@@ -334,6 +335,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         provider_credentials(),
         corpus.digest if corpus else None,
         settings.max_line_bytes,
+        lines,
     )
     batch = args.batch or default_batch_name(args.dataset, identity)
     paths = paths_for(args, batch)

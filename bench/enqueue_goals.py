@@ -88,7 +88,14 @@ def goals(lines: int, work: Path, url: str) -> list[str]:
         if size == "1 KB":
             per_line = asyncio.run(bytes_then_flush(url)) / lines
             found.append(f"{size} lines ({payload:,.0f} B): Redis {per_line:,.0f} B per queued line")
-            found.append(row("Redis bytes per queued line / line bytes", per_line / payload, "<= 1.3x", per_line <= 1.3 * payload))
+            found.append(
+                row(
+                    "Redis bytes per queued line / line bytes",
+                    per_line / payload,
+                    "<= 1.3x",
+                    per_line <= 1.3 * payload,
+                )
+            )
             continue
         print(check_queue(url, lines, f"enqueue.py, {size} lines"))
         raw = asyncio.run(raw_pipelined(data, url, f"raw-{docs}"))
@@ -98,18 +105,29 @@ def goals(lines: int, work: Path, url: str) -> list[str]:
             f"{size} lines ({payload:,.0f} B), {lines:,}: enqueue.py {lines / wall:,.0f} lines/s end to end "
             f"(its enqueue step {lines / cli.enqueue_seconds:,.0f}/s), raw pipelined {lines / raw:,.0f}/s"
         )
-        found.append(row(f"enqueue.py end to end / raw pipelined, {size}", raw / wall, ">= 0.8x", raw / wall >= 0.8))
+        found.append(
+            row(f"enqueue.py end to end / raw pipelined, {size}", raw / wall, ">= 0.8x", raw / wall >= 0.8)
+        )
         if size == "4 KB":
             arq_s = asyncio.run(baseline(data, url, f"arq-{docs}"))
             print(check_queue(url, lines, f"arq enqueue_job loop, {size} lines"))
             found.append(f"  arq enqueue_job loop {lines / arq_s:,.0f} lines/s")
-            found.append(row(f"enqueue.py end to end / arq enqueue_job loop, {size}", arq_s / wall, ">= 10x", arq_s / wall >= 10))
+            found.append(
+                row(
+                    f"enqueue.py end to end / arq enqueue_job loop, {size}",
+                    arq_s / wall,
+                    ">= 10x",
+                    arq_s / wall >= 10,
+                )
+            )
         data.unlink()
     return found
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lines", type=int, default=50_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="enqueue-goals-") as work:

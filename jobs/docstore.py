@@ -97,44 +97,41 @@ class DocumentWriter:
         """Replace the payload's large documents met before in this run by their hashes; those
         not yet written go into ``pending`` (hash -> JSON).  Returns the bytes added to it."""
         documents: list[Any] = payload["documents"]
-        refs: list[Any] | None = None
+        repeated = self._met(documents)
+        if not repeated:
+            return 0
+        refs: list[Any] = list(documents)
         stored: list[int] = []
         added = 0
         for position, document in enumerate(documents):
-            found = self._reference(document)
-            if found is None:
+            if position not in repeated:
                 continue
-            digest, raw = found
-            if refs is None:
-                refs = list(documents)
+            raw = orjson.dumps(document)
+            if len(raw) < self.min_bytes:
+                continue
+            digest = content_hash(raw)
             refs[position] = digest
             stored.append(position)
             if digest not in self._written and digest not in pending:
                 pending[digest] = raw
                 added += len(raw)
-        if refs is not None:
+        if stored:
             payload["documents"] = refs
             payload["stored"] = stored
         return added
 
-    def _reference(self, document: Any) -> tuple[str, bytes] | None:
-        """(content hash, JSON) when the document is to be stored: large enough, and met before
-        in this run (a document used once is cheaper inline: it stays there)."""
-        if isinstance(document, str):
-            if len(document) * 6 + 2 < self.min_bytes:
-                return None  # short whatever its characters (JSON escapes one in at most 6 bytes)
-            raw = b""
-            seen = hash(document)  # cached on the string, and far cheaper than encoding it
-        else:
-            raw = orjson.dumps(document)
-            seen = hash(raw)
-        if seen not in self._seen:
-            if len(self._seen) >= REMEMBERED:
-                self._seen.clear()
-            self._seen.add(seen)
-            return None
-        raw = raw or orjson.dumps(document)
-        return None if len(raw) < self.min_bytes else (content_hash(raw), raw)
+    def _met(self, documents: list[Any]) -> set[int]:
+        """Positions of the documents met before in this run (a document used once is cheaper
+        inline: it stays there), found at C speed: the common line repeats nothing."""
+        try:
+            seen = list(map(hash, documents))  # a string caches its hash; far cheaper than JSON
+        except TypeError:  # object documents: hashed by their JSON
+            seen = [hash(d) if isinstance(d, str) else hash(orjson.dumps(d)) for d in documents]
+        known = self._seen.intersection(seen)
+        if len(self._seen) >= REMEMBERED:
+            self._seen.clear()
+        self._seen.update(seen)
+        return {position for position, h in enumerate(seen) if h in known} if known else set()
 
     async def queue_writes(self, pipe: Pipeline, pending: dict[str, bytes]) -> None:
         """Set each document if absent and push its expiry out to this batch's lifetime (queued
