@@ -25,8 +25,8 @@ from pathlib import Path
 import orjson
 
 from bench.docstore_bench import key_bytes
-from bench.enqueue_bench import WORDS, baseline, check_queue, run_cli
-from jobs import keys
+from bench.enqueue_bench import WORDS, baseline, check_queue, in_process, run_cli
+from jobs import keys, queue
 from jobs.connection import open_pool
 from jobs.embedded import EmbeddedRedis
 from jobs.settings import RunnerSettings
@@ -65,14 +65,32 @@ async def raw_pipelined(path: Path, url: str, batch: str) -> float:
         await pool.aclose()
 
 
-async def bytes_then_flush(url: str) -> int:
+async def bytes_then_flush(url: str, batch: str) -> tuple[int, str]:
+    """Every key's bytes, and where a line's go (its job key, its entries in the two sets)."""
     pool = await open_pool(url)
     try:
         found = await key_bytes(pool)
+        lines = int(await pool.zcard(keys.QUEUE))
+        job = await pool.zrange(keys.QUEUE, 0, 0)
+        parts = {
+            "job key": int(await pool.memory_usage(keys.arq_job(job[0].decode()), samples=0) or 0),
+            "value": int(await pool.strlen(keys.arq_job(job[0].decode()))),
+            "queue entry": int(await pool.memory_usage(keys.QUEUE, samples=0) or 0) // lines,
+            "line-set entry": int(await pool.memory_usage(keys.batch_lines(batch), samples=0) or 0) // lines,
+        }
         await pool.flushall()
-        return found
+        return found, ", ".join(f"{name} {size:,} B" for name, size in parts.items())
     finally:
         await pool.aclose()
+
+
+async def step_seconds(path: Path, url: str, batch: str, in_flight: int) -> float:
+    """The enqueue step alone (in process), with ``in_flight`` chunks sent and not yet answered."""
+    previous, queue.IN_FLIGHT = queue.IN_FLIGHT, in_flight
+    try:
+        return (await in_process(path, url, batch))[1]
+    finally:
+        queue.IN_FLIGHT = previous
 
 
 def row(label: str, ratio: float, goal: str, met: bool) -> str:
@@ -86,8 +104,11 @@ def goals(lines: int, work: Path, url: str) -> list[str]:
         payload = data.stat().st_size / lines
         cli = run_cli(data, url, f"goal-{docs}", work, lines)
         if size == "1 KB":
-            per_line = asyncio.run(bytes_then_flush(url)) / lines
-            found.append(f"{size} lines ({payload:,.0f} B): Redis {per_line:,.0f} B per queued line")
+            total, parts = asyncio.run(bytes_then_flush(url, f"goal-{docs}"))
+            per_line = total / lines
+            found.append(
+                f"{size} lines ({payload:,.0f} B): Redis {per_line:,.0f} B per queued line ({parts})"
+            )
             found.append(
                 row(
                     "Redis bytes per queued line / line bytes",

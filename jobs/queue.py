@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "CHUNK_BYTES",
     "CHUNK_LINES",
     "ENQUEUE_LUA",
+    "IN_FLIGHT",
     "REGISTER_LUA",
     "BatchConflictError",
     "EnqueueCounts",
@@ -42,6 +44,9 @@ __all__ = [
 CHUNK_LINES = 500
 CHUNK_BYTES = 4 * 1024 * 1024
 """A chunk closes at whichever limit comes first, so long lines cannot blow up memory."""
+IN_FLIGHT = 2
+"""Chunks sent and not yet answered: Redis always has the next one while this process builds
+a third.  Each chunk is idempotent on its own, so their order does not matter."""
 
 ENQUEUE_LUA = """
 local queue, batch_key, lines_key = KEYS[1], KEYS[2], KEYS[3]
@@ -158,7 +163,7 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
     store = DocumentWriter(redis, document_ttl_ms(result_ttl_ms, job_expiry_ms), store_min_bytes)
     counts = EnqueueCounts()
     script_keys = [keys.QUEUE, keys.batch(batch), keys.batch_lines(batch)]
-    in_flight: tuple[asyncio.Task[list[Any]], dict[str, bytes]] | None = None
+    in_flight: deque[tuple[asyncio.Task[list[Any]], dict[str, bytes]]] = deque()
 
     async def settle(task: asyncio.Task[list[Any]], documents: dict[str, bytes]) -> None:
         added, queued, done = (await task)[-1]
@@ -174,9 +179,8 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
             return await pipe.execute()
 
     async def flush(enqueue_ms: int, entries: list[Any], documents: dict[str, bytes]) -> None:
-        nonlocal in_flight
-        if in_flight:
-            await settle(*in_flight)
+        while len(in_flight) >= IN_FLIGHT:
+            await settle(*in_flight.popleft())
         prefixes = [keys.ARQ_JOB_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX, keys.RESULT_PREFIX]
         # One packed argument per chunk: redis-py's per-argument encoding would cost more
         # than the script itself.
@@ -185,7 +189,7 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
         await store.queue_writes(pipe, documents)  # before the jobs: no worker sees a job without them
         await script(keys=script_keys, args=args, client=pipe)  # queued, not yet sent
         # Redis runs this chunk while the next one is read and built.
-        in_flight = asyncio.ensure_future(send(pipe)), documents
+        in_flight.append((asyncio.ensure_future(send(pipe)), documents))
         await asyncio.sleep(0)
 
     documents: dict[str, bytes] = {}
@@ -203,8 +207,8 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
             enqueue_ms, entries, chunk_bytes, documents = int(time.time() * 1000), [], 0, {}
     if entries:
         await flush(enqueue_ms, entries, documents)
-    if in_flight:
-        await settle(*in_flight)
+    while in_flight:
+        await settle(*in_flight.popleft())
     if result_ttl_ms:
         await redis.pexpire(keys.batch_lines(batch), result_ttl_ms)
     return counts
