@@ -31,7 +31,7 @@ from jobs.connection import open_pool
 from jobs.embedded import EmbeddedRedis
 from jobs.settings import RunnerSettings
 
-SIZES = {"1 KB": 4, "4 KB": 19, "15 KB": 72}
+SIZES = {"1 KB": 5, "4 KB": 19, "15 KB": 72}
 """Line size -> documents of 200 characters per line."""
 
 
