@@ -55,9 +55,9 @@ bytes of Redis overhead once plus a 27-byte reference per line (bench/docstore_b
 pays off from about 150 bytes when two lines share it and from about 90 bytes when three do;
 shorter texts are cheaper inline however often they recur."""
 HASH_BYTES = 12
-REMEMBERED = 1 << 19
+REMEMBERED = 1 << 18
 """Hashes one enqueue remembers as written (then it starts over: a document is written again,
-harmlessly), so its memory stays bounded (about 40 MB)."""
+harmlessly), so its memory stays bounded (about 25 MB)."""
 MET_SLOTS = 1 << 25
 """One flag per slot of a document's hash: met before in this run.  32 MB however long the run;
 a new document whose slot is taken (about 1 in 7 after 5 million distinct documents) is stored
