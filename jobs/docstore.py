@@ -110,7 +110,10 @@ class DocumentWriter:
         stored: list[int] = []
         added = 0
         for position in repeated:
-            raw = orjson.dumps(documents[position])
+            document = documents[position]
+            if isinstance(document, str) and len(document) * 6 + 2 < self.min_bytes:
+                continue  # short whatever its characters (JSON escapes one in at most 6 bytes)
+            raw = orjson.dumps(document)
             if len(raw) < self.min_bytes:
                 continue
             digest = content_hash(raw)
