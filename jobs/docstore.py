@@ -51,9 +51,9 @@ __all__ = [
 
 STORE_MIN_BYTES = 128
 """Documents whose JSON is shorter stay inline in the job.  A stored document costs about 125
-bytes of Redis overhead once plus a 27-byte reference per line (bench/docstore_bench.py), so it
-pays off from about 150 bytes when two lines share it and from about 90 bytes when three do;
-shorter texts are cheaper inline however often they recur."""
+bytes of Redis overhead once plus a 27-byte reference per later use, and its first use stays
+inline (bench/docstore_bench.py): a 128-byte document pays off from its fourth use, a 180-byte
+one from its third; shorter texts rarely repay the key."""
 HASH_BYTES = 12
 REMEMBERED = 1 << 18
 """Hashes one enqueue remembers as written (then it starts over: a document is written again,
