@@ -70,6 +70,7 @@ OPTIONAL_FIELDS = (
     "return_documents",
     "max_chunks_per_doc",
     "max_tokens_per_doc",
+    "provider_params",
     "metadata",
 )
 KNOWN_FIELDS = frozenset(("id", "query", "documents", *OPTIONAL_FIELDS))
@@ -118,6 +119,7 @@ class DatasetLine:
     return_documents: bool = False
     max_chunks_per_doc: int | None = None
     max_tokens_per_doc: int | None = None
+    provider_params: dict[str, Any] | None = None
     metadata: Any = None
     has_metadata: bool = field(default=False, compare=False)
 
@@ -225,6 +227,9 @@ def _check_optional(name: str, value: Any) -> str | None:
         if not isinstance(value, str) or not value.strip():
             return "must be a non-empty string"
         return None
+    if name == "provider_params":
+        # which keys and values are taken depends on the line's provider (jobs.validation)
+        return None if isinstance(value, dict) else f"must be an object, got {_kind(value)}"
     if name == "rank_fields":
         if not isinstance(value, list) or not value:
             return "must be a non-empty array of field names"
@@ -324,6 +329,7 @@ def _line_from(line_no: int, obj: dict[str, Any]) -> DatasetLine:
         return_documents=bool(obj.get("return_documents") or False),
         max_chunks_per_doc=obj.get("max_chunks_per_doc"),
         max_tokens_per_doc=obj.get("max_tokens_per_doc"),
+        provider_params=obj.get("provider_params") or None,
         metadata=obj.get("metadata"),
         has_metadata="metadata" in obj,
     )

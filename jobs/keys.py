@@ -27,6 +27,7 @@ __all__ = [
     "batch",
     "batch_failed",
     "batch_lines",
+    "batch_stats",
     "document",
     "job_id",
     "limiter",
@@ -115,6 +116,12 @@ def document(digest: str) -> str:
     written if absent by enqueue, its expiry pushed out (never in) to each writing batch's
     lifetime."""
     return DOCUMENT_PREFIX + digest
+
+
+def batch_stats(name: str) -> str:
+    """Hash of the batch's per-deployment counters, ``{deployment}|{counter}`` -> number
+    (:mod:`jobs.stats`), added to by every worker's periodic flush; expires with the batch."""
+    return f"rr:batch:{name}:stats"
 
 
 def score_cache(scorer: str, entry: str) -> str:

@@ -129,7 +129,8 @@ def check_arguments(args: argparse.Namespace, settings: RunnerSettings) -> Model
     if args.replace and args.batch is None:
         raise UsageError("--replace needs --batch (a default batch name already follows the content)")
     try:
-        models = ModelCheck(model_list(settings, resolve_env=False).names())
+        listed = model_list(settings, resolve_env=False)
+        models = ModelCheck(listed.names(), listed.providers(), settings.default_model)
     except ConfigurationError as exc:
         raise UsageError(exc.message) from exc
     if problem := models.problem(settings.default_model):

@@ -26,6 +26,7 @@ from jobs.docstore import document_keys, hydrate
 from jobs.payload import LinePayload, rerank_request
 from jobs.records import FAILED, SUCCEEDED, RecordWriter, failure_record, success_record
 from providers.errors import DeadlineExceededError, DeferredError, DocumentMissingError, RerankError
+from providers.events import NO_OBSERVER, Observer
 from providers.redaction import PATTERNS_ONLY, Redactor
 from providers.reranker import Reranker
 from providers.types import RerankResponse
@@ -66,6 +67,8 @@ class WorkerState:
     """Outcomes whose record write failed (Redis away), by job id, until the line runs again."""
     cache: ScoreCache | None = None
     """None: ``RR_CACHE_TTL_DAYS=0``, every line is requested."""
+    observer: Observer = field(default=NO_OBSERVER)
+    """Hears of each line's outcome once its record is written (metrics, stats, logs)."""
 
 
 async def _rerank(state: WorkerState, line: LinePayload) -> tuple[RerankResponse, CacheStats | None]:
@@ -152,7 +155,7 @@ async def _outcome(
         return FAILED, failure_record(line, deadline_error.to_record(), time.monotonic() - started)
     except RerankError as exc:
         state.redactor.error(exc)
-        log.warning("line %s of %s failed: %s", line["id"], line["batch"], exc)
+        log.warning("line %s of %s failed: %s", line["id"], line["batch"], exc, extra={"code": exc.code})
         return FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
     except Exception as exc:  # a bug must still leave a record, never a silently lost line
         log.exception("line %s of %s crashed", line["id"], line["batch"])
@@ -167,6 +170,7 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
     deadline = asyncio.get_running_loop().time() + state.job_timeout - WRITE_MARGIN_SECONDS
     if held := state.held.get(job):
         await _record(state, line, job, held, deadline)
+        state.observer.line_finished(*held)
         return
     try:
         cancelled, stale, succeeded, documents = await _line_state(ctx["redis"], line, job)
@@ -189,3 +193,4 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
         record["error"] = state.redactor.record(record["error"])
     record["job_try"] = ctx.get("job_try", 1)
     await _record(state, line, job, (status, record), deadline)
+    state.observer.line_finished(status, record)

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from providers.deployment import Deployment
 from providers.errors import DeferredError, RateLimitedError, RerankError
+from providers.events import NO_OBSERVER, Observer
 from providers.render import document_text
 from providers.types import RerankRequest
 
@@ -224,8 +225,10 @@ class RedisGate:
         *,
         sleep: Sleep = asyncio.sleep,
         now_ms: Callable[[], int] | None = None,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self.redis = redis
+        self.observer = observer
         self.key_prefix = key_prefix
         self.policy = policy or GatePolicy()
         self.sleep = sleep
@@ -279,6 +282,7 @@ class RedisGate:
                 lease.deployment = deployments[int(chosen)]
                 if wait <= 0:
                     return lease
+                self.observer.gate_wait(lease.deployment.label, wait)
                 try:
                     await self.sleep(wait)
                     # a 429 while this line slept cools the deployment for every worker:
@@ -297,6 +301,7 @@ class RedisGate:
                 continue
             if wait > self.policy.defer_after:
                 names = ", ".join(d.label for d in deployments)
+                self.observer.deferred(names, wait)
                 raise DeferredError(f"{names}: no capacity for {wait:.1f}s", delay=wait)
             await self.sleep(wait)
 
@@ -307,6 +312,7 @@ class RedisGate:
         elif isinstance(error, RateLimitedError):
             outcome = "throttled"
             cool = error.retry_after if error.retry_after is not None else policy.throttle_cooldown
+            self.observer.cooldown(lease.deployment.label, cool)
         elif error.retryable:
             outcome, cool = "failed", 0.0
         else:

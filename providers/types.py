@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,8 @@ class RerankRequest:
     return_documents: bool = False
     max_chunks_per_doc: int | None = None
     max_tokens_per_doc: int | None = None
+    provider_params: Mapping[str, Any] | None = None
+    """The line's provider-specific parameters (:mod:`providers.params`), checked at enqueue."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,4 +64,7 @@ def rank(request: RerankRequest) -> list[RankedDocument]:
 
 async def rerank(wire_model: str, request: RerankRequest) -> RerankResponse:
     check_model(wire_model)
+    if request.provider_params:
+        keys = ", ".join(sorted(request.provider_params))
+        raise ConfigurationError(f"provider_params ({keys}): local/ takes no provider-specific parameters")
     return RerankResponse(results=sort_and_cut(rank(request), request.top_n))
