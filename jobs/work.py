@@ -187,7 +187,7 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
         line = hydrate(line, documents)  # the line as written, before anything else sees it
         status, record = await _outcome(ctx, state, line, job)
     except DocumentMissingError as exc:
-        log.warning("line %s of %s failed: %s", line["id"], batch, exc)
+        log.warning("line %s of %s failed: %s", line["id"], batch, exc, extra={"code": exc.code})
         status, record = FAILED, failure_record(line, exc.to_record(), 0.0)
     if status == FAILED:
         record["error"] = state.redactor.record(record["error"])
