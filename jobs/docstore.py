@@ -135,9 +135,9 @@ class DocumentWriter:
         except TypeError:  # object documents: hashed by their JSON
             found = (hash(d) if isinstance(d, str) else hash(orjson.dumps(d)) for d in documents)
             hashes = np.fromiter(found, dtype=np.int64, count=len(documents))
-        slots = hashes & (MET_SLOTS - 1)
-        met = self._met_slots[slots]
-        self._met_slots[slots] = True
+        np.bitwise_and(hashes, MET_SLOTS - 1, out=hashes)  # in place: the slots
+        met = self._met_slots.take(hashes)  # take and put: twice as fast as fancy indexing
+        self._met_slots.put(hashes, True)
         return np.flatnonzero(met).tolist() if met.any() else []
 
     async def queue_writes(self, pipe: Pipeline, pending: dict[str, bytes]) -> None:
