@@ -197,3 +197,18 @@ async def test_a_failed_line_is_dead_lettered_with_its_texts_so_retry_outlives_t
 
     dead = orjson.loads(await redis.hget(keys.batch_failed("b"), keys.job_id("b", "q1")))  # type: ignore[misc]
     assert "stored" not in dead and dead["documents"] == lines[1].documents
+
+
+def test_a_run_whose_first_documents_never_recur_stops_looking(redis: ArqRedis) -> None:
+    """Below 1% repeats in the sample, every later document stays inline (no hashing cost)."""
+    writer = DocumentWriter(redis, HOUR_MS, sample=200)
+    for n in range(25):  # 200 distinct documents, then the sample is full
+        writer.stash(unit_line(documents=[f"{n}.{k} {LONG}" for k in range(8)]), {})
+    assert not writer.active
+    late = unit_line(documents=[f"0.0 {LONG}", f"0.0 {LONG}"])
+    assert writer.stash(late, {}) == 0 and "stored" not in late
+
+    sharing = DocumentWriter(redis, HOUR_MS, sample=200)
+    for line in overlapping_lines(25):
+        sharing.stash(line_payload("b", line, "local/bm25", "r"), {})
+    assert sharing.active
