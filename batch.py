@@ -1,9 +1,9 @@
 """rerank-runner batch commands: list, status, report, results, cancel, retry-failed, workers.
 
     python batch.py list
-    python batch.py status BATCH [--watch] [--json]
+    python batch.py status BATCH|GROUP ... [--watch] [--json]
     python batch.py report BATCH --html report.html
-    python batch.py results BATCH [--output FILE] [--errors FILE]
+    python batch.py results BATCH|GROUP [--output FILE] [--errors FILE]
     python batch.py cancel BATCH
     python batch.py retry-failed BATCH [--code rate_limited ...]
     python batch.py workers
@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from jobs.bakeoff import GroupStatus, expand, group_batches
 from jobs.batches import (
     BatchStatus,
     UnknownBatchError,
@@ -87,7 +88,9 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="batch names in this Redis")
     status = commands.add_parser("status", help="counts, rate and ETA; per deployment; workers")
-    status.add_argument("batch")
+    status.add_argument(
+        "batch", nargs="+", help="batch names, or bake-off group names (enqueue.py --model a --model b)"
+    )
     status.add_argument("--watch", action="store_true", help="progress bar until the batch finishes")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--config", type=Path, help="model list whose prices give the cost ($RR_CONFIG)")
@@ -99,7 +102,7 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
         "--eval", type=Path, help="metrics of an evaluation of the batch (JSON: {metric: value} or rows)"
     )
     results = commands.add_parser("results", help="export results (JSONL, dataset order)")
-    results.add_argument("batch")
+    results.add_argument("batch", help="a batch, or a bake-off group (each of its batches is exported)")
     results.add_argument("--output", type=Path, help="default: results/BATCH.jsonl")
     results.add_argument(
         "--errors", type=Path, help="failed and unfinished lines (default: results/BATCH.errors.jsonl)"
@@ -131,26 +134,23 @@ def print_workers(found: list[WorkerInfo], *, as_json: bool) -> None:
         print("no workers registered")
 
 
-async def _status(args: argparse.Namespace, conn: Connection, settings: RunnerSettings) -> None:
+async def _one_status(
+    args: argparse.Namespace, conn: Connection, settings: RunnerSettings, batch: str
+) -> tuple[BatchStatus, dict[str, Any]]:
+    """One batch's status, printed unless --json, and its JSON row."""
     redis = conn.redis
-    status = await (wait_for_batch(redis, args.batch) if args.watch else batch_status(redis, args.batch))
+    status = await (wait_for_batch(redis, batch) if args.watch else batch_status(redis, batch))
     state = state_of(status, conn.embedded)
     eta = None if state == "interrupted" else status.eta_seconds
-    deployments = await deployment_stats(redis, args.batch, prices_from(settings.config))
-    alive = [w for w in await list_workers(redis) if w.live]
+    deployments = await deployment_stats(redis, batch, prices_from(settings.config))
+    row = {
+        **status.to_json(),
+        "state": state,
+        "eta_s": eta and round(eta, 1),
+        "deployments": [d.to_json() for d in deployments],
+    }
     if args.json:
-        print(
-            orjson.dumps(
-                {
-                    **status.to_json(),
-                    "state": state,
-                    "eta_s": eta and round(eta, 1),
-                    "deployments": [d.to_json() for d in deployments],
-                    "workers": [{"worker_id": w.worker_id, "in_flight": w.in_flight} for w in alive],
-                }
-            ).decode()
-        )
-        return
+        return status, row
     rate = f"{status.rate:.1f} lines/s" if status.rate else "n/a"
     hint = "  (stopped before it finished: run the same enqueue command again to resume)"
     print(
@@ -162,6 +162,24 @@ async def _status(args: argparse.Namespace, conn: Connection, settings: RunnerSe
     print("deployments:" if deployments else "deployments: no requests recorded yet")
     for stats in deployments:
         print(describe(stats))
+    return status, row
+
+
+async def _status(args: argparse.Namespace, conn: Connection, settings: RunnerSettings) -> None:
+    """One batch, or several: names and bake-off groups, each group standing for its batches."""
+    batches = await expand(conn.redis, args.batch)
+    found = [await _one_status(args, conn, settings, batch) for batch in batches]
+    several = GroupStatus([status for status, _ in found])
+    alive = [w for w in await list_workers(conn.redis) if w.live]
+    if args.json:
+        workers = [{"worker_id": w.worker_id, "in_flight": w.in_flight} for w in alive]
+        rows = [row for _, row in found]
+        single = batches == args.batch and len(batches) == 1
+        whole = rows[0] if single else {**several.to_json(), "batches": rows}
+        print(orjson.dumps({**whole, "workers": workers}).decode())
+        return
+    if len(batches) > 1:
+        print(several.describe(" ".join(args.batch)))
     flights = ", ".join(f"{w.worker_id} {w.in_flight}" for w in alive)
     print(f"workers alive: {len(alive)}" + (f" (in flight: {flights})" if alive else ""))
 
@@ -172,6 +190,33 @@ async def _report(args: argparse.Namespace, redis: Redis, settings: RunnerSettin
     args.html.parent.mkdir(parents=True, exist_ok=True)
     args.html.write_text(render_html(data))
     print(f"report of batch {args.batch} ({data.status.done} lines) -> {args.html}")
+
+
+async def _export(redis: Redis, batch: str, output: Path | None, errors_path: Path | None) -> None:
+    out = output or Path("results") / f"{batch}.jsonl"
+    err = errors_path or Path("results") / f"{batch}.errors.jsonl"
+    results, errors = export_to_files(out, err)
+    with results, errors:
+        counts = await export(redis, batch, results, errors)
+    print(
+        f"{counts.succeeded} results -> {out}\n"
+        f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}"
+    )
+
+
+async def _results(args: argparse.Namespace, redis: Redis) -> int:
+    """Export a batch, or each batch of a bake-off group to its own default files."""
+    siblings = await group_batches(redis, args.batch)
+    if siblings and (args.output or args.errors):
+        print(
+            f"error: {args.batch} is a bake-off of {len(siblings)} batches: "
+            "each is written to results/BATCH.jsonl (no --output, --errors)",
+            file=sys.stderr,
+        )
+        return 2
+    for name in siblings or [args.batch]:
+        await _export(redis, name, args.output, args.errors)
+    return 0
 
 
 async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
@@ -188,16 +233,7 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
             await _report(args, conn.redis, settings)
             return 0
         if args.command == "results":
-            out = args.output or Path("results") / f"{args.batch}.jsonl"
-            err = args.errors or Path("results") / f"{args.batch}.errors.jsonl"
-            results, errors = export_to_files(out, err)
-            with results, errors:
-                counts = await export(redis, args.batch, results, errors)
-            print(
-                f"{counts.succeeded} results -> {out}\n"
-                f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}"
-            )
-            return 0
+            return await _results(args, redis)
         if args.command == "workers":
             print_workers(await list_workers(redis), as_json=args.json)
             return 0

@@ -40,6 +40,7 @@ from jobs import keys
 from jobs.batches import BatchStatus, batch_status, release_in_progress
 from jobs.cache import ScoreCache
 from jobs.connection import EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, open_pool
+from jobs.corpus_stats import StatisticsCache
 from jobs.embedded import pid_alive
 from jobs.liveness import new_worker_id
 from jobs.logs import LOG_FORMATS, Throughput, configure_logging, line_hooks, startup_summary
@@ -64,6 +65,7 @@ __all__ = [
     "local_run",
     "main",
     "resilience_options",
+    "run_local_batches",
     "run_local_workers",
     "worker_options",
     "worker_settings",
@@ -118,6 +120,7 @@ def worker_options(
             max_tries=settings.max_tries,
             redactor=redactor,
             job_timeout=settings.job_timeout,
+            statistics=StatisticsCache(ctx["redis"]),
             observer=observer,
         )
         ctx["stats_task"] = asyncio.create_task(stats.run(ctx["redis"]))
@@ -180,14 +183,23 @@ async def run_local_workers(
 ) -> BatchStatus:
     """Local mode: run workers in this process until every line of ``batch`` has a record and
     the queue is empty (lines queued again by ``retry-failed`` run too), then stop them."""
+    [status] = await run_local_batches(url, redis, settings, [batch], show=show)
+    return status
+
+
+async def run_local_batches(
+    url: str, redis: ArqRedis, settings: RunnerSettings, batches: Sequence[str], *, show: bool
+) -> list[BatchStatus]:
+    """:func:`run_local_workers` for several batches at once (a bake-off's siblings): one set
+    of in-process workers serves them all; each batch's status once all are done."""
     worker = Worker(**worker_options(settings), redis_pool=await open_pool(url), handle_signals=False)
     task = asyncio.create_task(worker.async_run())
     try:
-        status = await wait_for_batch(redis, batch, show=show)
-        while not status.cancelled and not task.done() and await redis.zcard(keys.QUEUE):
+        statuses = [await wait_for_batch(redis, batch, show=show) for batch in batches]
+        while not all(s.cancelled for s in statuses) and not task.done() and await redis.zcard(keys.QUEUE):
             await asyncio.sleep(POLL_SECONDS)
-            status = await batch_status(redis, batch)
-        return status
+            statuses = [await batch_status(redis, batch) for batch in batches]
+        return statuses
     finally:
         await worker.close()
         task.cancel()

@@ -35,9 +35,10 @@ from redis.asyncio import Redis
 from jobs import keys
 from providers import params
 from providers.adapter import resolve_base
+from providers.adapters import local
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError
-from providers.registry import HTTP_ADAPTERS
+from providers.registry import HTTP_ADAPTERS, LOCAL_PROVIDER
 from providers.reranker import Reranker
 from providers.types import Document, RankedDocument, RerankRequest, RerankResponse, sort_and_cut
 
@@ -91,8 +92,11 @@ def pair_key(request: RerankRequest, unscored: frozenset[str] = frozenset()) -> 
 
 def line_key(request: RerankRequest, unscored: frozenset[str] = frozenset()) -> str:
     documents = [document_hash(d) for d in request.documents]
-    found = _params(request, unscored)
-    return _digest([CACHE_VERSION, "line", request.query, documents, request.top_n, *found])
+    key: list[Any] = [CACHE_VERSION, "line", request.query, documents, request.top_n]
+    key += _params(request, unscored)
+    if request.collection is not None:  # the local models' scores depend on the corpus
+        key.append(request.collection.digest)
+    return _digest(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,9 @@ def scorer_for(deployments: Sequence[Deployment], has_fallbacks: bool) -> Scorer
     for deployment in deployments:
         adapter = HTTP_ADAPTERS.get(deployment.provider)
         base = deployment.credentials.api_base
-        if adapter is not None:
+        if deployment.provider == LOCAL_PROVIDER:
+            base = local.VERSION
+        elif adapter is not None:
             try:
                 base = resolve_base(adapter, deployment)
             except ConfigurationError:

@@ -28,7 +28,9 @@ __all__ = [
     "batch_failed",
     "batch_lines",
     "batch_stats",
+    "corpus_stats",
     "document",
+    "group",
     "job_id",
     "limiter",
     "line_key",
@@ -116,6 +118,19 @@ def document(digest: str) -> str:
     written if absent by enqueue, its expiry pushed out (never in) to each writing batch's
     lifetime."""
     return DOCUMENT_PREFIX + digest
+
+
+def group(name: str) -> str:
+    """A bake-off (:mod:`jobs.bakeoff`): sorted set of the sibling batches' names -> their
+    position (model order); expires with the batches' bookkeeping."""
+    return f"rr:group:{name}"
+
+
+def corpus_stats(digest: str) -> str:
+    """A corpus's statistics for the local lexical models (:mod:`jobs.corpus_stats`): one
+    compressed blob, written by enqueue, read by workers; it expires with the longest-lived
+    batch that enqueued it (``RR_RESULT_TTL_DAYS``)."""
+    return f"rr:corpus:{digest}:stats"
 
 
 def batch_stats(name: str) -> str:

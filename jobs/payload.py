@@ -40,11 +40,15 @@ class LinePayload(TypedDict):
     provider_params: NotRequired[dict[str, Any]]
     """The line's provider-specific parameters (absent when it gave none)."""
     metadata: NotRequired[Any]
+    corpus: NotRequired[str]
+    """The ``--corpus`` digest, whose statistics the local lexical models score with."""
     no_cache: NotRequired[bool]
     """``enqueue --no-cache``: request every document (fresh scores still refresh the cache)."""
 
 
-def line_payload(batch: str, line: DatasetLine, model: str, run: str) -> LinePayload:
+def line_payload(
+    batch: str, line: DatasetLine, model: str, run: str, corpus: str | None = None
+) -> LinePayload:
     """Everything the worker and the result record need for one line, nothing else."""
     payload: LinePayload = {
         "batch": batch,
@@ -69,6 +73,8 @@ def line_payload(batch: str, line: DatasetLine, model: str, run: str) -> LinePay
         payload["provider_params"] = line.provider_params
     if line.has_metadata:
         payload["metadata"] = line.metadata
+    if corpus is not None:
+        payload["corpus"] = corpus
     return payload
 
 

@@ -154,6 +154,7 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
     default_model: str,
     run: str,
     no_cache: bool = False,
+    corpus: str | None = None,
     job_expiry_ms: int,
     result_ttl_ms: int,
     on_chunk: Callable[[EnqueueCounts], None] | None = None,
@@ -195,7 +196,7 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
     documents: dict[str, bytes] = {}
     enqueue_ms, entries, chunk_bytes = int(time.time() * 1000), [], 0
     for line in lines:
-        payload = line_payload(batch, line, line.model or default_model, run)
+        payload = line_payload(batch, line, line.model or default_model, run, corpus)
         if no_cache:
             payload["no_cache"] = True
         chunk_bytes += store.stash(payload, documents)

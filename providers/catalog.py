@@ -28,6 +28,7 @@ __all__ = [
     "HEADER",
     "LEGEND",
     "LOCAL_CAPABILITIES",
+    "LOCAL_SCORES",
     "adapter_row",
     "local_rows",
     "main",
@@ -145,12 +146,20 @@ def adapter_row(adapter: HttpAdapter) -> tuple[str, ...]:
     )
 
 
+LOCAL_SCORES = {
+    "bm25": "raw BM25 (≥ 0, unbounded)",
+    "ql": "query log-likelihood, Dirichlet (≤ 0)",
+}
+
+
 def local_rows() -> list[tuple[str, ...]]:
     flags = tuple(flag(LOCAL_CAPABILITIES) for flag in FLAGS)
-    score, usage, documents = "raw BM25 (≥ 0, unbounded)", "none", "no limit"
+    usage, documents = "none", "no limit"
     none = ("none", "—", "—", "—", "in-process")
-    rest = (score, usage, documents, "no", "none")
-    return [(f"`local/{model}`", *none, *flags, *rest) for model in local.MODELS]
+    return [
+        (f"`local/{model}`", *none, *flags, LOCAL_SCORES[model], usage, documents, "no", "none")
+        for model in local.MODELS
+    ]
 
 
 def _markdown_row(cells: Iterable[str]) -> str:

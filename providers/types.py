@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from providers.lexicon import CollectionStats
 
 __all__ = ["Document", "RankedDocument", "RerankRequest", "RerankResponse", "sort_and_cut"]
 
@@ -22,6 +25,9 @@ class RerankRequest:
     max_tokens_per_doc: int | None = None
     provider_params: Mapping[str, Any] | None = None
     """The line's provider-specific parameters (:mod:`providers.params`), checked at enqueue."""
+    collection: CollectionStats | None = None
+    """Corpus statistics for the local lexical models (``enqueue.py --corpus``); never sent to a
+    provider.  None: a lexical model takes its statistics from the line's own documents."""
 
 
 @dataclass(frozen=True, slots=True)
