@@ -50,7 +50,7 @@ from jobs.dataset import (
     DatasetLine,
 )
 from jobs.estimate import estimate, prices_from
-from jobs.identity import RunIdentity, default_batch_name, run_identity
+from jobs.identity import LinesDigest, RunIdentity, default_batch_name, run_identity
 from jobs.payload import line_payload, rerank_request
 from jobs.preflight import (
     Paths,
@@ -397,7 +397,8 @@ def prepare_runs(args: argparse.Namespace, prog: str = PROG) -> list[Run] | int:
     except CorpusError as exc:
         print(f"error: --corpus {exc}", file=sys.stderr)
         return 2
-    report, rejects = validate(args, checks[0], corpus, every[0].line_limits)
+    lines = LinesDigest()  # validation hashes the lines: enqueue reads the file once more
+    report, rejects = validate(args, checks[0], corpus, every[0].line_limits, lines)
     runs = []
     for settings in every:
         identity = run_identity(
@@ -408,6 +409,7 @@ def prepare_runs(args: argparse.Namespace, prog: str = PROG) -> list[Run] | int:
             provider_credentials(),
             corpus.digest if corpus else None,
             settings.max_line_bytes,
+            lines,
         )
         batch = args.batch or default_batch_name(args.dataset, identity)
         runs.append(Run(args, settings, batch, paths_for(args, batch), report, identity, prog, corpus))
