@@ -4,9 +4,9 @@ Formats: JSONL (one object per line with ``_id``, ``id`` or ``docid``, an option
 and a ``text``; BEIR's ``corpus.jsonl`` is this), TSV (``.tsv``: ``id<TAB>text`` or
 ``id<TAB>title<TAB>text``; a first row whose id column is named ``id``, ``_id`` or ``docid`` is
 a header), TREC document files (``<DOC> <DOCNO> <TEXT>``, :mod:`jobs.trecdocs`), a BEIR folder
-(its ``corpus.jsonl``) or a folder of TREC document files.  The corpus is held in memory
-while enqueueing and each line's documents are written into its job with their text (a
-document store that keeps each text once in Redis is still to come).  Its content is part of the run identity.
+(its ``corpus.jsonl``) or a folder of TREC document files.  The corpus is held in memory while
+enqueueing; the resolved documents go to Redis's document store (:mod:`jobs.docstore`) like any
+other, once each.  Its content is part of the run identity.
 """
 
 from __future__ import annotations

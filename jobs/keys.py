@@ -15,6 +15,7 @@ __all__ = [
     "ARQ_JOB_PREFIX",
     "ARQ_RETRY_PREFIX",
     "BATCHES",
+    "DOCUMENT_PREFIX",
     "JOB_FUNCTION",
     "QUEUE",
     "RESULT_PREFIX",
@@ -29,6 +30,7 @@ __all__ = [
     "batch_lines",
     "batch_stats",
     "corpus_stats",
+    "document",
     "group",
     "job_id",
     "limiter",
@@ -113,6 +115,16 @@ def batch_evaluation(name: str) -> str:
     """String: the batch's last ``batch.py eval`` as JSON (:mod:`jobs.evaluation`), with the
     batch hash's expiry when it has one."""
     return f"rr:batch:{name}:evaluation"
+
+
+DOCUMENT_PREFIX = "rr:doc:"
+
+
+def document(digest: str) -> str:
+    """The document store (:mod:`jobs.docstore`): a document's JSON, keyed on a hash of that JSON;
+    written if absent by enqueue, its expiry pushed out (never in) to each writing batch's
+    lifetime."""
+    return DOCUMENT_PREFIX + digest
 
 
 def group(name: str) -> str:
