@@ -73,9 +73,12 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
 
     async def startup(ctx: dict[str, Any]) -> None:
         redact_logs(redactor)
+        # every in-flight line keeps its connection between requests (httpx keeps only 20 alive
+        # by default: with more lines in flight, each request beyond them opened a new one)
+        connections = settings.max_jobs * 2
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.http_timeout),
-            limits=httpx.Limits(max_connections=settings.max_jobs * 2),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
         retry = RetryPolicy(
             max_attempts=settings.retry_attempts, max_total_seconds=settings.retry_max_seconds
@@ -222,7 +225,7 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
     )
     parser.add_argument("--redis-url", help="Redis to work for (default: $REDIS_URL)")
     parser.add_argument(
-        "--max-jobs", type=int, help="lines in flight in this process (default: $RR_MAX_JOBS or 16)"
+        "--max-jobs", type=int, help="lines in flight in this process (default: $RR_MAX_JOBS or 64)"
     )
     parser.add_argument(
         "--config", type=Path, help="LiteLLM-style config.yaml with a model_list ($RR_CONFIG)"

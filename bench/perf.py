@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench import enqueue_bench, ratelimit_bench
 from bench.perf_enqueue import enqueue_figures, queued_bytes
+from bench.perf_profile import py_spy, summary
 from bench.perf_runs import (
     Bench,
     Throughput,
@@ -167,6 +168,17 @@ def _safe(pick: Callable[[Figures], float], figures: Figures) -> float:
         return float("nan")
 
 
+def profile(bench: Bench, out: Path, env: dict[str, str]) -> None:
+    """One worker at 0 ms under ``py-spy record``: where its CPU goes."""
+    wrap = (py_spy(), "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o", str(out), "--")
+    print("  rerank-runner, 1 worker, 0 ms, under py-spy", flush=True)
+    rr_run(bench, 0, 1, env, wrap=wrap)
+    deadline = time.monotonic() + 30
+    while not out.exists() and time.monotonic() < deadline:  # py-spy writes once the worker stopped
+        time.sleep(0.2)
+    print("\n".join(summary(out)))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
@@ -181,6 +193,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-litellm", action="store_true", help="no LiteLLM loop (no venv set-up)")
     parser.add_argument("--litellm-venv", type=Path, default=ROOT / ".bench-venv-litellm")
     parser.add_argument("--litellm-spec", default="litellm", help="what pip installs there")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="run 1 worker at 0 ms under py-spy too (samples to FILE)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, dataset)")
     return parser.parse_args(argv)
 
@@ -203,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {n + 1} of {args.rounds}", flush=True)
             rounds.append(one_round(args, bench, python))
             print("\n".join(table(rounds[-1:], max_jobs)), flush=True)
+        if args.profile:
+            profile(bench, args.profile.resolve(), env)
     except (ratelimit_bench.BenchError, enqueue_bench.BenchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

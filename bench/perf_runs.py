@@ -165,9 +165,16 @@ def _stop(bench: Bench, workers: list[Child]) -> None:
 
 
 def rr_run(
-    bench: Bench, latency_ms: int, workers: int, env: dict[str, str], *, rpm: int | None = None
+    bench: Bench,
+    latency_ms: int,
+    workers: int,
+    env: dict[str, str],
+    *,
+    rpm: int | None = None,
+    wrap: tuple[str, ...] = (),
 ) -> Throughput:
-    """``enqueue.py`` then ``workers`` ``worker.py`` processes (the default settings plus ``env``)."""
+    """``enqueue.py`` then ``workers`` ``worker.py`` processes (the default settings plus ``env``);
+    ``wrap`` runs each under another command (a profiler; its CPU figures are then meaningless)."""
     mock = bench.mock(latency_ms)
     config = bench.work / "config.yaml"
     limited = dataclasses.replace(mock, deployment=dataclasses.replace(mock.deployment, rpm=rpm))
@@ -180,7 +187,7 @@ def rr_run(
     client.config_resetstat()
     client.close()
     worker_env = clean_env({"REDIS_URL": bench.url, "RR_CONFIG": str(config), **env})
-    argv = [sys.executable, "worker.py"]
+    argv = [*wrap, sys.executable, "worker.py"]
     started = [bench.children.start(f"worker{n}", argv, worker_env) for n in range(workers)]
 
     def done(client: sync_redis.Redis) -> int:

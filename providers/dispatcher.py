@@ -133,7 +133,8 @@ class Dispatcher:
         prepared = {id(p.deployment): p for p in usable}
         deployments = [p.deployment for p in usable]
         requests = len(usable[0].requests)
-        tokens = estimate_tokens(request)
+        # the estimate renders every document again: only a token limit needs it
+        tokens = estimate_tokens(request) if any(d.limits.tpm for d in deployments) else 1
 
         failed: set[int] = set()
 

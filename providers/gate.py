@@ -37,6 +37,7 @@ __all__ = [
     "ACQUIRE_LUA",
     "CHARS_PER_TOKEN",
     "COOLING_LUA",
+    "OPEN_LUA",
     "RELEASE_LUA",
     "Gate",
     "GatePolicy",
@@ -123,6 +124,23 @@ end
 return math.max(tonumber(redis.call('GET', KEYS[1] .. ':cool') or now) - now, 0)
 """
 
+OPEN_LUA = """
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local found = {}
+for i = 2, #ARGV do
+  local cool = tonumber(redis.call('GET', ARGV[i] .. ':cool') or now) - now
+  found[#found + 1] = math.ceil(math.max(cool, 0))
+  found[#found + 1] = redis.call('EXISTS', ARGV[i] .. ':fails')
+end
+return found
+"""
+
 RELEASE_LUA = """
 local prefix, lease_id, outcome = ARGV[1], ARGV[2], ARGV[3]
 local cool_ms, threshold, failure_cool_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -164,6 +182,9 @@ def estimate_tokens(request: RerankRequest) -> int:
 class Lease:
     deployment: Deployment
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    settle: bool = True
+    """False: a success has nothing to release (no limit took anything, no failure streak to
+    end), so it costs no Redis call."""
 
 
 class Gate(Protocol):
@@ -235,6 +256,7 @@ class RedisGate:
         self._cooling = redis.register_script(COOLING_LUA)
         self._turn = itertools.count()
         self._release = redis.register_script(RELEASE_LUA)
+        self._open = redis.register_script(OPEN_LUA)
 
     def _args(self, deployment: Deployment, requests: int, tokens: int) -> list[Any]:
         limits = deployment.limits
@@ -258,6 +280,8 @@ class RedisGate:
         # next one, so deployments without limits share lines too
         start = next(self._turn) % len(deployments)
         deployments = [*deployments[start:], *deployments[:start]]
+        if not any(d.limits.rpm or d.limits.tpm or d.limits.max_concurrency for d in deployments):
+            return await self._acquire_open(deployments)
         lease = Lease(deployments[0])
         args: list[Any] = [
             "",
@@ -300,8 +324,28 @@ class RedisGate:
                 raise DeferredError(f"{names}: no capacity for {wait:.1f}s", delay=wait)
             await self.sleep(wait)
 
+    async def _acquire_open(self, deployments: Sequence[Deployment]) -> Lease:
+        """Deployments nothing limits skip the limiter's script: only shared cool-downs hold them
+        back (one lighter script, and a success then releases nothing unless it ends a failure
+        streak another attempt started)."""
+        args: list[Any] = ["", *(self.key_prefix(d.label) for d in deployments)]
+        while True:
+            if self.now_ms is not None:
+                args[0] = self.now_ms()
+            found = [int(v) for v in await self._open(keys=[], args=args)]
+            for n, deployment in enumerate(deployments):
+                if found[2 * n] <= 0:
+                    return Lease(deployment, settle=bool(found[2 * n + 1]))
+            wait = min(found[::2]) / 1000
+            if wait > self.policy.defer_after:
+                names = ", ".join(d.label for d in deployments)
+                raise DeferredError(f"{names}: cooling down for {wait:.1f}s", delay=wait)
+            await self.sleep(wait)
+
     async def release(self, lease: Lease, error: RerankError | None) -> None:
         policy = self.policy
+        if error is None and not lease.settle:
+            return
         if error is None:
             outcome, cool = "ok", 0.0
         elif isinstance(error, RateLimitedError):

@@ -313,6 +313,36 @@ async def test_permanent_errors_do_not_cool(redis: Redis) -> None:
     assert clock.sleeps == []
 
 
+async def test_without_limits_a_success_leaves_nothing_in_redis(redis: Redis) -> None:
+    clock = Clock()
+    a, b = deployment("a"), deployment("b")
+    g = gate(redis, clock)
+    for _ in range(4):
+        lease = await g.acquire([a, b], 1, 1)
+        assert not lease.settle
+        await g.release(lease, None)
+    assert await redis.keys("*") == []
+    lease = await g.acquire([a], 1, 1)
+    await g.release(lease, failure())
+    lease = await g.acquire([a], 1, 1)
+    assert lease.settle  # this success ends a failure streak: it is reported
+    await g.release(lease, None)
+    assert await redis.keys("*") == []
+
+
+async def test_without_limits_a_long_cool_down_defers_the_line(redis: Redis) -> None:
+    clock = Clock()
+    a, b = deployment("a"), deployment("b")
+    g = gate(redis, clock, defer_after=2)
+    for d in (a, b):
+        lease = await g.acquire([d], 1, 1)
+        await g.release(lease, throttled(30 if d is a else 10))
+    with pytest.raises(DeferredError) as raised:
+        await g.acquire([a, b], 1, 1)
+    assert raised.value.delay == pytest.approx(10.0)
+    assert clock.sleeps == []
+
+
 # --- choosing among deployments ----------------------------------------------------------------------
 
 
