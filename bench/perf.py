@@ -153,7 +153,8 @@ def table(rounds: list[Figures], max_jobs: int) -> list[str]:
         verdict = "" if row.met is None or ratio != ratio else ("met" if row.met(ratio) else "MISSED")
         anchor_text = f"{anchor:,.2f} {row.unit}" if anchor == anchor else ""
         ours_text = f"{ours:,.2f} {row.unit}"
-        out.append(f"| {row.label} | {ours_text} | {anchor_text} | {ratio:.2f}x | {row.goal} | {verdict} |")
+        ratio_text = f"{ratio:.2f}x" if ratio == ratio else ""
+        out.append(f"| {row.label} | {ours_text} | {anchor_text} | {ratio_text} | {row.goal} | {verdict} |")
     return out
 
 
@@ -173,9 +174,6 @@ def profile(bench: Bench, out: Path, env: dict[str, str]) -> None:
     wrap = (py_spy(), "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o", str(out), "--")
     print("  rerank-runner, 1 worker, 0 ms, under py-spy", flush=True)
     rr_run(bench, 0, 1, env, wrap=wrap)
-    deadline = time.monotonic() + 30
-    while not out.exists() and time.monotonic() < deadline:  # py-spy writes once the worker stopped
-        time.sleep(0.2)
     print("\n".join(summary(out)))
 
 

@@ -16,16 +16,20 @@ from pathlib import Path
 
 __all__ = ["AREAS", "py_spy", "summary"]
 
-AREAS = {
-    "httpx + httpcore (HTTP client)": ("/httpx/", "/httpcore/", "/h11/", "/anyio/"),
-    "  failed `import sniffio` probes": ("current_async_library",),
-    "redis-py (all Redis calls)": ("/redis/",),
-    "arq (poll, claim, bookkeeping)": ("/arq/",),
-    "jobs/ + providers/ (own code)": ("/jobs/", "/providers/"),
-    "orjson / json": ("orjson", "/json/"),
-    "asyncio event loop (self)": ("/asyncio/",),
+AREAS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "the job (rerank_line), all of it": (("jobs/work.py",), ()),
+    "  its HTTP client (httpx, httpcore)": (("httpx/", "httpcore/", "h11/", "anyio/"), ()),
+    "  its Redis calls (redis-py)": (("redis/",), ()),
+    "arq around the job (poll, claim, start, finish)": (("arq/",), ("jobs/work.py",)),
+    "  of which Redis calls": (("redis/",), ("jobs/work.py",)),
+    "imports (start-up; httpcore's per-request `import sniffio`)": (("<frozen importlib",), ()),
+    "socket writes (Redis and HTTP), self time": (("asyncio/selector_events.py",), ()),
+    "event loop and selector, self time": (("asyncio/", "selectors.py"), ()),
 }
-FRAME = re.compile(r"^(?P<function>.*?) \((?P<path>[^:()]*)(?::\d+)?\)$")
+"""Label -> (path prefixes a stack passes through, prefixes it must not pass through); py-spy
+names files relative to site-packages or the project.  An indented label counts within the
+stacks of the label above it; a "self time" label counts only the innermost frame."""
+FRAME = re.compile(r"^(?P<function>.*?) \((?P<path>[^()]*?)(?::\d+)?\)$")
 
 
 def py_spy() -> str:
@@ -45,23 +49,40 @@ def _stacks(path: Path) -> list[tuple[list[str], int]]:
     return stacks
 
 
+def _within(
+    paths: list[str], label: str, prefixes: tuple[str, ...], without: tuple[str, ...], parent: tuple[str, ...]
+) -> bool:
+    if label.endswith("self time"):
+        return paths[-1].startswith(prefixes)
+    if any(p.startswith(without) for p in paths if without):
+        return False
+    inside = not label.startswith(" ") or any(p.startswith(parent) for p in paths)
+    return inside and any(p.startswith(prefixes) for p in paths)
+
+
+def _path(frame: str) -> str:
+    match = FRAME.match(frame)
+    return match["path"] if match else frame
+
+
 def summary(path: Path, top: int = 15) -> list[str]:
-    stacks = _stacks(path)
+    frames = _stacks(path)
+    stacks = [([_path(f) for f in fs], count) for fs, count in frames]
     total = sum(count for _, count in stacks) or 1
     out = [
         f"py-spy: {total} samples of one worker ({path})",
         "share of samples, by what the stack passes through:",
     ]
-    for label, needles in AREAS.items():
-        if label.startswith("asyncio"):
-            hits = sum(c for frames, c in stacks if any(n in frames[-1] for n in needles))
-        else:
-            hits = sum(c for frames, c in stacks if any(n in f for f in frames for n in needles))
-        out.append(f"  {label:<34} {100 * hits / total:5.1f}%")
+    parent: tuple[str, ...] = ()
+    for label, (prefixes, without) in AREAS.items():
+        if not label.startswith(" "):
+            parent = prefixes
+        hits = sum(count for paths, count in stacks if _within(paths, label, prefixes, without, parent))
+        out.append(f"  {label:<50} {100 * hits / total:5.1f}%")
     leaves: Counter[str] = Counter()
-    for frames, count in stacks:
-        match = FRAME.match(frames[-1])
-        leaves[f"{match['function']} ({match['path']})" if match else frames[-1]] += count
+    for fs, count in frames:
+        match = FRAME.match(fs[-1])
+        leaves[f"{match['function']} ({match['path']})" if match else fs[-1]] += count
     out.append(f"top {top} innermost functions (self time):")
     out += [f"  {100 * count / total:5.1f}%  {name}" for name, count in leaves.most_common(top)]
     return out

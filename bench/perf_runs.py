@@ -10,9 +10,11 @@ run (commands run inside Lua scripts included, as Redis counts them), minus the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -159,8 +161,16 @@ def _reset(url: str) -> None:
         client.close()
 
 
-def _stop(bench: Bench, workers: list[Child]) -> None:
+def _stop(bench: Bench, workers: list[Child], *, wrapped: bool = False) -> None:
+    """Stop the workers; a wrapped worker (a profiler's child) is stopped itself, so that the
+    profiler sees it exit and writes its samples."""
     for worker in workers:
+        if wrapped and worker.process.poll() is None:
+            pid = worker.process.pid
+            for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+                os.kill(int(child), signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.process.wait(60)
         bench.children.stop(worker)
 
 
@@ -199,7 +209,7 @@ def rr_run(
     try:
         return _measure(bench, done, started, timeout=60 + bench.lines / 20)
     finally:
-        _stop(bench, started)
+        _stop(bench, started, wrapped=bool(wrap))
 
 
 def plain_run(bench: Bench, latency_ms: int, workers: int, max_jobs: int) -> Throughput:
