@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import logging
 import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -230,6 +231,10 @@ class GatePolicy:
     """A concurrency slot held by a worker that died is freed after this long."""
     poll: float = 0.05
     """How soon to look again when a deployment is at its concurrency cap."""
+    open_refresh: float = 0.1
+    """A deployment with no limits: how long one read of its cool-down serves this worker's
+    lines (a cool-down another worker sets is honoured here this much later at most; one this
+    worker's own attempt causes, at once)."""
 
 
 class RedisGate:
@@ -257,6 +262,9 @@ class RedisGate:
         self._turn = itertools.count()
         self._release = redis.register_script(RELEASE_LUA)
         self._open = redis.register_script(OPEN_LUA)
+        self._open_seen: dict[str, tuple[float, float, bool]] = {}
+        """Unlimited deployments' last read: label -> (read at, cooling until, failure streak),
+        in milliseconds on :meth:`_clock_ms`."""
 
     def _args(self, deployment: Deployment, requests: int, tokens: int) -> list[Any]:
         limits = deployment.limits
@@ -324,28 +332,44 @@ class RedisGate:
                 raise DeferredError(f"{names}: no capacity for {wait:.1f}s", delay=wait)
             await self.sleep(wait)
 
+    def _clock_ms(self) -> float:
+        return self.now_ms() if self.now_ms is not None else time.monotonic() * 1000
+
     async def _acquire_open(self, deployments: Sequence[Deployment]) -> Lease:
         """Deployments nothing limits skip the limiter's script: only shared cool-downs hold them
-        back (one lighter script, and a success then releases nothing unless it ends a failure
-        streak another attempt started)."""
-        args: list[Any] = ["", *(self.key_prefix(d.label) for d in deployments)]
+        back.  Their state is read by one lighter script at most every ``open_refresh`` seconds
+        per worker, and a success releases nothing unless it ends a failure streak."""
         while True:
-            if self.now_ms is not None:
-                args[0] = self.now_ms()
-            found = [int(v) for v in await self._open(keys=[], args=args)]
-            for n, deployment in enumerate(deployments):
-                if found[2 * n] <= 0:
-                    return Lease(deployment, settle=bool(found[2 * n + 1]))
-            wait = min(found[::2]) / 1000
+            seen = await self._open_state(deployments)
+            now = self._clock_ms()
+            for deployment, (_, cooling_until, streak) in zip(deployments, seen, strict=True):
+                if cooling_until <= now:
+                    return Lease(deployment, settle=streak)
+            wait = (min(cooling_until for _, cooling_until, _ in seen) - now) / 1000
             if wait > self.policy.defer_after:
                 names = ", ".join(d.label for d in deployments)
                 raise DeferredError(f"{names}: cooling down for {wait:.1f}s", delay=wait)
             await self.sleep(wait)
 
+    async def _open_state(self, deployments: Sequence[Deployment]) -> list[tuple[float, float, bool]]:
+        now = self._clock_ms()
+        seen = [self._open_seen.get(d.label) for d in deployments]
+        fresh = [s for s in seen if s is not None and now - s[0] < self.policy.open_refresh * 1000]
+        if len(fresh) == len(deployments):
+            return fresh
+        args: list[Any] = [self.now_ms() if self.now_ms is not None else ""]
+        args += [self.key_prefix(d.label) for d in deployments]
+        found = [int(v) for v in await self._open(keys=[], args=args)]
+        for n, deployment in enumerate(deployments):
+            state = (now, now + found[2 * n], bool(found[2 * n + 1]))
+            self._open_seen[deployment.label] = state
+        return [self._open_seen[d.label] for d in deployments]
+
     async def release(self, lease: Lease, error: RerankError | None) -> None:
         policy = self.policy
         if error is None and not lease.settle:
             return
+        self._open_seen.pop(lease.deployment.label, None)  # what this changes is read again
         if error is None:
             outcome, cool = "ok", 0.0
         elif isinstance(error, RateLimitedError):

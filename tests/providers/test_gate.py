@@ -330,6 +330,25 @@ async def test_without_limits_a_success_leaves_nothing_in_redis(redis: Redis) ->
     assert await redis.keys("*") == []
 
 
+async def test_without_limits_another_workers_cool_down_is_honoured_within_open_refresh(
+    redis: Redis,
+) -> None:
+    clock = Clock()
+    a = deployment("a")
+    one, two = gate(redis, clock, open_refresh=0.1), gate(redis, clock)
+    await one.release(await one.acquire([a], 1, 1), None)
+    await two.release(await two.acquire([a], 1, 1), throttled(2))
+    await one.acquire([a], 1, 1)  # its read of 0 ms ago still serves (the documented lag)
+    assert clock.sleeps == []
+    clock.advance(100)
+    await one.acquire([a], 1, 1)  # read again: the rest of the cool-down is waited out
+    assert clock.sleeps == [1.9]
+    lease = await one.acquire([a], 1, 1)
+    await one.release(lease, throttled(1))  # its own 429: the next line waits at once
+    await one.acquire([a], 1, 1)
+    assert clock.sleeps == [1.9, 1.0]
+
+
 async def test_without_limits_a_long_cool_down_defers_the_line(redis: Redis) -> None:
     clock = Clock()
     a, b = deployment("a"), deployment("b")
