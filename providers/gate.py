@@ -263,6 +263,8 @@ class RedisGate:
         self._release = redis.register_script(RELEASE_LUA)
         self._open = redis.register_script(OPEN_LUA)
         self._open_seen: dict[str, tuple[float, float, bool]] = {}
+        self._open_changes = 0
+        """Counts this worker's outcomes sent to Redis: a read that overlapped one is not kept."""
         """Unlimited deployments' last read: label -> (read at, cooling until, failure streak),
         in milliseconds on :meth:`_clock_ms`."""
 
@@ -359,17 +361,18 @@ class RedisGate:
             return fresh
         args: list[Any] = [self.now_ms() if self.now_ms is not None else ""]
         args += [self.key_prefix(d.label) for d in deployments]
+        changes = self._open_changes
         found = [int(v) for v in await self._open(keys=[], args=args)]
-        for n, deployment in enumerate(deployments):
-            state = (now, now + found[2 * n], bool(found[2 * n + 1]))
-            self._open_seen[deployment.label] = state
-        return [self._open_seen[d.label] for d in deployments]
+        states = [(now, now + found[2 * n], bool(found[2 * n + 1])) for n in range(len(deployments))]
+        if changes == self._open_changes:
+            self._open_seen.update(zip((d.label for d in deployments), states, strict=True))
+        return states
 
     async def release(self, lease: Lease, error: RerankError | None) -> None:
         policy = self.policy
         if error is None and not lease.settle:
             return
-        self._open_seen.pop(lease.deployment.label, None)  # what this changes is read again
+        self._forget(lease)
         if error is None:
             outcome, cool = "ok", 0.0
         elif isinstance(error, RateLimitedError):
@@ -399,3 +402,10 @@ class RedisGate:
                 "%s: could not release a gate slot (%r); it frees itself within %gs",
                 lease.deployment.label, exc, policy.lease_seconds,
             )  # fmt: skip
+        finally:
+            self._forget(lease)
+
+    def _forget(self, lease: Lease) -> None:
+        """What an outcome changes is read again, and a read overlapping it is not kept."""
+        self._open_changes += 1
+        self._open_seen.pop(lease.deployment.label, None)
