@@ -44,6 +44,7 @@ __all__ = [
     "GatePolicy",
     "Lease",
     "OpenGate",
+    "OpenState",
     "RedisGate",
     "Sleep",
     "estimate_tokens",
@@ -52,6 +53,9 @@ __all__ = [
 log = logging.getLogger("rerank_runner.gate")
 
 Sleep = Callable[[float], Awaitable[None]]
+OpenState = tuple[float, float, bool]
+"""An unlimited deployment's state as last read: (read at, cooling until: milliseconds on the
+gate's clock; whether a failure streak is running)."""
 CHARS_PER_TOKEN = 4
 
 ACQUIRE_LUA = """
@@ -262,7 +266,8 @@ class RedisGate:
         self._turn = itertools.count()
         self._release = redis.register_script(RELEASE_LUA)
         self._open = redis.register_script(OPEN_LUA)
-        self._open_seen: dict[str, tuple[float, float, bool]] = {}
+        self._open_seen: dict[str, OpenState] = {}
+        self._open_reads: dict[tuple[str, ...], asyncio.Future[dict[str, OpenState]]] = {}
         self._open_changes = 0
         """Counts this worker's outcomes sent to Redis: a read that overlapped one is not kept."""
         """Unlimited deployments' last read: label -> (read at, cooling until, failure streak),
@@ -353,19 +358,33 @@ class RedisGate:
                 raise DeferredError(f"{names}: cooling down for {wait:.1f}s", delay=wait)
             await self.sleep(wait)
 
-    async def _open_state(self, deployments: Sequence[Deployment]) -> list[tuple[float, float, bool]]:
+    async def _open_state(self, deployments: Sequence[Deployment]) -> list[OpenState]:
         now = self._clock_ms()
         seen = [self._open_seen.get(d.label) for d in deployments]
         fresh = [s for s in seen if s is not None and now - s[0] < self.policy.open_refresh * 1000]
         if len(fresh) == len(deployments):
             return fresh
+        # one read in flight per set of deployments: the lines that find the state stale
+        # while it is being read wait for that read instead of each sending their own
+        key = tuple(sorted(d.label for d in deployments))
+        reading = self._open_reads.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_open(deployments, now))
+            self._open_reads[key] = reading
+            reading.add_done_callback(lambda done: self._open_reads.pop(key, None))
+        states = await asyncio.shield(reading)
+        return [states[d.label] for d in deployments]
+
+    async def _read_open(self, deployments: Sequence[Deployment], now: float) -> dict[str, OpenState]:
         args: list[Any] = [self.now_ms() if self.now_ms is not None else ""]
         args += [self.key_prefix(d.label) for d in deployments]
         changes = self._open_changes
         found = [int(v) for v in await self._open(keys=[], args=args)]
-        states = [(now, now + found[2 * n], bool(found[2 * n + 1])) for n in range(len(deployments))]
+        states = {
+            d.label: (now, now + found[2 * n], bool(found[2 * n + 1])) for n, d in enumerate(deployments)
+        }
         if changes == self._open_changes:
-            self._open_seen.update(zip((d.label for d in deployments), states, strict=True))
+            self._open_seen.update(states)
         return states
 
     async def release(self, lease: Lease, error: RerankError | None) -> None:

@@ -349,6 +349,20 @@ async def test_without_limits_another_workers_cool_down_is_honoured_within_open_
     assert clock.sleeps == [1.9, 1.0]
 
 
+async def test_without_limits_lines_arriving_together_share_one_read(redis: Redis) -> None:
+    clock = Clock()
+    a, b = deployment("a"), deployment("b")
+    g = gate(redis, clock)
+    await redis.config_resetstat()
+    leases = await asyncio.gather(*(g.acquire([a, b], 1, 1) for _ in range(16)))
+    stats = await redis.info("commandstats")
+    assert stats["cmdstat_exists"]["calls"] == 2  # one read: a failure-streak check per deployment
+    assert Counter(lease.deployment.label for lease in leases) == {"a": 8, "b": 8}  # turns
+    clock.advance(100)
+    await g.acquire([b, a], 1, 1)
+    assert (await redis.info("commandstats"))["cmdstat_exists"]["calls"] == 4  # stale: read again
+
+
 async def test_without_limits_a_long_cool_down_defers_the_line(redis: Redis) -> None:
     clock = Clock()
     a, b = deployment("a"), deployment("b")
