@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -53,6 +54,8 @@ from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 
 __all__ = [
+    "LINES_PER_HTTP_CLIENT",
+    "http_clients",
     "local_run",
     "main",
     "resilience_options",
@@ -60,6 +63,21 @@ __all__ = [
     "worker_options",
     "worker_settings",
 ]
+
+
+LINES_PER_HTTP_CLIENT = 16
+"""httpcore scans its whole connection pool on every request, in time quadratic in its idle
+connections: a worker holds one ``httpx.AsyncClient`` per 16 lines in flight, each with two
+connections per line, all kept alive (httpx keeps 20 by default; a request beyond them opened a
+new connection).  Measured in docs/performance.md."""
+
+
+def http_clients(settings: RunnerSettings) -> list[httpx.AsyncClient]:
+    count = max(1, math.ceil(settings.max_jobs / LINES_PER_HTTP_CLIENT))
+    connections = 2 * math.ceil(settings.max_jobs / count)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    timeout = httpx.Timeout(settings.http_timeout)
+    return [httpx.AsyncClient(timeout=timeout, limits=limits) for _ in range(count)]
 
 
 def worker_options(settings: RunnerSettings) -> dict[str, Any]:
@@ -73,17 +91,12 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
 
     async def startup(ctx: dict[str, Any]) -> None:
         redact_logs(redactor)
-        # every in-flight line keeps its connection between requests (httpx keeps only 20 alive
-        # by default: with more lines in flight, each request beyond them opened a new one)
-        connections = settings.max_jobs * 2
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.http_timeout),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        )
+        clients = http_clients(settings)
+        client = clients[0]
         retry = RetryPolicy(
             max_attempts=settings.retry_attempts, max_total_seconds=settings.retry_max_seconds
         )
-        ctx["http_client"] = client
+        ctx["http_clients"] = clients
         gate = RedisGate(ctx["redis"], keys.limiter, gate_policy)
         ctx["state"] = WorkerState(
             reranker=Reranker(
@@ -93,6 +106,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
                     gate,
                     max_response_bytes=settings.max_response_bytes,
                     redactor=redactor,
+                    more_clients=clients[1:],
                 ),
                 credentials=credentials,
                 model_list=models.deployments,
@@ -111,7 +125,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
             state.cache = ScoreCache(ctx["redis"], state.reranker, settings.cache_ttl_ms)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        if client := ctx.get("http_client"):
+        for client in ctx.get("http_clients", ()):
             await client.aclose()
 
     functions: list[WorkerCoroutine] = [rerank_line]

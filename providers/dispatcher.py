@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,8 +93,13 @@ class Dispatcher:
         *,
         max_response_bytes: int = wire.MAX_RESPONSE_BYTES,
         redactor: Redactor = PATTERNS_ONLY,
+        more_clients: Sequence[httpx.AsyncClient] = (),
     ) -> None:
         self.client = client
+        self.clients = [client, *more_clients]
+        """Lines take turns over these (all of a line's requests on one): httpcore scans its
+        whole pool on every request, so several small pools cost less CPU than one big one."""
+        self._client_turn = itertools.count()
         self.max_response_bytes = max_response_bytes
         self.redactor = redactor
         """Scrubs every error this dispatcher raises (see :mod:`providers.redaction`)."""
@@ -137,13 +143,14 @@ class Dispatcher:
         tokens = estimate_tokens(request) if any(d.limits.tpm for d in deployments) else 1
 
         failed: set[int] = set()
+        client = self.clients[next(self._client_turn) % len(self.clients)]
 
         async def attempt() -> RerankResponse:
             # a retry goes to a deployment that has not failed this line, while there is one
             fresh = [d for d in deployments if id(d) not in failed] or deployments
             lease = await self.gate.acquire(fresh, requests, tokens)
             try:
-                response = await self._send_line(prepared[id(lease.deployment)], request)
+                response = await self._send_line(prepared[id(lease.deployment)], request, client)
             except RerankError as exc:
                 await self.gate.release(lease, exc)
                 failed.add(id(lease.deployment))
@@ -163,13 +170,15 @@ class Dispatcher:
         response.attempts = attempts
         return response
 
-    async def _send_line(self, prepared: Prepared, request: RerankRequest) -> RerankResponse:
+    async def _send_line(
+        self, prepared: Prepared, request: RerankRequest, client: httpx.AsyncClient
+    ) -> RerankResponse:
         answers = []
         usage: dict[str, Any] | None = None
         response_id = request_id = None
         for part, wire_request in prepared.requests:
             try:
-                parsed, response = await self._call(prepared, wire_request, part.request)
+                parsed, response = await self._call(prepared, wire_request, part.request, client)
             except RerankError as exc:  # auth exchanges and parsing included
                 raise self.redactor.error(exc) from exc.__cause__
             answers.append((part, parsed.results))
@@ -186,7 +195,7 @@ class Dispatcher:
         )
 
     async def _call(
-        self, prepared: Prepared, wire_request: WireRequest, request: RerankRequest
+        self, prepared: Prepared, wire_request: WireRequest, request: RerankRequest, client: httpx.AsyncClient
     ) -> tuple[ParsedResponse, httpx.Response]:
         adapter, deployment = prepared.adapter, prepared.deployment
         content = orjson.dumps(wire_request.body)
@@ -201,7 +210,7 @@ class Dispatcher:
             AuthRequest(deployment, method, url, content, headers, self.client, self.tokens)
         )
         response = await wire.send(
-            self.client,
+            client,
             adapter.provider,
             method,
             url,
