@@ -1,8 +1,9 @@
-"""rerank-runner batch commands: list, status, results, cancel, retry-failed, workers.
+"""rerank-runner batch commands: list, status, report, results, cancel, retry-failed, workers.
 
     python batch.py list
-    python batch.py status BATCH [--watch] [--json]
-    python batch.py results BATCH [--output FILE] [--errors FILE]
+    python batch.py status BATCH|GROUP ... [--watch] [--json]
+    python batch.py report BATCH --html report.html
+    python batch.py results BATCH|GROUP [--output FILE] [--errors FILE]
     python batch.py cancel BATCH
     python batch.py retry-failed BATCH [--code rate_limited ...]
     python batch.py workers
@@ -11,6 +12,10 @@ They work against $REDIS_URL (or --redis-url); without one, against the embedded
 Redis that a local `python enqueue.py` run left in --state-dir.  There, `status` says
 "interrupted" for a batch whose local run was stopped (Ctrl-C, kill) before it finished,
 and `retry-failed` runs the lines it queues again in this process.
+
+`status` also shows each deployment's requests, latency, retries, cool-down, usage and
+cost, and the live workers; `report` writes one self-contained HTML page of the run
+(docs/operations.md).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from redis.asyncio import Redis
 
+from jobs.bakeoff import GroupStatus, expand, group_batches
 from jobs.batches import (
     BatchStatus,
     UnknownBatchError,
@@ -33,12 +40,21 @@ from jobs.batches import (
     list_batches,
     retry_failed,
 )
-from jobs.connection import DEFAULT_STATE_DIR, EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, connect
+from jobs.connection import (
+    DEFAULT_STATE_DIR,
+    EXIT_REDIS_UNAVAILABLE,
+    Connection,
+    RedisUnavailableError,
+    connect,
+)
 from jobs.embedded import pid_alive
+from jobs.estimate import prices_from
 from jobs.liveness import WorkerInfo, list_workers
 from jobs.progress import wait_for_batch
 from jobs.redis_url import RedisUrlError
+from jobs.report import EvaluationError, ReportUnavailableError, load_evaluation, render_html, report_data
 from jobs.settings import RunnerSettings, SettingsError, load_settings
+from jobs.stats import deployment_stats, describe
 from worker import local_run, run_local_workers
 
 __all__ = ["main", "parse_args", "print_workers", "run", "state_of"]
@@ -71,12 +87,22 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="batch names in this Redis")
-    status = commands.add_parser("status", help="counts, rate and ETA")
-    status.add_argument("batch")
+    status = commands.add_parser("status", help="counts, rate and ETA; per deployment; workers")
+    status.add_argument(
+        "batch", nargs="+", help="batch names, or bake-off group names (enqueue.py --model a --model b)"
+    )
     status.add_argument("--watch", action="store_true", help="progress bar until the batch finishes")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--config", type=Path, help="model list whose prices give the cost ($RR_CONFIG)")
+    report = commands.add_parser("report", help="one self-contained HTML page with charts of the run")
+    report.add_argument("batch")
+    report.add_argument("--html", type=Path, required=True, help="the file to write, e.g. report.html")
+    report.add_argument("--config", type=Path, help="model list whose prices give the cost ($RR_CONFIG)")
+    report.add_argument(
+        "--eval", type=Path, help="metrics of an evaluation of the batch (JSON: {metric: value} or rows)"
+    )
     results = commands.add_parser("results", help="export results (JSONL, dataset order)")
-    results.add_argument("batch")
+    results.add_argument("batch", help="a batch, or a bake-off group (each of its batches is exported)")
     results.add_argument("--output", type=Path, help="default: results/BATCH.jsonl")
     results.add_argument(
         "--errors", type=Path, help="failed and unfinished lines (default: results/BATCH.errors.jsonl)"
@@ -108,6 +134,91 @@ def print_workers(found: list[WorkerInfo], *, as_json: bool) -> None:
         print("no workers registered")
 
 
+async def _one_status(
+    args: argparse.Namespace, conn: Connection, settings: RunnerSettings, batch: str
+) -> tuple[BatchStatus, dict[str, Any]]:
+    """One batch's status, printed unless --json, and its JSON row."""
+    redis = conn.redis
+    status = await (wait_for_batch(redis, batch) if args.watch else batch_status(redis, batch))
+    state = state_of(status, conn.embedded)
+    eta = None if state == "interrupted" else status.eta_seconds
+    deployments = await deployment_stats(redis, batch, prices_from(settings.config))
+    row = {
+        **status.to_json(),
+        "state": state,
+        "eta_s": eta and round(eta, 1),
+        "deployments": [d.to_json() for d in deployments],
+    }
+    if args.json:
+        return status, row
+    rate = f"{status.rate:.1f} lines/s" if status.rate else "n/a"
+    hint = "  (stopped before it finished: run the same enqueue command again to resume)"
+    print(
+        f"batch {status.batch}: {state}{hint if state == 'interrupted' else ''}\n"
+        f"  total {status.total}  succeeded {status.succeeded}  failed {status.failed}  "
+        f"pending {status.pending}\n  rate {rate}  eta {_duration(eta)}\n"
+        f"  score cache: {status.cache_hits} documents served, {status.cache_misses} requested"
+    )
+    print("deployments:" if deployments else "deployments: no requests recorded yet")
+    for stats in deployments:
+        print(describe(stats))
+    return status, row
+
+
+async def _status(args: argparse.Namespace, conn: Connection, settings: RunnerSettings) -> None:
+    """One batch, or several: names and bake-off groups, each group standing for its batches."""
+    batches = await expand(conn.redis, args.batch)
+    found = [await _one_status(args, conn, settings, batch) for batch in batches]
+    several = GroupStatus([status for status, _ in found])
+    alive = [w for w in await list_workers(conn.redis) if w.live]
+    if args.json:
+        workers = [{"worker_id": w.worker_id, "in_flight": w.in_flight} for w in alive]
+        rows = [row for _, row in found]
+        single = batches == args.batch and len(batches) == 1
+        whole = rows[0] if single else {**several.to_json(), "batches": rows}
+        print(orjson.dumps({**whole, "workers": workers}).decode())
+        return
+    if len(batches) > 1:
+        print(several.describe(" ".join(args.batch)))
+    flights = ", ".join(f"{w.worker_id} {w.in_flight}" for w in alive)
+    print(f"workers alive: {len(alive)}" + (f" (in flight: {flights})" if alive else ""))
+
+
+async def _report(args: argparse.Namespace, redis: Redis, settings: RunnerSettings) -> None:
+    evaluation = load_evaluation(args.eval) if args.eval else None
+    data = await report_data(redis, args.batch, prices_from(settings.config), evaluation)
+    args.html.parent.mkdir(parents=True, exist_ok=True)
+    args.html.write_text(render_html(data))
+    print(f"report of batch {args.batch} ({data.status.done} lines) -> {args.html}")
+
+
+async def _export(redis: Redis, batch: str, output: Path | None, errors_path: Path | None) -> None:
+    out = output or Path("results") / f"{batch}.jsonl"
+    err = errors_path or Path("results") / f"{batch}.errors.jsonl"
+    results, errors = export_to_files(out, err)
+    with results, errors:
+        counts = await export(redis, batch, results, errors)
+    print(
+        f"{counts.succeeded} results -> {out}\n"
+        f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}"
+    )
+
+
+async def _results(args: argparse.Namespace, redis: Redis) -> int:
+    """Export a batch, or each batch of a bake-off group to its own default files."""
+    siblings = await group_batches(redis, args.batch)
+    if siblings and (args.output or args.errors):
+        print(
+            f"error: {args.batch} is a bake-off of {len(siblings)} batches: "
+            "each is written to results/BATCH.jsonl (no --output, --errors)",
+            file=sys.stderr,
+        )
+        return 2
+    for name in siblings or [args.batch]:
+        await _export(redis, name, args.output, args.errors)
+    return 0
+
+
 async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
     async with connect(settings.redis_url, args.state_dir) as conn:
         redis = conn.redis
@@ -116,38 +227,13 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
                 print(name)
             return 0
         if args.command == "status":
-            status = await (
-                wait_for_batch(redis, args.batch) if args.watch else batch_status(redis, args.batch)
-            )
-            state = state_of(status, conn.embedded)
-            eta = None if state == "interrupted" else status.eta_seconds
-            if args.json:
-                print(
-                    orjson.dumps(
-                        {**status.to_json(), "state": state, "eta_s": eta and round(eta, 1)}
-                    ).decode()
-                )
-            else:
-                rate = f"{status.rate:.1f} lines/s" if status.rate else "n/a"
-                hint = "  (stopped before it finished: run the same enqueue command again to resume)"
-                print(
-                    f"batch {status.batch}: {state}{hint if state == 'interrupted' else ''}\n"
-                    f"  total {status.total}  succeeded {status.succeeded}  failed {status.failed}  "
-                    f"pending {status.pending}\n  rate {rate}  eta {_duration(eta)}\n"
-                    f"  score cache: {status.cache_hits} documents served, {status.cache_misses} requested"
-                )
+            await _status(args, conn, settings)
+            return 0
+        if args.command == "report":
+            await _report(args, conn.redis, settings)
             return 0
         if args.command == "results":
-            out = args.output or Path("results") / f"{args.batch}.jsonl"
-            err = args.errors or Path("results") / f"{args.batch}.errors.jsonl"
-            results, errors = export_to_files(out, err)
-            with results, errors:
-                counts = await export(redis, args.batch, results, errors)
-            print(
-                f"{counts.succeeded} results -> {out}\n"
-                f"{counts.failed} failed + {counts.unfinished} unfinished -> {err}"
-            )
-            return 0
+            return await _results(args, redis)
         if args.command == "workers":
             print_workers(await list_workers(redis), as_json=args.json)
             return 0
@@ -184,7 +270,7 @@ def main(argv: list[str] | None = None, prog: str = "python batch.py") -> int:
         return 2
     try:
         return asyncio.run(run(args, settings))
-    except (UnknownBatchError, RedisUrlError) as exc:
+    except (UnknownBatchError, RedisUrlError, ReportUnavailableError, EvaluationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RedisUnavailableError as exc:

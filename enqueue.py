@@ -16,7 +16,9 @@ done, writes the results file and stops what it started.  With a Redis URL it
 enqueues and prints the commands to start workers, follow progress and export
 results; --wait follows the batch and exports when it finishes.
 
-The default model is local/bm25, a key-free lexical reranker.
+The default model is local/bm25, a key-free lexical reranker (local/ql is the other); with
+--corpus they score with the corpus's statistics.  Repeating --model runs a bake-off: one
+batch per model over the same lines, all under one group name for batch.py status/results.
 """
 
 from __future__ import annotations
@@ -24,17 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-import orjson
-
+from jobs.bakeoff import default_group_name, per_model, register_group
 from jobs.batches import BatchBusyError, drop, export, export_to_files
 from jobs.connection import (
     DEFAULT_STATE_DIR,
@@ -45,58 +43,53 @@ from jobs.connection import (
     redacted,
 )
 from jobs.corpus import Corpus, CorpusError, load_corpus
+from jobs.corpus_stats import store_statistics
 from jobs.dataset import (
-    DEFAULT_LIMITS,
     MAX_DOCUMENT_BYTES,
     MAX_LINE_BYTES,
     DatasetLine,
-    LineError,
-    LineLimits,
-    LongLine,
-    read_lines,
-    trusted_line,
 )
 from jobs.estimate import estimate, prices_from
 from jobs.identity import RunIdentity, default_batch_name, run_identity
 from jobs.payload import line_payload, rerank_request
+from jobs.preflight import (
+    Paths,
+    UsageError,
+    check_arguments,
+    paths_for,
+    settings_from,
+    stop_before_enqueue,
+    valid_lines,
+    validate,
+)
 from jobs.progress import wait_for_batch
 from jobs.queue import BatchConflictError, EnqueueCounts, enqueue_lines, register_batch
-from jobs.redis_url import RedisUrlError, redis_settings
-from jobs.settings import RunnerSettings, SettingsError, load_settings, model_list, provider_credentials
-from jobs.validation import ModelCheck, ValidationReport, fingerprint, validate_file
+from jobs.settings import RunnerSettings, model_list, provider_credentials
+from jobs.validation import ValidationReport, fingerprint
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError
-from providers.registry import deployment_for
+from providers.registry import LOCAL_PROVIDER, deployment_for
 from providers.types import RerankRequest
-from worker import local_run, run_local_workers
+from worker import local_run, run_local_batches
 
 __all__ = [
-    "BATCH_NAME",
-    "ERRORS_SHOWN",
     "PROG",
-    "Paths",
-    "RejectLog",
     "Run",
-    "UsageError",
-    "check_arguments",
     "conflict_message",
+    "corpus_statistics",
     "dry_run",
     "enqueue_and_follow",
+    "group_of",
     "main",
     "parse_args",
-    "paths_for",
+    "prepare_runs",
+    "print_group",
     "print_next_steps",
     "register",
     "resolver",
-    "settings_from",
     "sibling",
-    "stop_before_enqueue",
-    "valid_lines",
-    "validate",
 ]
 
-BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-ERRORS_SHOWN = 100
 PROG = "python enqueue.py"
 
 
@@ -108,7 +101,14 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
     )
     parser.add_argument("dataset", type=Path, help="JSONL file: one query, its id and its documents per line")
     parser.add_argument(
-        "--model", help="model for lines without one (default: $RR_DEFAULT_MODEL or local/bm25)"
+        "--model",
+        action="append",
+        help="model for lines without one (default: $RR_DEFAULT_MODEL or local/bm25); repeat it for a "
+        "bake-off: one batch per model over the same lines, under one group name",
+    )
+    parser.add_argument(
+        "--group",
+        help="bake-off group name, for batch.py status/results GROUP (default: FILE-bakeoff-HASH)",
     )
     parser.add_argument(
         "--batch",
@@ -168,56 +168,6 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
-
-
-@dataclass
-class Paths:
-    results: Path
-    errors: Path
-    rejects: Path
-
-
-class RejectLog:
-    """Prints the first bad lines and writes all of them to the rejects file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.shown = 0
-        self.handle: BinaryIO | None = None
-
-    def __call__(self, error: LineError) -> None:
-        for message in error.describe():
-            if self.shown < ERRORS_SHOWN:
-                print(message, file=sys.stderr)
-            self.shown += 1
-        if self.handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.handle = self.path.open("wb")
-        self.handle.write(orjson.dumps(error.to_json()) + b"\n")
-
-    def close(self) -> None:
-        if self.handle:
-            self.handle.close()
-        if self.shown > ERRORS_SHOWN:
-            print(f"... {self.shown - ERRORS_SHOWN} more problems not shown", file=sys.stderr)
-
-    def move_to(self, path: Path) -> None:
-        """The default rejects file is named after the batch, known only once the valid lines
-        are: validation writes to a temporary name first."""
-        if self.handle and path != self.path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.path = self.path.replace(path)
-
-
-def valid_lines(
-    path: Path, report: ValidationReport, max_line_bytes: int = MAX_LINE_BYTES, corpus: Corpus | None = None
-) -> Iterator[DatasetLine]:
-    """The lines validation accepted, rebuilt without checking them a second time (documents
-    given by id resolved through the corpus)."""
-    for line_no, raw in read_lines(path, max_line_bytes):
-        if not report.rejected(line_no) and not isinstance(raw, LongLine):
-            line = trusted_line(line_no, raw)
-            yield corpus.resolve(line) if corpus else line
 
 
 @dataclass
@@ -316,22 +266,48 @@ async def dry_run(run: Run) -> int:
     return 0
 
 
-async def enqueue_and_follow(run: Run) -> int:
-    args, settings, batch = run.args, run.settings, run.batch
+async def enqueue_and_follow(run: Run, *siblings: Run, group: str | None = None) -> int:
+    """Enqueue the run (and, in a bake-off, its sibling runs: the same lines, other models),
+    then run them here (local mode) or follow them (--wait) and export each batch."""
+    runs = [run, *siblings]
+    args, settings = run.args, run.settings
     if fingerprint(args.dataset) != run.report.fingerprint:
         print(f"error: {args.dataset} changed since it was validated; nothing enqueued", file=sys.stderr)
         return 1
     async with connect(settings.redis_url, args.state_dir) as conn:
-        if (refused := await register(run, conn)) is not None:
-            return refused
+        for each in runs:
+            if (refused := await register(each, conn)) is not None:
+                return refused
+        if group is not None:
+            await register_group(conn.redis, group, [r.batch for r in runs], settings.result_ttl_ms)
         async with contextlib.AsyncExitStack() as local:
             if conn.embedded:
-                await local.enter_async_context(local_run(conn.redis, batch))
-            return await _enqueue_and_run(run, conn)
+                for each in runs:
+                    await local.enter_async_context(local_run(conn.redis, each.batch))
+            for each in runs:
+                if (failed := await _enqueue(each, conn, bakeoff=group is not None)) is not None:
+                    return failed
+            return await _follow_and_export(runs, conn, group)
 
 
-async def _enqueue_and_run(run: Run, conn: Connection) -> int:
-    args, settings, batch, paths = run.args, run.settings, run.batch, run.paths
+async def corpus_statistics(run: Run, conn: Connection) -> str | None:
+    """With --corpus and a model that ranks locally: the corpus's statistics stored for the
+    workers (computed once per corpus), and the digest the lines' jobs name."""
+    resolved = resolver(run.settings, run.identity.models).values()
+    if not any(d.provider == LOCAL_PROVIDER for deployments, _ in resolved for d in deployments):
+        return None
+    if run.corpus is None:
+        print("note: without --corpus, local models score each line with its own candidates' statistics")
+        return None
+    if await store_statistics(conn.redis, run.corpus, run.settings.result_ttl_ms):
+        print(f"corpus statistics for the local models: {len(run.corpus.documents)} documents")
+    return run.corpus.digest
+
+
+async def _enqueue(run: Run, conn: Connection, *, bakeoff: bool = False) -> int | None:
+    """Enqueue the run's lines; an exit status when the file changed meanwhile."""
+    args, settings, batch = run.args, run.settings, run.batch
+    corpus = await corpus_statistics(run, conn)
     started = time.monotonic()
     counts: EnqueueCounts = await enqueue_lines(
         conn.redis,
@@ -340,6 +316,7 @@ async def _enqueue_and_run(run: Run, conn: Connection) -> int:
         default_model=settings.default_model,
         run=run.identity.digest,
         no_cache=args.no_cache,
+        corpus=corpus,
         job_expiry_ms=settings.job_expiry_ms,
         result_ttl_ms=settings.result_ttl_ms,
     )
@@ -352,113 +329,63 @@ async def _enqueue_and_run(run: Run, conn: Connection) -> int:
             file=sys.stderr,
         )
         return 1
+    which = f"batch {batch}: " if bakeoff else ""
     print(
-        f"enqueued {counts.added} new lines in {elapsed:.1f}s; skipped {counts.skipped} "
+        f"{which}enqueued {counts.added} new lines in {elapsed:.1f}s; skipped {counts.skipped} "
         f"({counts.already_queued} already queued, {counts.already_done} already done)"
     )
-    show = not args.no_progress
-    if conn.embedded:
-        print(f"batch {batch}: running locally (Redis state in {args.state_dir}/)")
-        status = await run_local_workers(conn.url, conn.redis, settings, batch, show=show)
-    elif args.wait:
-        print_next_steps(run, conn)
-        status = await wait_for_batch(conn.redis, batch, show=show)
-    else:
-        print_next_steps(run, conn)
-        return 0
-    results, errors = export_to_files(paths.results, paths.errors)
-    with results, errors:
-        exported = await export(conn.redis, batch, results, errors)
-    rate = f", {status.rate:.1f} lines/s" if status.rate else ""
-    print(
-        f"done: {exported.succeeded} succeeded, {exported.failed} failed, "
-        f"{exported.unfinished} unfinished{rate}\n"
-        f"results: {paths.results}\nerrors:  {paths.errors}"
-    )
-    return 0 if exported.unfinished == 0 else 3
-
-
-class UsageError(Exception):
-    """A bad argument or input file, found before anything is read or enqueued (exit status 2)."""
-
-
-def settings_from(args: argparse.Namespace) -> RunnerSettings:
-    """Settings from the environment and the flags; raises UsageError (never echoing a value)."""
-    given = {
-        "redis_url": args.redis_url,
-        "default_model": args.model,
-        "config": args.config,
-        "max_line_bytes": args.max_line_bytes,
-        "max_document_bytes": args.max_document_bytes,
-    }
-    try:
-        settings = load_settings(**{name: value for name, value in given.items() if value})
-        if settings.redis_url:
-            redis_settings(settings.redis_url)
-    except (SettingsError, RedisUrlError) as exc:
-        raise UsageError(str(exc)) from None
-    return settings
-
-
-def check_arguments(args: argparse.Namespace, settings: RunnerSettings) -> ModelCheck:
-    """The model names lines may use; raises UsageError."""
-    if not args.dataset.is_file():
-        raise UsageError(f"{args.dataset}: no such file")
-    if args.batch is not None and not BATCH_NAME.match(args.batch):
-        raise UsageError(f"batch name {args.batch!r}: use letters, digits, '.', '_' or '-'")
-    if args.replace and args.batch is None:
-        raise UsageError("--replace needs --batch (a default batch name already follows the content)")
-    try:
-        models = ModelCheck(model_list(settings, resolve_env=False).names())
-    except ConfigurationError as exc:
-        raise UsageError(exc.message) from exc
-    if problem := models.problem(settings.default_model):
-        raise UsageError(f"--model: {problem}")
-    return models
-
-
-def paths_for(args: argparse.Namespace, batch: str) -> Paths:
-    out = Path("results")
-    return Paths(
-        results=args.output or out / f"{batch}.jsonl",
-        errors=args.errors or out / f"{batch}.errors.jsonl",
-        rejects=args.rejects or out / f"{batch}.rejects.jsonl",
-    )
-
-
-def validate(
-    args: argparse.Namespace, models: ModelCheck, corpus: Corpus | None, limits: LineLimits = DEFAULT_LIMITS
-) -> tuple[ValidationReport, RejectLog]:
-    partial = Path("results") / f".{args.dataset.name}.{os.getpid()}.rejects.partial"
-    rejects = RejectLog(args.rejects or partial)
-    try:
-        report = validate_file(args.dataset, models, rejects, limits, corpus=corpus)
-    finally:
-        rejects.close()
-    print(f"checked {report.lines} lines: {report.valid} valid, {report.invalid_lines} invalid")
-    return report, rejects
-
-
-def stop_before_enqueue(args: argparse.Namespace, report: ValidationReport, paths: Paths) -> int | None:
-    """The exit status when validation says nothing is to be enqueued, else None."""
-    if not report.ok:
-        print(f"all problems written to {paths.rejects}", file=sys.stderr)
-        if not args.skip_invalid:
-            print("nothing enqueued; fix the lines above or pass --skip-invalid", file=sys.stderr)
-            return 1
-    if args.check:
-        return 0 if report.ok else 1
-    if report.valid == 0:
-        print("error: no valid lines to enqueue", file=sys.stderr)
-        return 1
     return None
 
 
-def main(argv: list[str] | None = None, prog: str = PROG) -> int:
-    args = parse_args(argv, prog)
+async def _follow_and_export(runs: list[Run], conn: Connection, group: str | None) -> int:
+    args, settings = runs[0].args, runs[0].settings
+    batches = [run.batch for run in runs]
+    show = not args.no_progress
+    if conn.embedded:
+        for batch in batches:
+            print(f"batch {batch}: running locally (Redis state in {args.state_dir}/)")
+        statuses = await run_local_batches(conn.url, conn.redis, settings, batches, show=show)
+    elif args.wait:
+        print_group(runs, conn, group)
+        statuses = [await wait_for_batch(conn.redis, batch, show=show) for batch in batches]
+    else:
+        print_group(runs, conn, group)
+        return 0
+    unfinished = 0
+    for run, status in zip(runs, statuses, strict=True):
+        results, errors = export_to_files(run.paths.results, run.paths.errors)
+        with results, errors:
+            exported = await export(conn.redis, run.batch, results, errors)
+        rate = f", {status.rate:.1f} lines/s" if status.rate else ""
+        which = f"{run.batch} " if group else ""
+        print(
+            f"{which}done: {exported.succeeded} succeeded, {exported.failed} failed, "
+            f"{exported.unfinished} unfinished{rate}\n"
+            f"results: {run.paths.results}\nerrors:  {run.paths.errors}"
+        )
+        unfinished += exported.unfinished
+    if group is not None:
+        command = sibling(runs[0].prog, "batch") + (f" --state-dir {args.state_dir}" if conn.embedded else "")
+        print(f"bake-off {group}: {len(runs)} batches; status of all: {command} status {group}")
+    return 0 if unfinished == 0 else 3
+
+
+def print_group(runs: list[Run], conn: Connection, group: str | None) -> None:
+    for run in runs:
+        print_next_steps(run, conn)
+    if group is not None:
+        env = f"REDIS_URL={redacted(conn.url)} "
+        print(f"bake-off {group}: {len(runs)} batches")
+        print(f"  follow all:       {env}{sibling(runs[0].prog, 'batch')} status {group} --watch")
+        print(f"  export all:       {env}{sibling(runs[0].prog, 'batch')} results {group}")
+
+
+def prepare_runs(args: argparse.Namespace, prog: str = PROG) -> list[Run] | int:
+    """One run per model (one unless a bake-off), validated; an exit status when nothing is
+    to be enqueued."""
     try:
-        settings = settings_from(args)
-        models = check_arguments(args, settings)
+        every = [settings_from(model_args) for model_args in per_model(args)]
+        checks = [check_arguments(args, settings) for settings in every]
         corpus = load_corpus(args.corpus) if args.corpus else None
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -466,24 +393,47 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     except CorpusError as exc:
         print(f"error: --corpus {exc}", file=sys.stderr)
         return 2
-    report, rejects = validate(args, models, corpus, settings.line_limits)
-    identity = run_identity(
-        args.dataset,
-        report,
-        settings.default_model,
-        settings.config,
-        provider_credentials(),
-        corpus.digest if corpus else None,
-        settings.max_line_bytes,
-    )
-    batch = args.batch or default_batch_name(args.dataset, identity)
-    paths = paths_for(args, batch)
-    rejects.move_to(paths.rejects)
-    if (status := stop_before_enqueue(args, report, paths)) is not None:
+    report, rejects = validate(args, checks[0], corpus, every[0].line_limits)
+    runs = []
+    for settings in every:
+        identity = run_identity(
+            args.dataset,
+            report,
+            settings.default_model,
+            settings.config,
+            provider_credentials(),
+            corpus.digest if corpus else None,
+            settings.max_line_bytes,
+        )
+        batch = args.batch or default_batch_name(args.dataset, identity)
+        runs.append(Run(args, settings, batch, paths_for(args, batch), report, identity, prog, corpus))
+    rejects.move_to(runs[0].paths.rejects)
+    if (status := stop_before_enqueue(args, report, runs[0].paths)) is not None:
         return status
-    run = Run(args, settings, batch, paths, report, identity, prog, corpus)
+    return runs
+
+
+def group_of(args: argparse.Namespace, runs: list[Run]) -> str | None:
+    """The bake-off's group name: --group, else one made from the sibling batches' names."""
+    if args.group is None and len(runs) > 1:
+        return default_group_name(args.dataset, [run.batch for run in runs])
+    return str(args.group) if args.group else None
+
+
+async def _dry_runs(runs: list[Run]) -> int:
+    for run in runs:
+        await dry_run(run)
+    return 0
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = parse_args(argv, prog)
+    runs = prepare_runs(args, prog)
+    if isinstance(runs, int):
+        return runs
+    group = group_of(args, runs)
     try:
-        return asyncio.run(dry_run(run) if args.dry_run else enqueue_and_follow(run))
+        return asyncio.run(_dry_runs(runs) if args.dry_run else enqueue_and_follow(*runs, group=group))
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -11,6 +11,10 @@ to the queue.  A worker rides out Redis restarts and dropped connections (it exi
 after ``RR_REDIS_OUTAGE_SECONDS`` without Redis), renews a heartbeat every
 ``RR_HEARTBEAT_SECONDS``, and queues again the lines of workers whose heartbeat expired.
 (``arq worker.WorkerSettings`` also works, as plain arq: without those guarantees.)
+
+It logs a start-up line and a throughput line every ``--summary-seconds``; ``--log-format
+json`` writes one JSON object per line; ``--metrics-port`` serves Prometheus metrics
+(docs/operations.md).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +41,22 @@ from jobs import keys
 from jobs.batches import BatchStatus, batch_status, release_in_progress
 from jobs.cache import ScoreCache
 from jobs.connection import EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, open_pool
+from jobs.corpus_stats import StatisticsCache
 from jobs.embedded import pid_alive
 from jobs.liveness import new_worker_id
+from jobs.logs import LOG_FORMATS, Throughput, configure_logging, line_hooks, startup_summary
+from jobs.metrics import mark_dead, serve_metrics
 from jobs.progress import POLL_SECONDS, wait_for_batch
 from jobs.records import RecordWriter
 from jobs.redis_url import RedisUrlError, redis_settings
 from jobs.resilience import ResilientWorker, resilient_redis_settings
 from jobs.serializer import deserialize, serialize
 from jobs.settings import RunnerSettings, SettingsError, load_settings, model_list, provider_credentials
+from jobs.stats import StatsObserver
 from jobs.work import WorkerState, rerank_line
 from providers.deployment import Limits
 from providers.dispatcher import Dispatcher
+from providers.events import Observer, Observers
 from providers.gate import GatePolicy, RedisGate
 from providers.redaction import Redactor, redact_logs, secret_values
 from providers.reranker import Reranker
@@ -59,6 +68,7 @@ __all__ = [
     "local_run",
     "main",
     "resilience_options",
+    "run_local_batches",
     "run_local_workers",
     "worker_options",
     "worker_settings",
@@ -80,8 +90,15 @@ def http_clients(settings: RunnerSettings) -> list[httpx.AsyncClient]:
     return [httpx.AsyncClient(timeout=timeout, limits=limits) for _ in range(count)]
 
 
-def worker_options(settings: RunnerSettings) -> dict[str, Any]:
-    """arq ``Worker`` keyword arguments, shared by ``python worker.py`` and local mode."""
+def worker_options(
+    settings: RunnerSettings, observers: Sequence[Observer] = (), *, summary_seconds: float = 0
+) -> dict[str, Any]:
+    """arq ``Worker`` keyword arguments, shared by ``python worker.py`` and local mode.
+    ``observers`` hear every event besides the per-deployment stats every worker keeps; with
+    ``summary_seconds`` a throughput line is logged that often."""
+    stats = StatsObserver(settings.result_ttl_ms)
+    throughput = Throughput()
+    observer = Observers([stats, *observers, *([throughput] if summary_seconds > 0 else [])])
     credentials = provider_credentials()
     models = model_list(settings)
     raw_limits = Limits(settings.default_rpm, settings.default_tpm, settings.default_max_concurrency)
@@ -97,7 +114,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
             max_attempts=settings.retry_attempts, max_total_seconds=settings.retry_max_seconds
         )
         ctx["http_clients"] = clients
-        gate = RedisGate(ctx["redis"], keys.limiter, gate_policy)
+        gate = RedisGate(ctx["redis"], keys.limiter, gate_policy, observer=observer)
         ctx["state"] = WorkerState(
             reranker=Reranker(
                 dispatcher=Dispatcher(
@@ -106,6 +123,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
                     gate,
                     max_response_bytes=settings.max_response_bytes,
                     redactor=redactor,
+                    observer=observer,
                     more_clients=clients[1:],
                 ),
                 credentials=credentials,
@@ -119,12 +137,23 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
             max_tries=settings.max_tries,
             redactor=redactor,
             job_timeout=settings.job_timeout,
+            statistics=StatisticsCache(ctx["redis"]),
+            observer=observer,
         )
+        ctx["stats_task"] = asyncio.create_task(stats.run(ctx["redis"]))
+        if summary_seconds > 0:
+            ctx["summary_task"] = asyncio.create_task(throughput.run(summary_seconds))
         if settings.cache_ttl_ms:
             state = ctx["state"]
             state.cache = ScoreCache(ctx["redis"], state.reranker, settings.cache_ttl_ms)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        tasks = [task for name in ("stats_task", "summary_task") if (task := ctx.get(name))]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await stats.flush(ctx["redis"])
         for client in ctx.get("http_clients", ()):
             await client.aclose()
 
@@ -144,6 +173,7 @@ def worker_options(settings: RunnerSettings) -> dict[str, Any]:
         "job_completion_wait": settings.shutdown_grace,
         "expires_extra_ms": settings.job_expiry_ms,
         "health_check_interval": 30,
+        **line_hooks(observer),
     }
 
 
@@ -170,14 +200,23 @@ async def run_local_workers(
 ) -> BatchStatus:
     """Local mode: run workers in this process until every line of ``batch`` has a record and
     the queue is empty (lines queued again by ``retry-failed`` run too), then stop them."""
+    [status] = await run_local_batches(url, redis, settings, [batch], show=show)
+    return status
+
+
+async def run_local_batches(
+    url: str, redis: ArqRedis, settings: RunnerSettings, batches: Sequence[str], *, show: bool
+) -> list[BatchStatus]:
+    """:func:`run_local_workers` for several batches at once (a bake-off's siblings): one set
+    of in-process workers serves them all; each batch's status once all are done."""
     worker = Worker(**worker_options(settings), redis_pool=await open_pool(url), handle_signals=False)
     task = asyncio.create_task(worker.async_run())
     try:
-        status = await wait_for_batch(redis, batch, show=show)
-        while not status.cancelled and not task.done() and await redis.zcard(keys.QUEUE):
+        statuses = [await wait_for_batch(redis, batch, show=show) for batch in batches]
+        while not all(s.cancelled for s in statuses) and not task.done() and await redis.zcard(keys.QUEUE):
             await asyncio.sleep(POLL_SECONDS)
-            status = await batch_status(redis, batch)
-        return status
+            statuses = [await batch_status(redis, batch) for batch in batches]
+        return statuses
     finally:
         await worker.close()
         task.cancel()
@@ -203,14 +242,19 @@ async def _check_redis(url: str) -> None:
     await pool.aclose()
 
 
-def worker_settings(settings: RunnerSettings | None = None) -> dict[str, Any]:
+def worker_settings(
+    settings: RunnerSettings | None = None, observers: Sequence[Observer] = (), *, summary_seconds: float = 0
+) -> dict[str, Any]:
     if settings is None:
         try:
             settings = load_settings()
         except SettingsError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-    return {**worker_options(settings), "redis_settings": _redis_settings(settings)}
+    return {
+        **worker_options(settings, observers, summary_seconds=summary_seconds),
+        "redis_settings": _redis_settings(settings),
+    }
 
 
 def resilience_options(settings: RunnerSettings) -> dict[str, Any]:
@@ -245,7 +289,19 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
         "--config", type=Path, help="LiteLLM-style config.yaml with a model_list ($RR_CONFIG)"
     )
     parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every job")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every job (arguments elided)")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default="text", help="json: one JSON object per log line"
+    )
+    parser.add_argument(
+        "--log-payloads", action="store_true", help="let -v log job arguments (query and document text)"
+    )
+    parser.add_argument(
+        "--summary-seconds", type=float, default=60.0, help="log a throughput line this often (0: never)"
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port ($RR_METRICS_PORT; off)"
+    )
     args = parser.parse_args(argv)
     overrides: dict[str, Any] = {}
     if args.redis_url:
@@ -254,31 +310,37 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
         overrides["max_jobs"] = args.max_jobs
     if args.config:
         overrides["config"] = args.config
+    if args.metrics_port:
+        overrides["metrics_port"] = args.metrics_port
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:
-        logging.getLogger("arq").setLevel(logging.WARNING)
-    options = worker_settings(settings)
+    configure_logging(log_format=args.log_format, verbose=args.verbose, payloads=args.log_payloads)
+    log = logging.getLogger("rerank_runner.worker")
+    _redis_settings(settings)
     try:
         asyncio.run(_check_redis(str(settings.redis_url)))
     except RedisUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_REDIS_UNAVAILABLE) from None
-    worker = ResilientWorker(**options, **resilience_options(settings), burst=args.burst)
+    try:
+        observers = [serve_metrics(settings.metrics_port)] if settings.metrics_port else []
+    except OSError as exc:  # the port is taken (outside multiprocess mode) or not ours to bind
+        print(f"error: cannot serve metrics on port {settings.metrics_port}: {exc.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
+    options = worker_settings(settings, observers, summary_seconds=args.summary_seconds)
+    resilience = resilience_options(settings)
+    log.info(startup_summary(settings, model_list(settings), resilience["worker_id"]))
+    worker = ResilientWorker(**options, **resilience, burst=args.burst)
     try:
         worker.run()
     except RedisError as exc:
-        log = logging.getLogger("rerank_runner.worker")
         log.error("Redis unreachable for %gs (%s); exiting", settings.redis_outage_seconds, exc)
         raise SystemExit(EXIT_REDIS_UNAVAILABLE) from None
+    finally:
+        mark_dead()
 
 
 if __name__ == "__main__":

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import orjson
 
-import enqueue
-from jobs import keys
+from jobs import keys, preflight
 from jobs.connection import open_pool
 from jobs.embedded import EmbeddedRedis
 from jobs.identity import run_identity
@@ -132,7 +131,7 @@ async def in_process(path: Path, url: str, batch: str) -> tuple[float, float]:
         model = settings.default_model
         identity = run_identity(path, report, model, None, {})
         await register_batch(pool, batch, identity, str(path), settings.result_ttl_ms)
-        lines = enqueue.valid_lines(path, report)
+        lines = preflight.valid_lines(path, report)
         await enqueue_lines(
             pool,
             batch,

@@ -231,7 +231,7 @@ async def drop(redis: Redis, batch: str) -> int:
             pipe.zrem(keys.QUEUE, *jobs)
             pipe.delete(*(keys.arq_job(j) for j in jobs), *(keys.result(j) for j in jobs))
             await pipe.execute()
-    await redis.delete(keys.batch_lines(batch), keys.batch_failed(batch))
+    await redis.delete(keys.batch_lines(batch), keys.batch_failed(batch), keys.batch_stats(batch))
     return lines
 
 

@@ -3,7 +3,9 @@
 A score is keyed on everything that determines it: the model name's *scorer* (each
 deployment's provider, wire model, effective base URL and non-secret settings: never a key),
 the query, every line parameter that changes what the provider scores (``rank_fields``,
-``max_chunks_per_doc``, ``max_tokens_per_doc``) and a hash of the document's content.
+``max_chunks_per_doc``, ``max_tokens_per_doc`` and the ``provider_params`` whose declaration says
+they can change a score, :mod:`providers.params`) and a hash of the document's content.  The
+deployment's own provider parameters from the model list are part of its scorer.
 
 Two shapes, chosen per model name:
 
@@ -31,10 +33,12 @@ import orjson
 from redis.asyncio import Redis
 
 from jobs import keys
+from providers import params
 from providers.adapter import resolve_base
+from providers.adapters import local
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError
-from providers.registry import HTTP_ADAPTERS
+from providers.registry import HTTP_ADAPTERS, LOCAL_PROVIDER
 from providers.reranker import Reranker
 from providers.types import Document, RankedDocument, RerankRequest, RerankResponse, sort_and_cut
 
@@ -74,17 +78,25 @@ def document_hash(document: Document) -> str:
     return _digest(document, 12)
 
 
-def _params(request: RerankRequest) -> list[Any]:
-    return [request.rank_fields, request.max_chunks_per_doc, request.max_tokens_per_doc]
+def _params(request: RerankRequest, unscored: frozenset[str]) -> list[Any]:
+    found = [request.rank_fields, request.max_chunks_per_doc, request.max_tokens_per_doc]
+    # appended only when present, so keys of lines without provider parameters never change
+    scoring = params.scoring(request.provider_params, unscored)
+    return [*found, scoring] if scoring else found
 
 
-def pair_key(request: RerankRequest) -> str:
-    return _digest([CACHE_VERSION, "pairs", request.query, *_params(request)])
+def pair_key(request: RerankRequest, unscored: frozenset[str] = frozenset()) -> str:
+    """``unscored``: provider parameters that change no score (left out of the key)."""
+    return _digest([CACHE_VERSION, "pairs", request.query, *_params(request, unscored)])
 
 
-def line_key(request: RerankRequest) -> str:
+def line_key(request: RerankRequest, unscored: frozenset[str] = frozenset()) -> str:
     documents = [document_hash(d) for d in request.documents]
-    return _digest([CACHE_VERSION, "line", request.query, documents, request.top_n, *_params(request)])
+    key: list[Any] = [CACHE_VERSION, "line", request.query, documents, request.top_n]
+    key += _params(request, unscored)
+    if request.collection is not None:  # the local models' scores depend on the corpus
+        key.append(request.collection.digest)
+    return _digest(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,24 +104,34 @@ class Scorer:
     namespace: str
     pairs: bool
     """Whether documents may be scored (and cached) one by one."""
+    unscored: frozenset[str] = frozenset()
+    """Provider parameters that change no score on any of its deployments."""
 
 
 def scorer_for(deployments: Sequence[Deployment], has_fallbacks: bool) -> Scorer:
     """A model name's cache namespace, from the deployments it resolves to."""
     described = []
     pairs = not has_fallbacks
+    unscored: frozenset[str] | None = None
     for deployment in deployments:
         adapter = HTTP_ADAPTERS.get(deployment.provider)
         base = deployment.credentials.api_base
-        if adapter is not None:
+        if deployment.provider == LOCAL_PROVIDER:
+            base = local.VERSION
+        elif adapter is not None:
             try:
                 base = resolve_base(adapter, deployment)
             except ConfigurationError:
                 base = None  # the line fails before any request; nothing gets stored
-        params = {k: str(v) for k, v in deployment.credentials.params.items() if not _secret(k)}
-        described.append([deployment.provider, deployment.wire_model, base, params])
+        settings = {k: str(v) for k, v in deployment.credentials.params.items() if not _secret(k)}
+        described.append([deployment.provider, deployment.wire_model, base, settings])
+        declared = params.unscored(adapter.params if adapter is not None else ())
+        if forwarded := params.scoring(deployment.provider_params, declared):
+            described[-1].append(forwarded)  # only when set: other scorers keep their namespace
+        unscored = declared if unscored is None else unscored & declared
         pairs = pairs and adapter is not None and adapter.independent_scores
-    return Scorer(_digest([CACHE_VERSION, sorted(described, key=orjson.dumps)]), pairs)
+    namespace = _digest([CACHE_VERSION, sorted(described, key=orjson.dumps)])
+    return Scorer(namespace, pairs, unscored or frozenset())
 
 
 async def peek(redis: Redis, scorer: Scorer, request: RerankRequest) -> list[int]:
@@ -120,7 +142,7 @@ async def peek(redis: Redis, scorer: Scorer, request: RerankRequest) -> list[int
         return [] if cached else list(range(len(request.documents)))
     hashes = [document_hash(d) for d in request.documents]
     unique = list(dict.fromkeys(hashes))
-    values = await redis.hmget(keys.score_cache(scorer.namespace, pair_key(request)), unique)  # type: ignore[misc]
+    values = await redis.hmget(keys.score_cache(scorer.namespace, pair_key(request, scorer.unscored)), unique)  # type: ignore[misc]
     known = {h for h, v in zip(unique, values, strict=True) if v is not None}
     first: dict[str, int] = {}
     for position, digest in enumerate(hashes):
@@ -157,7 +179,7 @@ class ScoreCache:
     async def _by_line(
         self, scorer: Scorer, model: str, request: RerankRequest, read: bool
     ) -> tuple[RerankResponse, CacheStats]:
-        key = keys.score_cache(scorer.namespace, "line:" + line_key(request))
+        key = keys.score_cache(scorer.namespace, "line:" + line_key(request, scorer.unscored))
         documents = len(request.documents)
         if read and (cached := await self.redis.get(key)) is not None:
             await self.redis.pexpire(key, self.ttl_ms)
@@ -172,7 +194,7 @@ class ScoreCache:
     async def _by_pairs(
         self, scorer: Scorer, model: str, request: RerankRequest, read: bool
     ) -> tuple[RerankResponse, CacheStats]:
-        key = keys.score_cache(scorer.namespace, pair_key(request))
+        key = keys.score_cache(scorer.namespace, pair_key(request, scorer.unscored))
         hashes = [document_hash(d) for d in request.documents]
         unique = list(dict.fromkeys(hashes))
         known: dict[str, float] = {}

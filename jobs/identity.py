@@ -26,7 +26,9 @@ import yaml
 
 from jobs.dataset import MAX_LINE_BYTES, LongLine, read_lines
 from jobs.validation import ValidationReport
+from providers.adapters import local
 from providers.deployment import Credentials, split_model_name
+from providers.registry import LOCAL_PROVIDER
 
 __all__ = [
     "IDENTITY_VERSION",
@@ -109,6 +111,8 @@ def _listed_entry(params: Mapping[str, Any], headers: Any) -> dict[str, Any]:
         shown = {str(k).lower(): _plain(v) for k, v in headers.items() if not _secret(str(k))}
         if shown:
             kept["headers"] = dict(sorted(shown.items()))
+    if str(params.get("model", "")).startswith(f"{LOCAL_PROVIDER}/"):
+        kept["scorer"] = local.VERSION
     return kept
 
 
@@ -116,7 +120,10 @@ def _raw_entry(model: str, credentials: Mapping[str, Credentials]) -> dict[str, 
     provider, wire_model = split_model_name(model)
     found = credentials.get(provider, Credentials())
     params = {k: _plain(v) for k, v in sorted(found.params.items()) if not _secret(k)}
-    return {"model": f"{provider}/{wire_model}", "api_base": found.api_base, **params}
+    entry = {"model": f"{provider}/{wire_model}", "api_base": found.api_base, **params}
+    if provider == LOCAL_PROVIDER:  # a local model's scores change with its code, not its settings
+        entry["scorer"] = local.VERSION
+    return entry
 
 
 def describe_models(

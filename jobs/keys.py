@@ -26,6 +26,9 @@ __all__ = [
     "batch",
     "batch_failed",
     "batch_lines",
+    "batch_stats",
+    "corpus_stats",
+    "group",
     "job_id",
     "limiter",
     "line_key",
@@ -103,6 +106,25 @@ def batch_failed(name: str) -> str:
     failure.  The dead-letter store: never expires; ``batch.py retry-failed`` re-queues from it
     and a later success removes the entry."""
     return f"rr:batch:{name}:failed"
+
+
+def group(name: str) -> str:
+    """A bake-off (:mod:`jobs.bakeoff`): sorted set of the sibling batches' names -> their
+    position (model order); expires with the batches' bookkeeping."""
+    return f"rr:group:{name}"
+
+
+def corpus_stats(digest: str) -> str:
+    """A corpus's statistics for the local lexical models (:mod:`jobs.corpus_stats`): one
+    compressed blob, written by enqueue, read by workers; it expires with the longest-lived
+    batch that enqueued it (``RR_RESULT_TTL_DAYS``)."""
+    return f"rr:corpus:{digest}:stats"
+
+
+def batch_stats(name: str) -> str:
+    """Hash of the batch's per-deployment counters, ``{deployment}|{counter}`` -> number
+    (:mod:`jobs.stats`), added to by every worker's periodic flush; expires with the batch."""
+    return f"rr:batch:{name}:stats"
 
 
 def score_cache(scorer: str, entry: str) -> str:

@@ -23,9 +23,16 @@ from typing import Any
 import yaml
 from pydantic import SecretStr
 
+from providers import params as provider_params
 from providers.deployment import Credentials, Deployment, Limits
 from providers.errors import ConfigurationError
-from providers.registry import HTTP_ADAPTERS, credentials_from, deployment_for
+from providers.registry import (
+    HTTP_ADAPTERS,
+    PROVIDER_PARAMS,
+    credentials_from,
+    declared_params,
+    deployment_for,
+)
 
 __all__ = [
     "CORE_PARAMS",
@@ -63,6 +70,20 @@ class ModelList:
 
     def names(self) -> list[str]:
         return sorted({*self.deployments, *self.unavailable})
+
+    def providers(self) -> dict[str, list[str]]:
+        """Each public name -> the providers a line using it can reach (fallbacks included)."""
+        reach: dict[str, list[str]] = {}
+        for name in self.deployments:
+            pending, seen, found = [name], set(), list[str]()
+            while pending:
+                current = pending.pop()
+                if current not in seen:
+                    seen.add(current)
+                    found.extend(d.provider for d in self.deployments.get(current, []))
+                    pending.extend(self.fallbacks.get(current, []))
+            reach[name] = list(dict.fromkeys(found))
+        return reach
 
 
 class _UnsetVariables(Exception):
@@ -118,16 +139,24 @@ def _deployment(
         raise ConfigurationError(f"{where} ({name}): litellm_params.model is required")
     raw = deployment_for(params["model"], {})
     resolve = _Resolver(environ)
-    provider_params = _provider_params()
+    settings = _provider_params()
+    declared = {p.name for p in declared_params(raw.provider)}
     extras: dict[str, Any] = {}
+    forwarded: dict[str, Any] = {}
     for key, value in params.items():
         if key in CORE_PARAMS or key in IGNORED_PARAMS:
             continue
-        if key not in provider_params:
+        if key in declared or key in PROVIDER_PARAMS:  # a provider-specific parameter: checked below
+            forwarded[key] = value
+        elif key not in settings:
             warn(f"{where} ({name}): litellm_params.{key} is not used by rerank-runner; ignored")
-            continue
-        resolved = resolve(value)
-        extras[key] = SecretStr(str(resolved)) if _secret(key) else resolved
+        else:
+            resolved = resolve(value)
+            extras[key] = SecretStr(str(resolved)) if _secret(key) else resolved
+    if problem := provider_params.check(
+        declared_params(raw.provider), raw.provider, forwarded, "litellm_params"
+    ):
+        raise ConfigurationError(f"{where} ({name}): {problem}")
     api_key = resolve(params.get("api_key"))
     api_base = resolve(params.get("api_base"))
     headers = params.get("headers") or {}
@@ -155,6 +184,7 @@ def _deployment(
         ),
         headers=resolved_headers,
         limits=limits,
+        provider_params=forwarded,
         name=f"{name}#{index}",
     )
 

@@ -33,12 +33,18 @@ class LinePayload(TypedDict):
     max_chunks_per_doc: NotRequired[int]
     max_tokens_per_doc: NotRequired[int]
     return_documents: NotRequired[bool]
+    provider_params: NotRequired[dict[str, Any]]
+    """The line's provider-specific parameters (absent when it gave none)."""
     metadata: NotRequired[Any]
+    corpus: NotRequired[str]
+    """The ``--corpus`` digest, whose statistics the local lexical models score with."""
     no_cache: NotRequired[bool]
     """``enqueue --no-cache``: request every document (fresh scores still refresh the cache)."""
 
 
-def line_payload(batch: str, line: DatasetLine, model: str, run: str) -> LinePayload:
+def line_payload(
+    batch: str, line: DatasetLine, model: str, run: str, corpus: str | None = None
+) -> LinePayload:
     """Everything the worker and the result record need for one line, nothing else."""
     payload: LinePayload = {
         "batch": batch,
@@ -59,8 +65,12 @@ def line_payload(batch: str, line: DatasetLine, model: str, run: str) -> LinePay
         payload["max_tokens_per_doc"] = line.max_tokens_per_doc
     if line.return_documents:
         payload["return_documents"] = True
+    if line.provider_params:
+        payload["provider_params"] = line.provider_params
     if line.has_metadata:
         payload["metadata"] = line.metadata
+    if corpus is not None:
+        payload["corpus"] = corpus
     return payload
 
 
@@ -74,4 +84,5 @@ def rerank_request(payload: LinePayload) -> RerankRequest:
         return_documents=payload.get("return_documents", False),
         max_chunks_per_doc=payload.get("max_chunks_per_doc"),
         max_tokens_per_doc=payload.get("max_tokens_per_doc"),
+        provider_params=payload.get("provider_params"),
     )

@@ -140,6 +140,7 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
     default_model: str,
     run: str,
     no_cache: bool = False,
+    corpus: str | None = None,
     job_expiry_ms: int,
     result_ttl_ms: int,
     on_chunk: Callable[[EnqueueCounts], None] | None = None,
@@ -171,7 +172,7 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
 
     enqueue_ms, entries, chunk_bytes = int(time.time() * 1000), [], 0
     for line in lines:
-        payload = line_payload(batch, line, line.model or default_model, run)
+        payload = line_payload(batch, line, line.model or default_model, run, corpus)
         if no_cache:
             payload["no_cache"] = True
         job = serialize_job(keys.JOB_FUNCTION, (payload,), {}, None, enqueue_ms, serializer=serialize)

@@ -74,6 +74,8 @@ class RunnerSettings(BaseSettings):
     """A document larger than this (UTF-8, or JSON for an object) is rejected (``--max-document-bytes``)."""
     max_response_bytes: int = Field(MAX_RESPONSE_BYTES, ge=1024)
     """A provider answer's body is read up to this size; a bigger success is a ``bad_response``."""
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    """Serve a worker's Prometheus metrics on this port (``--metrics-port``); None: off."""
     heartbeat_seconds: float = Field(5.0, gt=0)
     """How often a worker renews its heartbeat and leases, and looks for dead workers' lines."""
     worker_ttl_seconds: float = Field(15.0, gt=0)

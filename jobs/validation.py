@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Container, Iterator
+from collections.abc import Callable, Collection, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -28,8 +29,10 @@ from jobs.dataset import (
     read_lines,
     valid_id_key,
 )
+from providers import params
+from providers.deployment import split_model_name
 from providers.errors import ConfigurationError
-from providers.registry import deployment_for
+from providers.registry import declared_params, deployment_for
 
 __all__ = ["ModelCheck", "ValidationReport", "fingerprint", "id_hash", "validate_file"]
 
@@ -40,10 +43,31 @@ def id_hash(key: str) -> int:
 
 class ModelCheck:
     """Whether a model name is a model list's public name or resolves to a known
-    provider; answers cached per name."""
+    provider; answers cached per name.  Also whether a line's ``provider_params`` are taken by
+    every provider its model can reach (``providers``: a public name -> its deployments' and
+    fallbacks' providers; a ``provider/model`` name reaches its own)."""
 
-    def __init__(self, public_names: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        public_names: Collection[str] = (),
+        providers: Mapping[str, Sequence[str]] | None = None,
+        default_model: str | None = None,
+    ) -> None:
         self._seen: dict[str, str | None] = {name: None for name in public_names}
+        self._providers = providers or {}
+        self.default_model = default_model
+
+    def params_errors(self, model: str | None, values: Mapping[str, object]) -> list[FieldError]:
+        """What is wrong with a line's ``provider_params`` for its model (or the default)."""
+        model = model or self.default_model
+        if not values or model is None or self.problem(model):
+            return []  # no model to check against, or the model's own error is reported
+        reachable = self._providers.get(model) or [split_model_name(model)[0]]
+        errors: dict[str, FieldError] = {}
+        for provider in dict.fromkeys(reachable):
+            for key, reason in params.problems(declared_params(provider), provider, values):
+                errors.setdefault(key, FieldError(f"provider_params.{key}", reason))
+        return list(errors.values())
 
     @staticmethod
     def _unknown(model: str) -> str:
@@ -115,6 +139,15 @@ def _duplicate_errors(path: Path, colliding: set[int], limits: LineLimits) -> It
             yield LineError(line_no, (FieldError("id", reason),), raw)
 
 
+def _with_params_checked(
+    line_no: int, raw: bytes | LongLine, checked: dict[str, Any], models: ModelCheck
+) -> dict[str, Any] | LineError:
+    wrong = models.params_errors(checked.get("model"), checked["provider_params"])
+    if not wrong:
+        return checked
+    return LineError(line_no, tuple(wrong), raw if isinstance(raw, bytes) else raw.head)
+
+
 def validate_file(
     path: Path,
     models: ModelCheck,
@@ -128,6 +161,8 @@ def validate_file(
     for line_no, raw in read_lines(path, limits.max_line_bytes):
         report.lines += 1
         checked = check_line(line_no, raw, models.problem, limits, corpus)
+        if not isinstance(checked, LineError) and checked.get("provider_params"):
+            checked = _with_params_checked(line_no, raw, checked, models)
         if isinstance(checked, LineError):
             invalid.append(line_no)
             on_error(checked)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from arq import Retry
@@ -22,9 +22,11 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from jobs import keys
 from jobs.cache import CacheStats, ScoreCache
+from jobs.corpus_stats import StatisticsCache
 from jobs.payload import LinePayload, rerank_request
 from jobs.records import FAILED, SUCCEEDED, RecordWriter, failure_record, success_record
-from providers.errors import DeadlineExceededError, DeferredError, RerankError
+from providers.errors import ConfigurationError, DeadlineExceededError, DeferredError, RerankError
+from providers.events import NO_OBSERVER, Observer
 from providers.redaction import PATTERNS_ONLY, Redactor
 from providers.reranker import Reranker
 from providers.types import RerankResponse
@@ -65,10 +67,18 @@ class WorkerState:
     """Outcomes whose record write failed (Redis away), by job id, until the line runs again."""
     cache: ScoreCache | None = None
     """None: ``RR_CACHE_TTL_DAYS=0``, every line is requested."""
+    statistics: StatisticsCache | None = None
+    """Corpus statistics for the local models; None only where no line names a corpus."""
+    observer: Observer = field(default=NO_OBSERVER)
+    """Hears of each line's outcome once its record is written (metrics, stats, logs)."""
 
 
 async def _rerank(state: WorkerState, line: LinePayload) -> tuple[RerankResponse, CacheStats | None]:
     request = rerank_request(line)
+    if (corpus := line.get("corpus")) and state.reranker.ranks_locally(line["model"]):
+        if state.statistics is None:
+            raise ConfigurationError(f"line names corpus {corpus} but this worker cannot load statistics")
+        request = replace(request, collection=await state.statistics.get(corpus))
     if state.cache is None:
         return await state.reranker.rerank(line["model"], request), None
     return await state.cache.rerank(line["model"], request, read=not line.get("no_cache", False))
@@ -141,7 +151,7 @@ async def _outcome(
         return FAILED, failure_record(line, deadline_error.to_record(), time.monotonic() - started)
     except RerankError as exc:
         state.redactor.error(exc)
-        log.warning("line %s of %s failed: %s", line["id"], line["batch"], exc)
+        log.warning("line %s of %s failed: %s", line["id"], line["batch"], exc, extra={"code": exc.code})
         return FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
     except Exception as exc:  # a bug must still leave a record, never a silently lost line
         log.exception("line %s of %s crashed", line["id"], line["batch"])
@@ -156,6 +166,7 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
     deadline = asyncio.get_running_loop().time() + state.job_timeout - WRITE_MARGIN_SECONDS
     if held := state.held.get(job):
         await _record(state, line, job, held, deadline)
+        state.observer.line_finished(*held)
         return
     try:
         cancelled, stale, succeeded = await _line_state(ctx["redis"], line, job)
@@ -173,3 +184,4 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
         record["error"] = state.redactor.record(record["error"])
     record["job_try"] = ctx.get("job_try", 1)
     await _record(state, line, job, (status, record), deadline)
+    state.observer.line_finished(status, record)

@@ -19,6 +19,7 @@ from typing import Any
 from providers.auth import BEARER, Auth
 from providers.deployment import Deployment
 from providers.errors import ConfigurationError
+from providers.params import Param
 from providers.types import RankedDocument, RerankRequest
 
 __all__ = ["Capabilities", "HttpAdapter", "ParsedResponse", "WireRequest", "resolve_base", "static"]
@@ -35,6 +36,9 @@ class Capabilities:
     max_chunks_per_doc: bool = False
     max_documents: int | None = None
     """Per-request document limit; longer lists are split and merged."""
+    image_documents: bool = False
+    """Takes image documents (``{"image": "data:image/..."}``); a line holding one is refused
+    with a clear error by an endpoint that does not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,8 @@ class ParsedResponse:
     results: list[RankedDocument]
     response_id: str | None = None
     usage: dict[str, Any] | None = None
+    page_token: str | None = None
+    """More results to fetch (Bedrock's ``nextToken``): the adapter's ``next_page`` asks for them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,14 @@ class HttpAdapter:
     """Provider settings read from the environment, by ``litellm_params`` name."""
     default_base: str | Callable[[Deployment], str | None] | None = None
     """None: the user must give a base URL (``api_base`` or one of ``base_env``)."""
+    parse_headers: Callable[[Mapping[str, str], ParsedResponse], ParsedResponse] | None = None
+    """A second pure parse hook, for what a provider reports in response headers rather than the
+    body (TEI's token count): (headers, the parsed body) -> the parsed response."""
+    next_page: Callable[[WireRequest, str], WireRequest] | None = None
+    """The request for the page after a ``page_token`` (the request it answered, the token)."""
+    params: tuple[Param, ...] = ()
+    """The provider-specific parameters it forwards (:mod:`providers.params`); any other key
+    is refused."""
     variants: Mapping[str, Capabilities] = field(default_factory=dict)
     """The documented variants ``capabilities`` chooses between by deployment (e.g. Cohere's v1
     and v2 routes), by name; empty when it answers the same for every deployment."""

@@ -17,6 +17,7 @@ from providers.adapter import Capabilities, HttpAdapter
 from providers.adapters import local
 from providers.auth import Bearer
 from providers.deployment import Deployment
+from providers.params import describe
 from providers.registry import HTTP_ADAPTERS
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "HEADER",
     "LEGEND",
     "LOCAL_CAPABILITIES",
+    "LOCAL_SCORES",
     "adapter_row",
     "local_rows",
     "main",
@@ -51,10 +53,14 @@ HEADER = (
     "score",
     "usage (as reported)",
     "docs per request",
+    "image documents",
+    "provider-specific parameters (`provider_params`, `litellm_params`)",
 )
 LEGEND = (
     "N = native, C = client-side. Variables separated by `/` are alternatives for one value "
-    "(the first that is set wins); `;` separates values."
+    "(the first that is set wins); `;` separates values. Image documents are objects whose `image` "
+    "is a `data:image/` URL; where they are not taken, a line holding one fails with a configuration "
+    "error. Provider-specific parameters: any other key is refused (see below)."
 )
 LOCAL_CAPABILITIES = Capabilities(top_n=False)
 """local/bm25 ranks each line's candidates in-process: everything is done client-side."""
@@ -110,6 +116,10 @@ def _documents(capabilities: Capabilities) -> str:
     return f"{limit:,}" if limit is not None else "none documented"
 
 
+def _images(capabilities: Capabilities) -> str:
+    return "yes" if capabilities.image_documents else "no"
+
+
 def _per_variant(variants: Mapping[str, Capabilities], cell: Callable[[Capabilities], str]) -> str:
     """One value when every variant agrees, else ``v2: N · v1: C``."""
     values = {name: cell(capabilities) for name, capabilities in variants.items()}
@@ -131,14 +141,25 @@ def adapter_row(adapter: HttpAdapter) -> tuple[str, ...]:
         adapter.score_kind,
         adapter.usage_kind,
         _per_variant(variants, _documents),
+        _per_variant(variants, _images),
+        "; ".join(describe(p) for p in adapter.params) or "none",
     )
+
+
+LOCAL_SCORES = {
+    "bm25": "raw BM25 (≥ 0, unbounded)",
+    "ql": "query log-likelihood, Dirichlet (≤ 0)",
+}
 
 
 def local_rows() -> list[tuple[str, ...]]:
     flags = tuple(flag(LOCAL_CAPABILITIES) for flag in FLAGS)
-    score, usage, documents = "raw BM25 (≥ 0, unbounded)", "none", "no limit"
+    usage, documents = "none", "no limit"
     none = ("none", "—", "—", "—", "in-process")
-    return [(f"`local/{model}`", *none, *flags, score, usage, documents) for model in local.MODELS]
+    return [
+        (f"`local/{model}`", *none, *flags, LOCAL_SCORES[model], usage, documents, "no", "none")
+        for model in local.MODELS
+    ]
 
 
 def _markdown_row(cells: Iterable[str]) -> str:

@@ -51,6 +51,9 @@ class Deployment:
     headers: Mapping[str, str] = field(default_factory=dict)
     """Extra headers sent (and signed, where the provider signs) with every request."""
     limits: Limits = Limits()
+    provider_params: Mapping[str, Any] = field(default_factory=dict)
+    """Provider-specific parameters from the model list (:mod:`providers.params`); a line's own
+    ``provider_params`` win over them."""
     name: str = ""
     """A stable label for this deployment in records and logs (never contains secrets)."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,13 +12,14 @@ from typing import Any
 import httpx
 import orjson
 
-from providers import contract, wire
+from providers import contract, params, wire
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, resolve_base
 from providers.auth import AuthRequest
 from providers.auth.token_cache import TokenCache
 from providers.contract import ContractError
 from providers.deployment import Deployment
-from providers.errors import BadResponseError, ConfigurationError, RerankError
+from providers.errors import BadResponseError, ConfigurationError, ProviderError, RerankError
+from providers.events import NO_OBSERVER, Observer, current_line
 from providers.gate import Gate, OpenGate, estimate_tokens
 from providers.planner import Part, merge, plan
 from providers.redaction import PATTERNS_ONLY, Redactor
@@ -62,11 +64,17 @@ def prepare(
     """
     adapter.auth.check(deployment, adapter.key_env)
     base = resolve_base(adapter, deployment)
+    values = {**deployment.provider_params, **(request.provider_params or {})}
+    if problem := params.check(adapter.params, adapter.provider, values, "provider_params"):
+        raise ConfigurationError(problem, provider=adapter.provider)
     capabilities = adapter.capabilities(deployment)
     plans = {} if plans is None else plans
     if capabilities not in plans:
         plans[capabilities] = plan(request, capabilities)
-    return [(part, adapter.build_request(base, deployment, part.request)) for part in plans[capabilities]]
+    return [
+        (part, params.forward(adapter.params, values, adapter.build_request(base, deployment, part.request)))
+        for part in plans[capabilities]
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,7 @@ class Dispatcher:
         *,
         max_response_bytes: int = wire.MAX_RESPONSE_BYTES,
         redactor: Redactor = PATTERNS_ONLY,
+        observer: Observer = NO_OBSERVER,
         more_clients: Sequence[httpx.AsyncClient] = (),
     ) -> None:
         self.client = client
@@ -100,6 +109,7 @@ class Dispatcher:
         """Lines take turns over these (all of a line's requests on one): httpcore scans its
         whole pool on every request, so several small pools cost less CPU than one big one."""
         self._client_turn = itertools.count()
+        self.observer = observer
         self.max_response_bytes = max_response_bytes
         self.redactor = redactor
         """Scrubs every error this dispatcher raises (see :mod:`providers.redaction`)."""
@@ -144,11 +154,15 @@ class Dispatcher:
 
         failed: set[int] = set()
         client = self.clients[next(self._client_turn) % len(self.clients)]
+        tries = 0
 
         async def attempt() -> RerankResponse:
+            nonlocal tries
             # a retry goes to a deployment that has not failed this line, while there is one
             fresh = [d for d in deployments if id(d) not in failed] or deployments
             lease = await self.gate.acquire(fresh, requests, tokens)
+            tries += 1
+            self._attempting(lease.deployment.label, tries)
             try:
                 response = await self._send_line(prepared[id(lease.deployment)], request, client)
             except RerankError as exc:
@@ -169,6 +183,12 @@ class Dispatcher:
         )
         response.attempts = attempts
         return response
+
+    def _attempting(self, deployment: str, attempt: int) -> None:
+        if attempt > 1:
+            self.observer.retry(deployment)
+        if line := current_line.get():
+            line.deployment, line.attempt = deployment, attempt
 
     async def _send_line(
         self, prepared: Prepared, request: RerankRequest, client: httpx.AsyncClient
@@ -197,6 +217,34 @@ class Dispatcher:
     async def _call(
         self, prepared: Prepared, wire_request: WireRequest, request: RerankRequest, client: httpx.AsyncClient
     ) -> tuple[ParsedResponse, httpx.Response]:
+        """One request's answer, its pages followed (``page_token``), held to the contract."""
+        adapter = prepared.adapter
+        parsed, response = await self._exchange(prepared, wire_request, request, client)
+        tokens: set[str] = set()
+        wanted = min(request.top_n or len(request.documents), len(request.documents))
+        while (
+            parsed.page_token is not None and adapter.next_page is not None and len(parsed.results) < wanted
+        ):
+            if parsed.page_token in tokens or len(tokens) >= len(request.documents):
+                raise _bad_response("wrong answer: the pages do not end", adapter.provider, response)
+            tokens.add(parsed.page_token)
+            wire_request = adapter.next_page(wire_request, parsed.page_token)
+            more, response = await self._exchange(prepared, wire_request, request, client)
+            parsed = ParsedResponse(
+                results=[*parsed.results, *more.results],
+                response_id=parsed.response_id or more.response_id,
+                usage=add_usage(parsed.usage, more.usage),
+                page_token=more.page_token,
+            )
+        try:
+            contract.check(parsed.results, request, may_omit=adapter.may_omit)
+        except ContractError as exc:
+            raise _bad_response(f"wrong answer: {exc}", adapter.provider, response) from exc
+        return parsed, response
+
+    async def _exchange(
+        self, prepared: Prepared, wire_request: WireRequest, request: RerankRequest, client: httpx.AsyncClient
+    ) -> tuple[ParsedResponse, httpx.Response]:
         adapter, deployment = prepared.adapter, prepared.deployment
         content = orjson.dumps(wire_request.body)
         headers = {
@@ -209,23 +257,30 @@ class Dispatcher:
         auth = await adapter.auth.headers(
             AuthRequest(deployment, method, url, content, headers, self.client, self.tokens)
         )
-        response = await wire.send(
-            client,
-            adapter.provider,
-            method,
-            url,
-            headers={**headers, **auth},
-            content=content,
-            max_bytes=self.max_response_bytes,
-            redactor=self.redactor,
-        )
+        started = time.monotonic()
+        try:
+            response = await wire.send(
+                client,
+                adapter.provider,
+                method,
+                url,
+                headers={**headers, **auth},
+                content=content,
+                max_bytes=self.max_response_bytes,
+                redactor=self.redactor,
+            )
+        except ProviderError as exc:
+            self.observer.request(deployment.label, exc.status, time.monotonic() - started)
+            raise
+        self.observer.request(deployment.label, response.status_code, time.monotonic() - started)
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
             raise _bad_response("response is not JSON", adapter.provider, response) from exc
         try:
             parsed = adapter.parse_response(body, request)
-            contract.check(parsed.results, request, may_omit=adapter.may_omit)
+            if adapter.parse_headers is not None:
+                parsed = adapter.parse_headers(response.headers, parsed)
         except ContractError as exc:
             raise _bad_response(f"wrong answer: {exc}", adapter.provider, response) from exc
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:

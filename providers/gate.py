@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from providers.deployment import Deployment
 from providers.errors import DeferredError, RateLimitedError, RerankError
+from providers.events import NO_OBSERVER, Observer
 from providers.render import document_text
 from providers.types import RerankRequest
 
@@ -254,8 +255,10 @@ class RedisGate:
         *,
         sleep: Sleep = asyncio.sleep,
         now_ms: Callable[[], int] | None = None,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self.redis = redis
+        self.observer = observer
         self.key_prefix = key_prefix
         self.policy = policy or GatePolicy()
         self.sleep = sleep
@@ -318,6 +321,7 @@ class RedisGate:
                 lease.deployment = deployments[int(chosen)]
                 if wait <= 0:
                     return lease
+                self.observer.gate_wait(lease.deployment.label, wait)
                 try:
                     await self.sleep(wait)
                     # a 429 while this line slept cools the deployment for every worker:
@@ -336,6 +340,7 @@ class RedisGate:
                 continue
             if wait > self.policy.defer_after:
                 names = ", ".join(d.label for d in deployments)
+                self.observer.deferred(names, wait)
                 raise DeferredError(f"{names}: no capacity for {wait:.1f}s", delay=wait)
             await self.sleep(wait)
 
@@ -352,10 +357,13 @@ class RedisGate:
             for deployment, (_, cooling_until, streak) in zip(deployments, seen, strict=True):
                 if cooling_until <= now:
                     return Lease(deployment, settle=streak)
-            wait = (min(cooling_until for _, cooling_until, _ in seen) - now) / 1000
+            soonest = min(range(len(seen)), key=lambda n: seen[n][1])
+            wait = (seen[soonest][1] - now) / 1000
             if wait > self.policy.defer_after:
                 names = ", ".join(d.label for d in deployments)
+                self.observer.deferred(names, wait)
                 raise DeferredError(f"{names}: cooling down for {wait:.1f}s", delay=wait)
+            self.observer.gate_wait(deployments[soonest].label, wait)
             await self.sleep(wait)
 
     async def _open_state(self, deployments: Sequence[Deployment]) -> list[OpenState]:
@@ -397,6 +405,7 @@ class RedisGate:
         elif isinstance(error, RateLimitedError):
             outcome = "throttled"
             cool = error.retry_after if error.retry_after is not None else policy.throttle_cooldown
+            self.observer.cooldown(lease.deployment.label, cool)
         elif error.retryable:
             outcome, cool = "failed", 0.0
         else:

@@ -4,6 +4,7 @@ Where an endpoint lacks something the line asks for, it is done here instead of
 being dropped: object documents are rendered to text (using ``rank_fields``);
 ``max_tokens_per_doc`` truncates; ``max_chunks_per_doc`` splits each document
 into windows, ranks the windows and keeps each document's best score (max-pooling);
+image documents go through untouched where the endpoint takes them and are refused where not;
 candidate lists longer than the endpoint's limit are split into several requests.
 Client-side "tokens" are whitespace-separated words: an approximation, since each
 model has its own tokenizer.
@@ -14,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from providers.adapter import Capabilities
-from providers.render import document_text
+from providers.errors import ConfigurationError
+from providers.render import document_text, is_image
 from providers.types import Document, RankedDocument, RerankRequest, sort_and_cut
 
 __all__ = ["DEFAULT_CHUNK_WORDS", "Part", "merge", "plan"]
@@ -41,7 +43,32 @@ def _windows(text: str, size: int, count: int) -> list[str]:
     return [" ".join(words[i : i + size]) for i in range(0, len(words), size)][:count]
 
 
+def _refuse_images(documents: list[Document], caps: Capabilities) -> None:
+    if caps.image_documents:
+        return
+    found = next((i for i, d in enumerate(documents) if is_image(d)), None)
+    if found is not None:
+        raise ConfigurationError(
+            f"documents[{found}] is an image (a data:image/ URL); this endpoint ranks text only "
+            "(image documents: NVIDIA NIM's /v1/ranking, see docs/providers.md)"
+        )
+
+
+def _as_text(document: Document, rank_fields: list[str] | None) -> Document:
+    return document if is_image(document) else document_text(document, rank_fields)
+
+
+def _pieces(document: Document, size: int, count: int) -> list[Document]:
+    return [document] if isinstance(document, dict) else list(_windows(document, size, count))
+
+
+def _cut(document: Document, limit: int) -> Document:
+    return document if isinstance(document, dict) else " ".join(_words(document)[:limit]) or document
+
+
 def plan(request: RerankRequest, caps: Capabilities) -> list[Part]:
+    """The requests a line takes on an endpoint; raises ConfigurationError for a line holding
+    image documents the endpoint cannot take."""
     documents: list[Document] = list(request.documents)
     owners = list(range(len(documents)))
     rank_fields, top_n = request.rank_fields, request.top_n
@@ -49,15 +76,17 @@ def plan(request: RerankRequest, caps: Capabilities) -> list[Part]:
     chunk_here = max_chunks is not None and not caps.max_chunks_per_doc
     truncate_here = max_tokens is not None and not caps.max_tokens_per_doc and not chunk_here
     has_objects = any(isinstance(d, dict) for d in documents)
+    if has_objects:
+        _refuse_images(documents, caps)
     if has_objects and (not caps.object_documents or chunk_here or truncate_here):
-        documents = [document_text(d, rank_fields) for d in documents]
+        documents = [_as_text(d, rank_fields) for d in documents]
         rank_fields = None
     if chunk_here:
         size, count = max_tokens or DEFAULT_CHUNK_WORDS, max_chunks or 1
         chunked: list[Document] = []
         owners = []
         for index, text in enumerate(documents):
-            for window in _windows(str(text), size, count):
+            for window in _pieces(text, size, count):
                 chunked.append(window)
                 owners.append(index)
         documents = chunked
@@ -65,7 +94,7 @@ def plan(request: RerankRequest, caps: Capabilities) -> list[Part]:
         max_chunks = max_tokens = top_n = None
     elif truncate_here:
         limit = max_tokens or 0
-        documents = [" ".join(_words(str(d))[:limit]) or str(d) for d in documents]
+        documents = [_cut(d, limit) for d in documents]
         max_tokens = None
     if not caps.top_n:
         top_n = None

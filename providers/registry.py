@@ -29,13 +29,16 @@ from providers.adapters import (
 )
 from providers.deployment import Credentials, Deployment, split_model_name
 from providers.errors import ConfigurationError
+from providers.params import Param
 
 __all__ = [
     "ADAPTERS",
     "HTTP_ADAPTERS",
     "KNOWN_PROVIDERS",
     "LOCAL_PROVIDER",
+    "PROVIDER_PARAMS",
     "credentials_from",
+    "declared_params",
     "deployment_for",
 ]
 
@@ -57,9 +60,19 @@ ADAPTERS = (
     vertex_ai.ADAPTER,
     watsonx.ADAPTER,
     dashscope.ADAPTER,
+    dashscope.QWENCLOUD,
+    dashscope.QWEN_AI_PLATFORM,
 )
 HTTP_ADAPTERS: dict[str, HttpAdapter] = {adapter.provider: adapter for adapter in ADAPTERS}
 KNOWN_PROVIDERS = (LOCAL_PROVIDER, *sorted(HTTP_ADAPTERS))
+PROVIDER_PARAMS = frozenset(p.name for adapter in ADAPTERS for p in adapter.params)
+"""Every provider-specific parameter some adapter forwards."""
+
+
+def declared_params(provider: str) -> tuple[Param, ...]:
+    """The provider-specific parameters a provider forwards (``local/`` takes none)."""
+    adapter = HTTP_ADAPTERS.get(provider)
+    return adapter.params if adapter is not None else ()
 
 
 def deployment_for(model: str, credentials: Mapping[str, Credentials]) -> Deployment:

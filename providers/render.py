@@ -8,7 +8,15 @@ import orjson
 
 from providers.types import Document
 
-__all__ = ["document_text"]
+__all__ = ["IMAGE_PREFIX", "document_text", "is_image"]
+
+IMAGE_PREFIX = "data:image/"
+"""An object document whose ``image`` is a data URL is an image, never text to rank."""
+
+
+def is_image(document: Document) -> bool:
+    image = document.get("image") if isinstance(document, dict) else None
+    return isinstance(image, str) and image.startswith(IMAGE_PREFIX)
 
 
 def _scalar_text(value: Any) -> str:

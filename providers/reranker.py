@@ -49,6 +49,15 @@ class Reranker:
             raise ConfigurationError(f"model {model!r} is unavailable on this worker: {reason}")
         return [replace(deployment_for(model, self.credentials), limits=self.raw_limits)]
 
+    def ranks_locally(self, model: str) -> bool:
+        """Whether the name (or one of its fallbacks) is served by a local model, which scores
+        with collection statistics; False for a name that does not resolve (its line fails)."""
+        try:
+            names = [model, *self.fallbacks.get(model, ())]
+            return any(d.provider == LOCAL_PROVIDER for name in names for d in self.candidates(name))
+        except ConfigurationError:
+            return False
+
     async def rerank(self, model: str, request: RerankRequest) -> RerankResponse:
         names = [model, *self.fallbacks.get(model, ())]
         for position, name in enumerate(names):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from providers.lexicon import CollectionStats
 
 __all__ = ["Document", "RankedDocument", "RerankRequest", "RerankResponse", "sort_and_cut"]
 
@@ -20,6 +23,11 @@ class RerankRequest:
     return_documents: bool = False
     max_chunks_per_doc: int | None = None
     max_tokens_per_doc: int | None = None
+    provider_params: Mapping[str, Any] | None = None
+    """The line's provider-specific parameters (:mod:`providers.params`), checked at enqueue."""
+    collection: CollectionStats | None = None
+    """Corpus statistics for the local lexical models (``enqueue.py --corpus``); never sent to a
+    provider.  None: a lexical model takes its statistics from the line's own documents."""
 
 
 @dataclass(frozen=True, slots=True)

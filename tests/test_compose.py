@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,24 @@ def test_image_contains_every_module_the_commands_import() -> None:
         assert name in copied, name
     for service in ("worker", "enqueue"):
         assert compose()["services"][service]["build"] == "."
+
+
+def test_prometheus_is_an_optional_profile_scraping_every_worker() -> None:
+    services = compose()["services"]
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["metrics"]
+    config_mount = next(v for v in prometheus["volumes"] if v.endswith("/prometheus.yml:ro"))
+    config = yaml.safe_load((ROOT / config_mount.split(":")[0]).read_text())
+    (job,) = config["scrape_configs"]
+    (discovery,) = job["dns_sd_configs"]
+    port = services["worker"]["environment"]["RR_METRICS_PORT"]
+    assert discovery["names"] == ["worker"] and port == f"${{RR_METRICS_PORT:-{discovery['port']}}}"
+    assert "docker compose --profile metrics up" in (ROOT / "README.md").read_text()
+
+
+def test_the_grafana_dashboard_holds_the_five_panels_of_the_operations_guide() -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    assert len(dashboard["panels"]) == 5
+    assert all(f"`{query}`" in guide for query in queries), queries

@@ -37,15 +37,27 @@ def test_every_variable_an_adapter_reads_is_in_the_table() -> None:
             assert f"`{name}`" in table, (adapter.provider, name)
 
 
+VARIANT_DEPLOYMENTS = {
+    "nvidia_nim": {"retrieval": ("nvidia/m", None), "ranking": ("ranking/nvidia/m", None)},
+    "together_ai": {
+        "llama-rank": ("Salesforce/Llama-Rank-V1", None),
+        "serverless": ("mixedbread-ai/m", None),
+    },
+}
+"""(wire model, base) per variant, for variants not chosen by the base's version (``v1``, ``v2``)."""
+
+
 @pytest.mark.parametrize("provider", [p for p, a in HTTP_ADAPTERS.items() if a.variants])
 def test_declared_variants_are_what_the_capabilities_hook_chooses_between(provider: str) -> None:
     adapter = HTTP_ADAPTERS[provider]
-    chosen = []
-    for version in ("v1", "v2"):
-        credentials = Credentials(api_base=f"https://rerank.test/{version}")
-        deployment = Deployment(f"{provider}/m", provider, "m", credentials)
-        chosen.append(adapter.capabilities(deployment))
-    assert chosen == [adapter.variants["v1"], adapter.variants["v2"]]
+    chosen = {}
+    for variant in adapter.variants:
+        wire_model, base = VARIANT_DEPLOYMENTS.get(provider, {}).get(
+            variant, ("m", f"https://rerank.test/{variant}")
+        )
+        deployment = Deployment(f"{provider}/{wire_model}", provider, wire_model, Credentials(api_base=base))
+        chosen[variant] = adapter.capabilities(deployment)
+    assert chosen == adapter.variants
 
 
 def test_check_mode_reports_a_stale_file_and_the_command_rewrites_it(tmp_path: Path) -> None:

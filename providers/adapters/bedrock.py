@@ -14,11 +14,13 @@ text rendering of other providers would use; when documents are truncated or chu
 client-side they are rendered to text first.  ``numberOfResults`` is ``top_n`` (or every
 document).  Scores are ``relevanceScore`` in [0, 1].  The response reports no usage, so usage
 is None (nothing is invented).  A response paged with ``nextToken`` before all wanted results
-is rejected rather than silently truncated.
+is followed: the same request again with the token, until the pages hold every wanted result
+(a token that repeats, or more pages than documents, is a bad response).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,6 +38,7 @@ __all__ = [
     "arn_region",
     "build_request",
     "default_base",
+    "next_page",
     "number_of_results",
     "parse_response",
     "region",
@@ -109,10 +112,14 @@ def build_request(base: str, deployment: Deployment, request: RerankRequest) -> 
 
 
 def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
-    results = parse_results(body, score="relevanceScore")
-    if body.get("nextToken") and len(results) < number_of_results(request):
-        raise ValueError(f"answer paged with nextToken after {len(results)} results; paging is unsupported")
-    return ParsedResponse(results=results)
+    token = body.get("nextToken")
+    if token is not None and not isinstance(token, str):
+        raise ValueError(f"nextToken is a {type(token).__name__}, not a string")
+    return ParsedResponse(results=parse_results(body, score="relevanceScore"), page_token=token or None)
+
+
+def next_page(sent: WireRequest, token: str) -> WireRequest:
+    return replace(sent, body={**sent.body, "nextToken": token})
 
 
 ADAPTER = HttpAdapter(
@@ -120,6 +127,7 @@ ADAPTER = HttpAdapter(
     independent_scores=True,  # a cross-encoder: each document scored on its own
     build_request=build_request,
     parse_response=parse_response,
+    next_page=next_page,
     capabilities=static(Capabilities(object_documents=True, max_documents=MAX_DOCUMENTS)),
     auth=SigV4Auth(service="bedrock", region=region),
     auth_kind="AWS SigV4 (botocore signs; key pair, profile or AWS chain); extra `rerank-runner[bedrock]`",

@@ -13,10 +13,17 @@ with ``rank_fields``, and ``max_tokens_per_doc``/``max_chunks_per_doc`` are done
 [0, 1].  Usage is ``{"tokens": {"total_tokens": N}}`` from the response's ``usage``.  Errors
 come as ``{code, message, request_id}``; that envelope on a 200 is a bad response carrying
 DashScope's code and message.
+
+Two aliases of the same API, as in LiteLLM: ``qwencloud/<model>`` (Qwen Cloud, the
+international endpoint ``https://dashscope-intl.aliyuncs.com/compatible-api/v1``; key
+``QWENCLOUD_API_KEY``, base ``QWENCLOUD_API_BASE_RERANK``) and ``qwen_ai_platform/<model>`` (the
+mainland endpoint; key ``QWEN_AI_PLATFORM_API_KEY``, base ``QWEN_AI_PLATFORM_API_BASE_RERANK``).
+Each reads only its own variables: a key of one region does not open the other.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,13 +36,17 @@ __all__ = [
     "ADAPTER",
     "CAPABILITIES",
     "DEFAULT_BASE",
+    "INTL_BASE",
     "MAX_DOCUMENTS",
+    "QWENCLOUD",
+    "QWEN_AI_PLATFORM",
     "build_request",
     "parse_response",
     "rerank_url",
 ]
 
 DEFAULT_BASE = "https://dashscope.aliyuncs.com/compatible-api/v1"
+INTL_BASE = "https://dashscope-intl.aliyuncs.com/compatible-api/v1"
 CHAT_ROUTE, RERANK_ROUTE = "/compatible-mode/v1", "/compatible-api/v1"
 MAX_DOCUMENTS = 500
 """Model Studio's "max number of documents" per request for qwen3-rerank and gte-rerank-v2."""
@@ -73,4 +84,17 @@ ADAPTER = HttpAdapter(
     default_base=DEFAULT_BASE,
     score_kind="probability in [0, 1]",
     usage_kind="`tokens.total_tokens`",
+)
+QWENCLOUD = replace(
+    ADAPTER,
+    provider="qwencloud",
+    key_env=("QWENCLOUD_API_KEY",),
+    base_env=("QWENCLOUD_API_BASE_RERANK",),
+    default_base=INTL_BASE,
+)
+QWEN_AI_PLATFORM = replace(
+    ADAPTER,
+    provider="qwen_ai_platform",
+    key_env=("QWEN_AI_PLATFORM_API_KEY",),
+    base_env=("QWEN_AI_PLATFORM_API_BASE_RERANK",),
 )

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from providers import contract
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
 from providers.deployment import Deployment
+from providers.params import Param
 from providers.types import RankedDocument, RerankRequest, sort_and_cut
 
 __all__ = ["ADAPTER", "CAPABILITIES", "DEFAULT_BASE", "build_request", "inference_url", "parse_response"]
@@ -60,6 +61,11 @@ def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
 
 ADAPTER = HttpAdapter(
     provider="deepinfra",
+    params=(
+        Param("instruction", "string"),
+        Param("service_tier", "string", ("default", "priority"), scores=False),
+        Param("webhook", "string", scores=False),
+    ),
     build_request=build_request,
     parse_response=parse_response,
     capabilities=static(CAPABILITIES),

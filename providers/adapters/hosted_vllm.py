@@ -22,6 +22,7 @@ from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireReq
 from providers.adapters.shapes import simple_body, simple_response
 from providers.auth import Bearer
 from providers.deployment import Deployment
+from providers.params import Param
 from providers.types import RerankRequest
 
 __all__ = ["ADAPTER", "CAPABILITIES", "build_request", "parse_response", "rerank_url"]
@@ -46,6 +47,13 @@ def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
 
 ADAPTER = HttpAdapter(
     provider="hosted_vllm",
+    params=(
+        Param("instruction", "string"),
+        Param("truncate_prompt_tokens", "integer", minimum=-1),
+        Param("truncation_side", "string", ("left", "right")),
+        Param("max_tokens_per_query", "integer", minimum=1),
+        Param("priority", "integer", scores=False),
+    ),
     independent_scores=True,  # a cross-encoder: each document scored on its own
     build_request=build_request,
     parse_response=parse_response,

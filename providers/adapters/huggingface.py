@@ -13,17 +13,24 @@ token limit, so ``max_tokens_per_doc`` and ``max_chunks_per_doc`` are done clien
 TEI answers at most ``--max-client-batch-size`` texts per request (default 32), so
 longer lists are split.  Response: a bare list ``[{index, score}]``.  Scores are
 probabilities in [0, 1] (``raw_scores: false`` applies the model's activation).
-TEI reports no usage in the body, so there is none (nothing is estimated).
+TEI reports no usage in the body; its ``x-compute-tokens`` response header (the tokens it ran,
+after truncation) is the usage, ``{"tokens": {"compute_tokens": N}}``, summed over a line's
+requests; without the header there is none (nothing is estimated).  The provider parameters
+``truncate`` (false: an over-long pair is an error) and ``truncation_direction``
+(``Left``/``Right``) replace the defaults.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
 from providers.adapters.shapes import parse_results
 from providers.auth import Bearer
 from providers.deployment import Deployment
+from providers.params import Param
 from providers.types import RerankRequest
 
 __all__ = [
@@ -31,6 +38,7 @@ __all__ = [
     "CAPABILITIES",
     "MAX_CLIENT_BATCH_SIZE",
     "build_request",
+    "parse_headers",
     "parse_response",
     "rerank_url",
 ]
@@ -56,6 +64,13 @@ def build_request(base: str, deployment: Deployment, request: RerankRequest) -> 
     return WireRequest(url=rerank_url(base), body=body)
 
 
+def parse_headers(headers: Mapping[str, str], parsed: ParsedResponse) -> ParsedResponse:
+    count = headers.get("x-compute-tokens", "")
+    if not count.isascii() or not count.isdigit():
+        return parsed  # absent or not a count: no usage rather than a guess
+    return replace(parsed, usage={"tokens": {"compute_tokens": int(count)}})
+
+
 def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
     if not isinstance(body, list):
         raise TypeError(f"expected a JSON list of ranks, got {type(body).__name__}")
@@ -64,14 +79,16 @@ def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
 
 ADAPTER = HttpAdapter(
     provider="huggingface",
+    params=(Param("truncate", "boolean"), Param("truncation_direction", "string", ("Left", "Right"))),
     independent_scores=True,  # a cross-encoder: each document scored on its own
     build_request=build_request,
     parse_response=parse_response,
+    parse_headers=parse_headers,
     capabilities=static(CAPABILITIES),
     auth=Bearer(required=False),
     key_env=("HUGGINGFACE_API_KEY",),
     base_env=("HF_API_BASE", "HUGGINGFACE_API_BASE"),
     default_base=None,
     score_kind="probability in [0, 1] (raw_scores=false)",
-    usage_kind="none",
+    usage_kind="`tokens.compute_tokens` (the `x-compute-tokens` header)",
 )

@@ -18,6 +18,7 @@ from typing import Any
 from providers.adapter import Capabilities, HttpAdapter, ParsedResponse, WireRequest, static
 from providers.adapters.shapes import simple_body, simple_response
 from providers.deployment import Deployment
+from providers.params import Param
 from providers.types import RerankRequest
 
 __all__ = [
@@ -62,6 +63,7 @@ def parse_response(body: Any, request: RerankRequest) -> ParsedResponse:
 
 ADAPTER = HttpAdapter(
     provider="voyage",
+    params=(Param("truncation", "boolean"),),
     independent_scores=True,  # a cross-encoder: each document scored on its own
     build_request=build_request,
     parse_response=parse_response,

@@ -8,7 +8,13 @@ version); the base (e.g. ``https://us-south.ml.cloud.ibm.com``) comes from ``api
 Body ``{model_id, query, inputs: [{text}], parameters: {return_options: {top_n},
 truncate_input_tokens}, project_id | space_id}``; the project (``WATSONX_PROJECT_ID`` /
 ``WX_PROJECT_ID`` / ``PROJECT_ID``) wins over the space (``WATSONX_DEPLOYMENT_SPACE_ID`` /
-``WATSONX_SPACE_ID``) and one of them is required.  Inputs are strings, so object documents
+``WATSONX_SPACE_ID``) and one of them is required.
+
+``watsonx/deployment/<id>``: a deployed model, ``POST {base}/ml/v1/deployments/<id>/text/rerank``
+(the route pattern of watsonx.ai's other deployment endpoints: generation, chat, forecast) with
+the same body minus ``model_id`` and the project or space, which the deployment already has.
+
+Inputs are strings, so object documents
 are rendered to text (``rank_fields``).  ``max_tokens_per_doc`` becomes ``truncate_input_tokens``
 (watsonx counts it per query + input pair, truncating the input's end).  Scores are raw
 cross-encoder scores (logits, can be negative).  Usage: ``{"tokens": {"input_tokens": N}}`` from
@@ -29,6 +35,7 @@ from providers.types import RerankRequest
 __all__ = [
     "ADAPTER",
     "DEFAULT_VERSION",
+    "DEPLOYMENT_PREFIX",
     "PATH",
     "PROJECT_ENV",
     "SPACE_ENV",
@@ -42,19 +49,32 @@ DEFAULT_VERSION = "2024-05-31"
 PATH = "/ml/v1/text/rerank"
 PROJECT_ENV = ("WATSONX_PROJECT_ID", "WX_PROJECT_ID", "PROJECT_ID")
 SPACE_ENV = ("WATSONX_DEPLOYMENT_SPACE_ID", "WATSONX_SPACE_ID")
+DEPLOYMENT_PREFIX = "deployment/"
 
 
-def rerank_url(base: str, version: str | None) -> str:
-    url = base if base.endswith(PATH) else f"{base}{PATH}"
+def _deployed(deployment: Deployment) -> str | None:
+    """The deployment id of a ``watsonx/deployment/<id>`` model, else None."""
+    wire_model = deployment.wire_model
+    return wire_model.removeprefix(DEPLOYMENT_PREFIX) if wire_model.startswith(DEPLOYMENT_PREFIX) else None
+
+
+def rerank_url(base: str, version: str | None, deployed: str | None = None) -> str:
+    if deployed is not None:
+        url = f"{base.removesuffix(PATH)}/ml/v1/deployments/{deployed}/text/rerank"
+    else:
+        url = base if base.endswith(PATH) else f"{base}{PATH}"
     return f"{url}?version={version or DEFAULT_VERSION}"
 
 
 def scope(deployment: Deployment) -> dict[str, str]:
+    """The model and the project or space the body names (none for a deployed model)."""
+    if _deployed(deployment) is not None:
+        return {}
     param = deployment.credentials.param
     if project_id := param("project_id"):
-        return {"project_id": project_id}
+        return {"model_id": deployment.wire_model, "project_id": project_id}
     if space_id := param("space_id"):
-        return {"space_id": space_id}
+        return {"model_id": deployment.wire_model, "space_id": space_id}
     raise ConfigurationError(
         f"no watsonx.ai project or space for {deployment.model!r}: set {' or '.join(PROJECT_ENV)}, "
         f"or {' or '.join(SPACE_ENV)} (or project_id / space_id in the model list)",
@@ -64,10 +84,9 @@ def scope(deployment: Deployment) -> dict[str, str]:
 
 def build_request(base: str, deployment: Deployment, request: RerankRequest) -> WireRequest:
     body: dict[str, Any] = {
-        "model_id": deployment.wire_model,
+        **scope(deployment),
         "query": request.query,
         "inputs": [{"text": document} for document in request.documents],
-        **scope(deployment),
     }
     parameters: dict[str, Any] = {}
     if request.top_n is not None:
@@ -76,7 +95,7 @@ def build_request(base: str, deployment: Deployment, request: RerankRequest) -> 
         parameters["truncate_input_tokens"] = request.max_tokens_per_doc
     if parameters:
         body["parameters"] = parameters
-    url = rerank_url(base, deployment.credentials.param("api_version"))
+    url = rerank_url(base, deployment.credentials.param("api_version"), _deployed(deployment))
     return WireRequest(url=url, body=body)
 
 

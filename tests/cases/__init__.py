@@ -15,6 +15,8 @@ from tests.cases import (
     jina_ai,
     litellm_proxy,
     nvidia_nim,
+    qwen_ai_platform,
+    qwencloud,
     together_ai,
     vertex_ai,
     voyage,
@@ -27,5 +29,6 @@ CASES: tuple[ProviderCase, ...] = tuple(
     for module in (
         cohere, litellm_proxy, together_ai, azure_ai, infinity, jina_ai, nvidia_nim, bedrock,
         huggingface, hosted_vllm, deepinfra, fireworks_ai, voyage, vertex_ai, watsonx, dashscope,
+        qwencloud, qwen_ai_platform,
     )
 )  # fmt: skip

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer, strings_body
+from tests.cases.case import Batch, Deployer, Forwarded, Line, ProviderCase, Record, bearer, strings_body
 from tests.ranking_lines import check_records
 from tests.servers.azure_ai import AzureAIServer
 
@@ -54,11 +54,20 @@ CASE = ProviderCase(
     message=MESSAGE,
     missing=((dep(base=None), ("AZURE_AI_API_BASE",)), (dep(key=None), ("AZURE_AI_API_KEY",))),
     key_vars=("AZURE_AI_API_KEY",),
+    setting_vars={
+        "azure_ad_token": ("AZURE_AD_TOKEN",),
+        "tenant_id": ("AZURE_TENANT_ID",),
+        "client_id": ("AZURE_CLIENT_ID",),
+        "client_secret": ("AZURE_CLIENT_SECRET",),
+    },
+    secret_settings=frozenset({"azure_ad_token", "client_secret"}),
     base_vars=("AZURE_AI_API_BASE",),
     ignored_vars={"AZURE_API_KEY": "openai-key"},
     native=frozenset({"top_n", "max_tokens_per_doc"}),
     max_documents=1000,
     malformed=MALFORMED,
+    forwarded=(Forwarded({"api-version": "2024-05-01-preview"}, query="api-version=2024-05-01-preview"),),
+    refused_params=({"api-version": 2024},),
     batch=Batch(
         server=lambda: AzureAIServer(KEY),
         env=lambda server, _: {

@@ -84,6 +84,18 @@ class Batch:
     """The provider's own assertions on the server and the extra lines' records."""
 
 
+@dataclass(frozen=True)
+class Forwarded:
+    """A provider-specific parameter as a line gives it and where it must land on the wire."""
+
+    given: dict[str, Any]
+    """The ``provider_params`` (or ``litellm_params``) given."""
+    body: dict[str, Any] = field(default_factory=dict)
+    """Fields the body must then hold."""
+    query: str = ""
+    """What the URL's query string must then hold."""
+
+
 Pairs = list[tuple[int, float]]
 NATIVE_FLAGS = ("object_documents", "top_n", "max_tokens_per_doc", "max_chunks_per_doc")
 
@@ -123,6 +135,13 @@ class ProviderCase:
     secret_settings: frozenset[str] = frozenset()
     ignored_vars: Mapping[str, str] = field(default_factory=dict)
     """Variables of neighbouring tools this provider must not read."""
+    forwarded: tuple[Forwarded, ...] = ()
+    """Each provider-specific parameter it declares, given and as sent (its local server takes
+    them all at once)."""
+    refused_params: tuple[dict[str, Any], ...] = ()
+    """Values of its parameters the API refuses (refused here, before anything is sent)."""
+    schema: Callable[[Any], Any] | None = None
+    """Its local server's body check (what the API's schema says of a body; None: fine)."""
 
     @property
     def provider(self) -> str:

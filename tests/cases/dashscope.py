@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -61,3 +62,22 @@ CASE = ProviderCase(
         usage=lambda line: {"tokens": {"total_tokens": word_count(line)}},
     ),
 )
+
+
+def alias_case(provider: str, key_var: str, base_var: str, default_url: str) -> ProviderCase:
+    """The case of an alias of DashScope (same API, its own variables and default base)."""
+    alias = Deployer(provider, WIRE_MODEL, key=KEY)
+    batch = replace(
+        CASE.batch,
+        env=lambda server, _: {key_var: KEY, base_var: f"{server.base_url}/compatible-api/v1"},
+    )
+    return replace(
+        CASE,
+        deployment=alias(),
+        url=default_url,
+        missing=((alias(key=None), (key_var,)),),
+        key_vars=(key_var,),
+        base_vars=(base_var,),
+        ignored_vars={"DASHSCOPE_API_KEY": "sk-other-region", "DASHSCOPE_API_BASE_RERANK": "http://other"},
+        batch=batch,
+    )

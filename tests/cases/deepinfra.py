@@ -6,9 +6,9 @@ from typing import Any
 
 import httpx
 
-from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, split_count
+from tests.cases.case import Batch, Deployer, Forwarded, Line, ProviderCase, bearer, split_count
 from tests.ranking_lines import rendered
-from tests.servers.deepinfra import DeepInfraServer
+from tests.servers.deepinfra import DeepInfraServer, check
 
 KEY = "di-test"
 MODEL = "Qwen/Qwen3-Reranker-4B"
@@ -56,6 +56,13 @@ CASE = ProviderCase(
     native=frozenset(),
     max_documents=None,
     malformed=MALFORMED,
+    forwarded=(
+        Forwarded({"instruction": "Given a web search query"}, {"instruction": "Given a web search query"}),
+        Forwarded({"service_tier": "priority"}, {"service_tier": "priority"}),
+        Forwarded({"webhook": "https://example.com/hook"}, {"webhook": "https://example.com/hook"}),
+    ),
+    schema=check,
+    refused_params=({"service_tier": "gold"}, {"instruction": 7}),
     batch=Batch(
         server=lambda: DeepInfraServer(KEY, frozenset({MODEL})),
         env=lambda server, _: {

@@ -6,8 +6,18 @@ from typing import Any
 
 import httpx
 
-from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer, split_count, strings_body
-from tests.servers.hosted_vllm import VllmServer
+from tests.cases.case import (
+    Batch,
+    Deployer,
+    Forwarded,
+    Line,
+    ProviderCase,
+    Record,
+    bearer,
+    split_count,
+    strings_body,
+)
+from tests.servers.hosted_vllm import VllmServer, check
 
 BASE = "http://vllm:8000"
 MODEL = "BAAI/bge-reranker-v2-m3"
@@ -68,6 +78,17 @@ CASE = ProviderCase(
     native=frozenset({"top_n"}),
     max_documents=None,
     malformed=MALFORMED,
+    forwarded=(
+        Forwarded(
+            {"instruction": "Find the passage about energy"}, {"instruction": "Find the passage about energy"}
+        ),
+        Forwarded({"truncate_prompt_tokens": 256}, {"truncate_prompt_tokens": 256}),
+        Forwarded({"truncation_side": "left"}, {"truncation_side": "left"}),
+        Forwarded({"max_tokens_per_query": 64}, {"max_tokens_per_query": 64}),
+        Forwarded({"priority": 3}, {"priority": 3}),
+    ),
+    schema=check,
+    refused_params=({"truncation_side": "middle"}, {"truncate_prompt_tokens": -2}, {"priority": 1.5}),
     batch=Batch(
         server=lambda: VllmServer(MODEL, api_key="sk-e2e"),
         env=lambda server, _: {

@@ -6,9 +6,9 @@ from typing import Any
 
 import httpx
 
-from tests.cases.case import Batch, Deployer, Line, ProviderCase, Record, bearer
+from tests.cases.case import Batch, Deployer, Forwarded, Line, ProviderCase, Record, bearer, split_count
 from tests.ranking_lines import rendered
-from tests.servers.huggingface import TeiServer
+from tests.servers.huggingface import TeiServer, deserialise_error
 
 BASE = "http://tei:8080"
 MODEL = "BAAI/bge-reranker-v2-m3"
@@ -37,7 +37,8 @@ def many(model: str) -> list[Line]:
 
 def split_in_two(server: TeiServer, lines: list[Line], results: list[Record]) -> None:
     assert [item["index"] for item in results[0]["results"]] == [45, 46, 0]
-    assert (results[0]["requests"], results[0]["usage"]) == (2, None)
+    usage = {"tokens": {"compute_tokens": split_count(lines[0])}}  # both requests' headers, summed
+    assert (results[0]["requests"], results[0]["usage"]) == (2, usage)
     assert all(len(r.body["texts"]) <= BATCH_SIZE for r in server.requests)
 
 
@@ -66,6 +67,12 @@ CASE = ProviderCase(
     native=frozenset(),
     max_documents=32,
     malformed=MALFORMED,
+    forwarded=(
+        Forwarded({"truncate": False}, {"truncate": False}),
+        Forwarded({"truncation_direction": "Left"}, {"truncation_direction": "Left"}),
+    ),
+    schema=deserialise_error,
+    refused_params=({"truncate": "yes"}, {"truncation_direction": "left"}),
     batch=Batch(
         server=TeiServer,
         env=lambda server, _: {
@@ -76,7 +83,7 @@ CASE = ProviderCase(
         path="/rerank",
         authorization=lambda _: None,
         body=lambda line: body(rendered(line), line["query"]),
-        usage=lambda _: None,
+        usage=lambda line: {"tokens": {"compute_tokens": split_count(line)}},
         sent=lambda sent: list(sent["texts"]),
         extra_lines=many,
         check=split_in_two,

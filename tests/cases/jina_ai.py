@@ -42,10 +42,10 @@ CASE = ProviderCase(
     malformed=MALFORMED,
     batch=Batch(
         server=lambda: JinaServer(KEY, [WIRE_MODEL]),
-        env=lambda server, _: {"JINA_API_KEY": KEY, "JINA_AI_API_BASE": f"{server.base_url}/v1/anything"},
+        env=lambda server, _: {"JINA_API_KEY": KEY, "JINA_AI_API_BASE": f"{server.base_url}/v1"},
         path="/v1/rerank",
         authorization=lambda _: bearer(KEY),
-        body=lambda line: strings_body(WIRE_MODEL, line),
+        body=lambda line: strings_body(WIRE_MODEL, line, return_documents=False),
         usage=lambda line: {"tokens": {"total_tokens": word_count(line)}},
     ),
 )

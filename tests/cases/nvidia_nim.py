@@ -8,7 +8,7 @@ import httpx
 
 from providers.deployment import Deployment
 from tests.adapter_kit import deployment
-from tests.cases.case import Batch, Line, ProviderCase, Record, bearer, split_count
+from tests.cases.case import Batch, Forwarded, Line, ProviderCase, Record, bearer, split_count
 from tests.ranking_lines import rendered
 from tests.servers.nvidia_nim import NimServer, check, logit
 
@@ -40,8 +40,21 @@ def tokens(line: Line) -> dict[str, Any]:
     return {"tokens": {"prompt_tokens": count, "total_tokens": count}}
 
 
-def schema_accepts_every_body(server: NimServer, lines: list[Line], results: list[Record]) -> None:
+OWN_QUERY = "passages cut by nim"
+
+
+def own_parameters(model: str) -> list[Line]:
+    """A line with NIM's own ``truncate``, enqueued and sent by a worker."""
+    line = {"id": "own", "model": model, "query": OWN_QUERY, "documents": ["nim passages", "coffee"]}
+    return [{**line, "provider_params": {"truncate": "NONE"}}]
+
+
+def schema_accepts_every_body_and_the_lines_truncate_reaches_nim(
+    server: NimServer, lines: list[Line], results: list[Record]
+) -> None:
     assert all(check(r.body) is None for r in server.requests)
+    assert [r.body["truncate"] for r in server.requests if server.query_of(r.body) == OWN_QUERY] == ["NONE"]
+    assert [r["index"] for r in results[0]["results"]] == [0, 1]
 
 
 NVCF_ERROR = {"type": "about:blank", "status": 400, "title": "Bad Request", "detail": "passages: too many",
@@ -75,6 +88,9 @@ CASE = ProviderCase(
     native=frozenset(),
     max_documents=512,
     malformed=MALFORMED,
+    forwarded=(Forwarded({"truncate": "NONE"}, {"truncate": "NONE"}),),
+    schema=check,
+    refused_params=({"truncate": "START"}, {"truncate": "end"}, {"truncate": True}),
     batch=Batch(  # a self-hosted NIM: no key anywhere
         server=lambda: NimServer(api_key=None),
         env=lambda server, _: {"NVIDIA_NIM_API_BASE": f"{server.base_url}/v1", "NVIDIA_NIM_API_KEY": ""},
@@ -85,6 +101,7 @@ CASE = ProviderCase(
         usage=tokens,
         sent=lambda sent: [p["text"] for p in sent["passages"]],
         score=logit,
-        check=schema_accepts_every_body,
+        extra_lines=own_parameters,
+        check=schema_accepts_every_body_and_the_lines_truncate_reaches_nim,
     ),
 )

@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from tests.cases.case import Batch, Deployer, Line, ProviderCase, bearer, split_count, strings_body
-from tests.servers.voyage import VoyageServer
+from tests.cases.case import Batch, Deployer, Forwarded, Line, ProviderCase, bearer, split_count, strings_body
+from tests.servers.voyage import VoyageServer, check
 
 KEY = "pa-test"
 MODEL = "rerank-2.5"
@@ -60,6 +60,9 @@ CASE = ProviderCase(
     native=frozenset({"top_n"}),
     max_documents=1000,
     malformed=MALFORMED,
+    forwarded=(Forwarded({"truncation": False}, {"truncation": False}),),
+    schema=check,
+    refused_params=({"truncation": "false"},),
     batch=Batch(
         server=lambda: VoyageServer(KEY),
         env=lambda server, _: {"VOYAGE_API_KEY": KEY, "VOYAGE_API_BASE": f"{server.base_url}/v1"},

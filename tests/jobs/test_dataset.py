@@ -156,7 +156,7 @@ def test_whole_file_reports_every_bad_line_with_its_number(tmp_path: Path) -> No
     assert "cohere" in messages[2]
     assert messages[:1] + messages[3:] == [
         "line 3: query: must be a non-empty string",
-        "line 6: model: unknown local model 'local/bm99'; known: local/bm25",
+        "line 6: model: unknown local model 'local/bm99'; known: local/bm25, local/ql",
         "line 7: id: duplicate id 'a' (first on line 1)",
     ]
 

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import orjson
 from pydantic import SecretStr
+from pytest import MonkeyPatch
 
 from jobs.identity import RunIdentity, default_batch_name, run_identity
 from jobs.validation import ModelCheck, validate_file
+from providers.adapters import local
 from providers.deployment import Credentials
 from tests.support import synthetic_lines, write_dataset
 
@@ -75,3 +77,18 @@ def test_a_model_list_name_covers_its_deployments_and_fallbacks_without_secrets(
     moved = identity(path, "ranker", config)
     assert moved.digest != found.digest
     assert "resolves to differs" in moved.differences(found.summary())[0]
+
+
+def test_a_local_model_is_identified_with_its_scorer_version(
+    tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    """A batch of an older local ranker is never resumed with the new one (mixed scores)."""
+    path = write_dataset(tmp_path / "d.jsonl", synthetic_lines(2))
+    config = tmp_path / "config.yaml"
+    config.write_text("model_list:\n  - model_name: lexical\n    litellm_params: {model: local/ql}\n")
+    raw, listed = identity(path, "local/bm25"), identity(path, "lexical", config)
+    assert raw.models["local/bm25"]["deployments"][0]["scorer"] == local.VERSION
+    assert listed.models["lexical"]["deployments"][0]["scorer"] == local.VERSION
+    monkeypatch.setattr(local, "VERSION", "lexical-next")
+    assert identity(path, "local/bm25").digest != raw.digest
+    assert identity(path, "lexical", config).digest != listed.digest

@@ -13,7 +13,6 @@ from arq.jobs import serialize_job
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enqueue import valid_lines
 from jobs import keys
 from jobs.dataset import (
     MAX_DEPTH,
@@ -26,6 +25,7 @@ from jobs.dataset import (
     read_lines,
 )
 from jobs.payload import line_payload
+from jobs.preflight import valid_lines
 from jobs.queue import enqueue_lines
 from jobs.serializer import deserialize, serialize
 from jobs.validation import ModelCheck, validate_file

@@ -129,6 +129,9 @@ def _sources_problem(body: dict[str, Any]) -> str | None:
     return next((p for i, s in enumerate(sources) if (p := _source_problem(f"sources.{i + 1}", s))), None)
 
 
+PAGE = "page-after-"
+"""How this server's (opaque) ``nextToken`` begins."""
+
 RULES = (
     known_fields(
         {"queries", "rerankingConfiguration", "sources", "nextToken"},
@@ -160,10 +163,13 @@ class BedrockServer(WireServer):
         secret_key: str = "test-secret-key",
         session_token: str | None = None,
         region: str = "us-west-2",
+        page_size: int | None = None,
     ) -> None:
         super().__init__()
         self.credentials = ReadOnlyCredentials(access_key, secret_key, session_token)
         self.region = region
+        self.page_size = page_size
+        """Results per answer; more come with a ``nextToken`` the next request must send back."""
 
     def error_body(self, status: int, message: str) -> Any:
         return {"message": message}
@@ -219,7 +225,19 @@ class BedrockServer(WireServer):
         top = body["rerankingConfiguration"]["bedrockRerankingConfiguration"].get("numberOfResults")
         query = body["queries"][0]["textQuery"]["text"]
         results = [{"index": i, "relevanceScore": s} for i, s in ranked(query, texts, top)]
-        return 200, {}, {"results": results}
+        return self._page(results, body.get("nextToken"))
+
+    def _page(self, results: list[dict[str, Any]], token: Any) -> Reply:
+        start = 0
+        if token is not None:
+            if not isinstance(token, str) or not token.startswith(PAGE) or not token[len(PAGE) :].isdigit():
+                return self._error(400, "Invalid nextToken")
+            start = int(token[len(PAGE) :])
+        end = len(results) if self.page_size is None else start + self.page_size
+        answer: dict[str, Any] = {"results": results[start:end]}
+        if end < len(results):
+            answer["nextToken"] = f"{PAGE}{end}"
+        return 200, {}, answer
 
     def query_of(self, body: Any) -> str | None:
         try:

@@ -33,6 +33,12 @@ def check(body: Any) -> list[dict[str, Any]] | None:
             return problem(name, "value is not a non-empty list of strings")
     if len(body["queries"]) != len(body["documents"]):
         return problem("queries", "queries and documents must have the same length")
+    if body.get("service_tier", "default") not in ("default", "priority"):
+        return problem(
+            "service_tier", "value is not a valid enumeration member; permitted: 'default', 'priority'"
+        )
+    if not isinstance(body.get("instruction", ""), str):
+        return problem("instruction", "str type expected")
     return None
 
 

@@ -1,7 +1,8 @@
 """A local vLLM rerank server (``vllm serve <reranker>``): ``POST /rerank``, ``/v1/rerank``, ``/v2/rerank``.
 
 As vLLM's ``RerankRequest``: ``{model?, query: str, documents: [str], top_n: int = 0
-(all), truncate_prompt_tokens?, priority?, ...}``; an unknown field is *accepted and
+(all), truncate_prompt_tokens? (>= -1), truncation_side? (left/right), instruction?,
+max_tokens_per_query?, priority?, ...}``; an unknown field is *accepted and
 ignored* (vLLM only logs it; every such field is recorded in ``ignored`` so tests can
 prove nothing is silently dropped), a wrong type is 400, a model other than the served
 one is 404, all in vLLM's ``{error: {message, type, param, code}}`` envelope.  With
@@ -14,20 +15,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.servers.rules import each, first_problem, string, unless
+from tests.servers.rules import each, first_problem, one_of, string, unless
 from tests.wire_server import Recorded, Reply, WireServer, ranked
 
 ROUTES = ("/rerank", "/v1/rerank", "/v2/rerank")
 FIELDS = {
     "model", "query", "documents", "top_n", "truncate_prompt_tokens", "mm_processor_kwargs",
-    "priority", "softmax", "activation", "use_activation",
+    "priority", "softmax", "activation", "use_activation", "instruction", "truncation_side",
+    "max_tokens_per_query",
 }  # fmt: skip
 ERROR_TYPES = {400: "BadRequestError", 404: "NotFoundError", 429: "TooManyRequests"}
 RULES = (
     string("query", "query: Input should be a valid string"),
     each("documents", "documents: Input should be a valid list of strings"),
     unless(lambda body: type(body.get("top_n", 0)) is not int, "top_n: Input should be a valid integer"),
-)
+    unless(lambda body: not _at_least(body.get("truncate_prompt_tokens"), -1),
+           "truncate_prompt_tokens: Input should be greater than or equal to -1"),
+    one_of("truncation_side", ("left", "right", None), "truncation_side: Input should be 'left' or 'right'"),
+    unless(lambda body: type(body.get("priority", 0)) is not int,
+           "priority: Input should be a valid integer"),
+    unless(lambda body: not isinstance(body.get("instruction", ""), str),
+           "instruction: Input should be a valid string"),
+)  # fmt: skip
+
+
+def _at_least(value: Any, low: int) -> bool:
+    return value is None or (type(value) is int and value >= low)
 
 
 def check(body: Any) -> str | None:

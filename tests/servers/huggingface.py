@@ -51,6 +51,8 @@ def deserialise_error(body: Any) -> str | None:
     for name in BOOL_FIELDS:
         if name in body and not isinstance(body[name], bool):
             return prefix + f"{name}: invalid type, expected a boolean"
+    if body.get("truncation_direction", "Right") not in ("Left", "Right"):
+        return prefix + "truncation_direction: unknown variant, expected `Left` or `Right`"
     return None
 
 

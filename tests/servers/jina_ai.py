@@ -3,7 +3,8 @@
 Takes ``{model, query, documents, top_n?, return_documents?}`` and nothing else (``rank_fields``
 is refused); documents are strings, or ``{"text"}``/``{"image"}`` objects for multimodal models,
 never arbitrary objects.  Answers ``{model, usage: {total_tokens}, results: [{index,
-relevance_score, document?: {text}}]}`` best first.  Errors are ``{"detail": "[RID: …] message"}``.
+relevance_score, document?: {text}}]}`` best first, each document echoed back unless
+``return_documents`` is false (Jina's default is true).  Errors are ``{"detail": "[RID: …] message"}``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class JinaServer(WireServer):
             return self._error(400, f"Model {body['model']} is not available")
         query = body["query"]
         texts = [str(_text(d)) for d in body["documents"]]
-        returned = [{"text": t} for t in texts] if body.get("return_documents") else None
+        # Jina's default is to echo every document back
+        returned = [{"text": t} for t in texts] if body.get("return_documents", True) else None
         ranking = results(query, texts, body.get("top_n"), returned)
         tokens = sum(len(words(query)) + len(words(t)) for t in texts)
         return 200, {}, {"model": body["model"], "usage": {"total_tokens": tokens}, "results": ranking}

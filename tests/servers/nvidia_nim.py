@@ -1,12 +1,14 @@
 """A local NVIDIA NIM reranker: the hosted retrieval route and the NIM-native ``/v1/ranking``.
 
 ``POST /v1/retrieval/<model>/reranking`` (NVIDIA's hosted API: the body model must be the
-URL's with ``_`` -> ``.``) and ``POST /v1/ranking`` (a NIM container).  Bodies are
-``{model, query: {text}, passages: [{text}], truncate?}`` and nothing else (``top_k``
-is rejected); answers ``{rankings: [{index, logit}], usage}`` sorted by logit, with
-NVIDIA Cloud Functions' ``nvcf-reqid`` header and RFC 7807 problem details on errors.
-Logits are ``logit(score)`` for the word-overlap score, so they are unbounded and can be
-negative like a real cross-encoder's.
+URL's with a version's ``_`` -> ``.``, ``llama-3_2`` -> ``llama-3.2``; other ``_`` stay) and
+``POST /v1/ranking`` (a NIM container).  Bodies are ``{model, query: {text}, passages: [{text}],
+truncate?}`` and nothing else (``top_k`` is rejected; ``truncate`` is ``NONE`` or ``END``);
+``/v1/ranking`` also takes image passages ``{image: data-URL}`` and ``{text, image}`` (scored
+by their text, none scoring 0).  Answers ``{rankings: [{index, logit}], usage}`` sorted by
+logit, with NVIDIA Cloud Functions' ``nvcf-reqid`` header and RFC 7807 problem details on
+errors.  Logits are ``logit(score)`` for the word-overlap score, so they are unbounded and can
+be negative like a real cross-encoder's.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from tests.servers.rules import each, first_problem, known_fields, listed, one_o
 from tests.wire_server import Recorded, Reply, WireServer, ranked
 
 RETRIEVAL = re.compile(r"^/v1/retrieval/(?P<model>.+)/reranking$")
+DATA_URL = re.compile(r"^data:image/(png|jpeg|jpg|gif|webp);base64,[A-Za-z0-9+/=]+$")
+VERSION_UNDERSCORE = re.compile(r"(?<=\d)_(?=\d)")
 FIELDS = {"model", "query", "passages", "truncate"}
 MAX_PASSAGES = 512
 CONTEXT_WORDS = 512
@@ -31,6 +35,13 @@ def logit(score: float) -> float:
 
 def _has_text(item: Any) -> bool:
     return _text_of(item) is not None
+
+
+def _image_passage(item: Any) -> bool:
+    if not isinstance(item, dict) or "image" not in item or not set(item) <= {"text", "image"}:
+        return False
+    image, text = item["image"], item.get("text", "")
+    return isinstance(image, str) and DATA_URL.match(image) is not None and isinstance(text, str)
 
 
 def _text_of(item: Any) -> str | None:
@@ -51,9 +62,17 @@ RULES = (
 )
 
 
-def check(body: Any) -> str | None:
-    """The 422 detail for a body the NIM schema rejects, or None."""
-    return first_problem(body, "body must be a JSON object", RULES)
+IMAGE_RULES = (
+    *RULES[:4],
+    each("passages", "passages: each must be a {text}, {image} or {text, image} object",
+         lambda item: _has_text(item) or _image_passage(item)),
+    *RULES[5:],
+)  # fmt: skip
+
+
+def check(body: Any, *, images: bool = False) -> str | None:
+    """The 422 detail for a body the NIM schema rejects (``images``: on ``/v1/ranking``), or None."""
+    return first_problem(body, "body must be a JSON object", IMAGE_RULES if images else RULES)
 
 
 class NimServer(WireServer):
@@ -92,11 +111,11 @@ class NimServer(WireServer):
                 410, f"Model {route['model']} has reached its end of life and is no longer available"
             )
         body = record.body
-        if problem := check(body):
+        if problem := check(body, images=route is None):
             return self._error(422, problem)
-        if route is not None and body["model"] != route["model"].replace("_", "."):
+        if route is not None and body["model"] != VERSION_UNDERSCORE.sub(".", route["model"]):
             return self._error(400, f"model {body['model']!r} does not match the endpoint's model")
-        query, texts = body["query"]["text"], [p["text"] for p in body["passages"]]
+        query, texts = body["query"]["text"], [p.get("text", "") for p in body["passages"]]
         too_long = [i for i, t in enumerate(texts) if len(query.split()) + len(t.split()) > CONTEXT_WORDS]
         if too_long and body.get("truncate", "NONE") == "NONE":
             return self._error(

@@ -1,8 +1,9 @@
 """A local Together AI rerank API: ``POST /v1/rerank``.
 
-A serverless endpoint: ``{model, query, documents: [str], top_n?, return_documents?}``;
-JSON documents and ``rank_fields`` are refused (Together takes them only on dedicated
-Llama-Rank-V1 endpoints) and unknown fields are refused.  Answers ``{object: "rerank", id,
+``{model, query, documents: [str], top_n?, return_documents?}`` for serverless models; JSON
+documents and ``rank_fields`` are refused except for a Llama-Rank model (Together takes them
+there only, ranking an object by its ``rank_fields``, every field by default), and unknown
+fields are refused.  Answers ``{object: "rerank", id,
 model, results: [{index, relevance_score, document?}], usage: {prompt_tokens,
 completion_tokens, total_tokens}}``; errors use Together's ``{"error": {"message", "type",
 "param", "code"}}``.
@@ -24,11 +25,29 @@ RULES = (
     text("query", "query: must be a non-empty string"),
     listed("documents", "documents: must be a non-empty list"),
     unless(
-        lambda body: "rank_fields" in body or not all(isinstance(d, str) for d in body["documents"]),
+        lambda body: (
+            not _llama_rank(body)
+            and ("rank_fields" in body or not all(isinstance(d, str) for d in body["documents"]))
+        ),
         "JSON documents and rank_fields are only supported on dedicated Llama-Rank-V1 endpoints",
+    ),
+    unless(
+        lambda body: not all(isinstance(d, str | dict) for d in body["documents"]),
+        "documents: each must be a string or a JSON object",
     ),
     counts(("top_n",), "top_n: must be a positive integer"),
 )
+
+
+def _llama_rank(body: dict[str, Any]) -> bool:
+    return "llama-rank" in str(body.get("model", "")).lower()
+
+
+def _text(document: str | dict[str, Any], rank_fields: list[str] | None) -> str:
+    """What a Llama-Rank model reads of a JSON document: its ``rank_fields`` (every field by default)."""
+    if isinstance(document, str):
+        return document
+    return " ".join(str(document[f]) for f in (rank_fields or list(document)) if f in document)
 
 
 def check(body: Any) -> str | None:
@@ -73,7 +92,8 @@ class TogetherServer(WireServer):
             return self._error(
                 404, f"Unable to access model {model}. Please visit https://api.together.ai/models."
             )
-        query, documents = body["query"], body["documents"]
+        query = body["query"]
+        documents = [_text(d, body.get("rank_fields")) for d in body["documents"]]
         returned = [{"text": d} for d in documents] if body.get("return_documents") else None
         ranking = results(query, documents, body.get("top_n"), returned)
         tokens = sum(len(words(query)) + len(words(d)) for d in documents)

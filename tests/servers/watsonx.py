@@ -1,5 +1,7 @@
-"""A local IBM watsonx.ai rerank API (``POST /ml/v1/text/rerank?version=...``) and a local IBM
-IAM token endpoint (``POST /identity/token``).
+"""A local IBM watsonx.ai rerank API (``POST /ml/v1/text/rerank?version=...``, and for a deployed
+model ``POST /ml/v1/deployments/<id>/text/rerank?version=...``, whose body has no ``model_id``,
+``project_id`` or ``space_id``: an unknown id is 404) and a local IBM IAM token endpoint
+(``POST /identity/token``).
 
 watsonx.ai accepts ``Bearer`` tokens this IAM server issued (or fixed ones) and ``ZenApiKey``
 keys; takes ``{model_id, query, inputs: [{text}], parameters?: {truncate_input_tokens?,
@@ -15,6 +17,7 @@ errorMessage, context}``.
 from __future__ import annotations
 
 import datetime
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -25,6 +28,7 @@ from tests.servers.rules import each, first_problem, known_fields, listed, text,
 from tests.wire_server import Recorded, Reply, WireServer, ranked, words
 
 GRANT_TYPE = "urn:ibm:params:oauth:grant-type:apikey"
+DEPLOYED = re.compile(r"^/ml/v1/deployments/(?P<id>[^/]+)/text/rerank$")
 FIELDS = {"model_id", "query", "inputs", "parameters", "project_id", "space_id"}
 MODEL = "cross-encoder/ms-marco-minilm-l-12-v2"
 INVALID = "Json document validation error"
@@ -128,8 +132,11 @@ class WatsonxServer(WireServer):
         tokens: Iterable[str] = (),
         zen_keys: Iterable[str] = (),
         project_id: str = "test-project",
+        deployments: Iterable[str] = (),
     ) -> None:
         super().__init__()
+        self.deployments = set(deployments)
+        """Ids of deployed rerank models."""
         self.iam = iam
         self.tokens, self.zen_keys = set(tokens), set(zen_keys)
         self.project_id = project_id
@@ -152,15 +159,30 @@ class WatsonxServer(WireServer):
 
     def answer(self, record: Recorded) -> Reply:
         path, _, query_string = record.path.partition("?")
-        if record.method != "POST" or path != "/ml/v1/text/rerank":
+        deployed = DEPLOYED.match(path)
+        if record.method != "POST" or (path != "/ml/v1/text/rerank" and deployed is None):
             return self._error(404, f"Route {path} not found")
         if not parse_qs(query_string).get("version"):
             return self._error(400, "Missing query parameter `version`")
         if not self.authorized(record.headers.get("authorization", "")):
             return self._error(401, "Failed to authenticate the request due to invalid token")
         body = record.body
+        if deployed is not None:
+            return self._deployed(deployed["id"], body)
         if message := problem(body):
             return self._error(400, message)
+        return self._rank(body)
+
+    def _deployed(self, deployment_id: str, body: Any) -> Reply:
+        if deployment_id not in self.deployments:
+            return self._error(404, f"Deployment with id '{deployment_id}' does not exist")
+        if isinstance(body, dict) and (given := sorted({"model_id", "project_id", "space_id"} & set(body))):
+            return self._error(400, f"{INVALID}: '{given[0]}' is not a valid field for a deployment")
+        if message := problem({**body, "model_id": MODEL, "project_id": self.project_id}):
+            return self._error(400, message)
+        return self._rank({**body, "model_id": MODEL})
+
+    def _rank(self, body: dict[str, Any]) -> Reply:
         if body["model_id"] != MODEL:
             return self._error(404, f"Model '{body['model_id']}' is not supported")
         if body.get("project_id", self.project_id) != self.project_id:

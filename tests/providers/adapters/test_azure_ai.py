@@ -3,14 +3,25 @@ messages; the local Azure deployment.  (What every provider does alike: test_con
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from typing import Any
 
+import azure.core.credentials
+import azure.core.exceptions
+import azure.identity
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from providers.adapter import HttpAdapter
 from providers.adapters import cohere
 from providers.adapters.azure_ai import ADAPTER, rerank_url
-from providers.errors import InvalidRequestError
+from providers.auth.azure_entra import REFRESH_MARGIN, SCOPE, AzureEntraAuth, Token, fetch_token
+from providers.deployment import Deployment
+from providers.dispatcher import Dispatcher
+from providers.errors import AuthenticationError, ConfigurationError, InvalidRequestError
+from providers.retry import RetryPolicy
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, failure, rerank, reranker_for, serving, single
 from tests.cases.azure_ai import FOUNDRY, KEY, SERVERLESS, VERSION, WIRE_MODEL, dep, ok
@@ -137,3 +148,117 @@ async def test_local_deployment_refuses_what_cohere_refuses(
         assert named in answer.json()["message"]
     answer = await client.post(v2, json=good, headers={"authorization": "Bearer wrong"})
     assert (answer.status_code, answer.json()["error"]["code"]) == (401, "Unauthorized")
+
+
+# --- Microsoft Entra ID tokens ----------------------------------------------------------------------------
+
+PRINCIPAL = {"tenant_id": "tenant-1", "client_id": "client-1", "client_secret": SecretStr("s3cret")}
+
+
+class FakeEntra:
+    """Issues numbered tokens living ``lifetime`` seconds and records what each fetch was for."""
+
+    def __init__(self, clock: list[float], lifetime: float = 3600.0) -> None:
+        self.clock, self.lifetime = clock, lifetime
+        self.fetches: list[tuple[tuple[str, str, str] | None, str]] = []
+
+    def __call__(self, secret: tuple[str, str, str] | None, scope: str) -> Token:
+        self.fetches.append((secret, scope))
+        return Token(f"entra-token-{len(self.fetches)}", self.clock[0] + self.lifetime)
+
+
+def entra(server: AzureAIServer, **params: Any) -> Deployment:
+    keyless = dep(base=f"{server.base_url}/v2", key=None)
+    return replace(keyless, credentials=replace(keyless.credentials, params=params))
+
+
+def fetching(client: httpx.AsyncClient, clock: list[float]) -> tuple[HttpAdapter, Dispatcher, FakeEntra]:
+    """The adapter with its tokens from a :class:`FakeEntra` on ``clock``, and a dispatcher."""
+    fake = FakeEntra(clock)
+    adapter = replace(ADAPTER, auth=AzureEntraAuth(fetch=fake, clock=lambda: clock[0]))
+    return adapter, Dispatcher(client, RetryPolicy(max_attempts=1)), fake
+
+
+async def test_a_fetched_token_is_shared_by_concurrent_lines_and_fetched_again_before_expiry(
+    server: AzureAIServer, client: httpx.AsyncClient
+) -> None:
+    clock = [1_000_000.0]
+    adapter, transport, fake = fetching(client, clock)
+    server.tokens |= {"entra-token-1", "entra-token-2"}
+    d = entra(server, **PRINCIPAL)
+    await asyncio.gather(*(transport.rerank(adapter, d, req()) for _ in range(5)))
+    assert fake.fetches == [(("tenant-1", "client-1", "s3cret"), SCOPE)]
+    clock[0] += 3600 - REFRESH_MARGIN + 1  # inside the margin: fetched again
+    await transport.rerank(adapter, d, req())
+    assert len(fake.fetches) == 2
+    assert [r.headers["authorization"] for r in server.requests][-2:] == [
+        "Bearer entra-token-1",
+        "Bearer entra-token-2",
+    ]
+    assert all(r.status == 200 for r in server.requests)
+
+
+async def test_a_ready_token_or_a_scope_for_the_default_credential(
+    server: AzureAIServer, client: httpx.AsyncClient
+) -> None:
+    adapter, transport, fake = fetching(client, [0.0])
+    server.tokens |= {"ready-token", "entra-token-1"}
+    await transport.rerank(adapter, entra(server, azure_ad_token=SecretStr("ready-token")), req())
+    await transport.rerank(adapter, entra(server, azure_scope="api://custom/.default"), req())
+    assert fake.fetches == [(None, "api://custom/.default")]  # DefaultAzureCredential, opted into
+    assert [r.headers["authorization"] for r in server.requests] == [
+        "Bearer ready-token",
+        "Bearer entra-token-1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({}, "AZURE_AI_API_KEY"),  # a forgotten key fails at once: no credential chain is probed
+        ({"tenant_id": "t", "client_id": "c"}, "client_secret"),
+    ],
+)
+async def test_without_a_key_or_a_complete_entra_set_up_nothing_is_sent(
+    params: dict[str, Any], named: str
+) -> None:
+    mock = Mock(ok([(0, 0.5)]))
+    keyless = dep(key=None)
+    d = replace(keyless, credentials=replace(keyless.credentials, params=params))
+    with pytest.raises(ConfigurationError) as raised:
+        await rerank(ADAPTER, d, req(), mock)
+    assert named in raised.value.message and mock.requests == []
+
+
+async def test_a_refused_token_request_is_an_authentication_error_without_the_secret() -> None:
+    def refuse(secret: tuple[str, str, str] | None, scope: str) -> Token:
+        raise azure.core.exceptions.ClientAuthenticationError(
+            "AADSTS7000215: Invalid client secret provided."
+        )
+
+    adapter = replace(ADAPTER, auth=AzureEntraAuth(fetch=refuse))
+    keyless = dep(key=None)
+    d = replace(keyless, credentials=replace(keyless.credentials, params=PRINCIPAL))
+    mock = Mock(ok([(0, 0.5)]))
+    error, _ = await failure(adapter, d, req(), mock)
+    assert isinstance(error, AuthenticationError) and "AADSTS7000215" in error.message
+    assert "s3cret" not in str(error) and mock.requests == []
+
+
+def test_fetch_token_asks_azure_identity_for_the_scope(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, Any]] = []
+
+    class Credential:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            asked.append(("made", args or kwargs))
+
+        def get_token(self, scope: str) -> Any:
+            asked.append(("token", scope))
+            return azure.core.credentials.AccessToken("t", 1234)
+
+    monkeypatch.setattr(azure.identity, "ClientSecretCredential", Credential)
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", Credential)
+    assert fetch_token(("t", "c", "s"), SCOPE) == Token("t", 1234.0)
+    assert fetch_token(None, "x/.default") == Token("t", 1234.0)
+    default = {"exclude_interactive_browser_credential": True}
+    assert asked == [("made", ("t", "c", "s")), ("token", SCOPE), ("made", default), ("token", "x/.default")]

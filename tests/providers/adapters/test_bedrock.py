@@ -333,13 +333,27 @@ async def test_more_results_than_top_n_are_cut_client_side() -> None:
     assert response.results == [RankedDocument(2, 0.7)]
 
 
-async def test_a_page_short_of_the_wanted_results_is_bad_response() -> None:
-    paged = ok([(0, 0.9)], nextToken="page-2")
-    error, _ = await failure(ADAPTER, dep(), req(), Mock(paged))
+async def test_a_page_short_of_the_wanted_results_is_followed_with_its_token() -> None:
+    mock = Mock(ok([(0, 0.9)], nextToken="page-2"), ok([(1, 0.2)]))
+    response, _ = await rerank(ADAPTER, dep(), req(), mock)
+    assert response.results == [RankedDocument(0, 0.9), RankedDocument(1, 0.2)]
+    first, second = mock.bodies()
+    assert ("nextToken" in first, second) == (False, {**first, "nextToken": "page-2"})
+    complete, _ = await rerank(ADAPTER, dep(), req(top_n=1), Mock(ok([(0, 0.9)], nextToken="page-2")))
+    assert complete.results == [RankedDocument(0, 0.9)]  # all that was wanted: not followed
+
+
+@pytest.mark.parametrize(
+    "pages",
+    [
+        [ok([(0, 0.9)], nextToken="again"), ok([], nextToken="again")],  # a token that repeats
+        [ok([(0, 0.9)], nextToken="p2"), ok([(0, 0.8)])],  # a result given twice
+        [ok([(0, 0.9)], nextToken=7)],  # not a token
+    ],
+)
+async def test_pages_that_do_not_add_up_are_a_bad_response(pages: list[httpx.Response]) -> None:
+    error, _ = await failure(ADAPTER, dep(), req(), Mock(*pages))
     assert isinstance(error, BadResponseError)
-    assert "nextToken" in error.message
-    complete, _ = await rerank(ADAPTER, dep(), req(top_n=1), Mock(paged))
-    assert complete.results == [RankedDocument(0, 0.9)]
 
 
 # --- against the local Bedrock Agent Runtime -----------------------------------------------------------
@@ -352,6 +366,16 @@ server = serving(lambda: BedrockServer(session_token=TOKEN))
 async def transport() -> AsyncIterator[Dispatcher]:
     async with httpx.AsyncClient(trust_env=False) as client:
         yield Dispatcher(client, RetryPolicy(max_attempts=1))
+
+
+async def test_paged_answers_of_the_local_server_are_followed(transport: Dispatcher) -> None:
+    with BedrockServer(session_token=TOKEN, page_size=2) as paging:
+        d = dep(paging.base_url, aws_session_token=SecretStr(TOKEN))
+        docs: list[Document] = ["solar", "coffee", "solar power", "tea", "power"]
+        response = await transport.rerank(ADAPTER, d, req(documents=docs, top_n=4))
+    assert [r.status for r in paging.requests] == [200, 200]  # each page signed and accepted
+    assert [r.body.get("nextToken") for r in paging.requests] == [None, "page-after-2"]
+    assert [r.index for r in response.results] == [2, 0, 4, 1]
 
 
 async def test_local_server_verifies_the_signature(server: BedrockServer, transport: Dispatcher) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,12 @@ import yaml
 from pydantic import SecretStr
 
 from jobs.model_list import parse_model_list
-from providers.deployment import Credentials
+from providers.deployment import Credentials, Deployment
 from providers.dispatcher import Dispatcher
 from providers.errors import (
     AuthenticationError,
     BadResponseError,
+    ConfigurationError,
     InvalidRequestError,
     ProviderError,
     QuotaExceededError,
@@ -37,10 +39,11 @@ from tests.adapter_kit import (
     failure,
     rerank,
     single,
+    transport_for,
     wires,
 )
 from tests.cases import CASES
-from tests.cases.case import Line, ProviderCase
+from tests.cases.case import Line, ProviderCase, config_for
 from tests.e2e import run_batch
 from tests.ranking_lines import CHUNKED, CHUNKED_SENT, check_records, expected_results, lines_for
 from tests.wire_server import rate_limited, unavailable
@@ -239,24 +242,124 @@ def test_variables_it_must_not_read_are_not_read(case: ProviderCase) -> None:
 # --- against its local server -----------------------------------------------------------------------
 
 
+# --- provider-specific parameters ----------------------------------------------------------------------
+
+
+def given_params(case: ProviderCase) -> dict[str, Any]:
+    return {k: v for forwarded in case.forwarded for k, v in forwarded.given.items()}
+
+
+def with_params(request: RerankRequest, params: dict[str, Any]) -> RerankRequest:
+    return replace(request, provider_params=params)
+
+
+@each_provider
+def test_each_declared_parameter_has_a_row(case: ProviderCase) -> None:
+    assert sorted(given_params(case)) == sorted(p.name for p in case.adapter.params)
+
+
+@each_provider
+def test_a_lines_parameters_land_where_declared(case: ProviderCase) -> None:
+    plain = single(case.adapter, case.deployment, REQUEST)
+    for forwarded in case.forwarded:
+        wire = single(case.adapter, case.deployment, with_params(REQUEST, forwarded.given))
+        assert wire.body == {**plain.body, **forwarded.body}
+        assert forwarded.query in httpx.URL(wire.url).query.decode(), wire.url
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.forwarded], ids=str)
+def test_model_list_parameters_land_where_declared(case: ProviderCase) -> None:
+    settings = {k: json.dumps(v) for k, v in given_params(case).items()}
+    config = config_for(f"{case.provider}/{case.deployment.wire_model}", "http://127.0.0.1:9", **settings)
+    (listed,) = parse_model_list(yaml.safe_load(config), {}).deployments["e2e-model"]
+    assert listed.provider_params == given_params(case)
+    wire = single(case.adapter, replace(case.deployment, provider_params=listed.provider_params), REQUEST)
+    for forwarded in case.forwarded:
+        assert wire.body.items() >= forwarded.body.items()
+        assert forwarded.query in httpx.URL(wire.url).query.decode()
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.schema is not None], ids=str)
+def test_its_local_server_takes_what_is_forwarded_and_refuses_what_is_refused_here(
+    case: ProviderCase,
+) -> None:
+    assert case.schema is not None
+    body = single(case.adapter, case.deployment, REQUEST).body
+    assert case.schema({**body, **{k: v for f in case.forwarded for k, v in f.body.items()}}) is None
+    for given in case.refused_params:
+        assert case.schema({**body, **given}) is not None, given  # the API would refuse it too
+
+
+async def refusal(case: ProviderCase, deployment: Deployment, request: RerankRequest) -> ConfigurationError:
+    """The ConfigurationError a deployment and request fail with, nothing sent."""
+    mock = Mock(case.answer(PAIRS))
+    async with transport_for(mock) as (dispatcher, _):
+        with pytest.raises(ConfigurationError) as raised:
+            await dispatcher.rerank(case.adapter, deployment, request)
+    assert mock.requests == []
+    return raised.value
+
+
+@each_provider
+async def test_an_undeclared_or_refused_parameter_is_an_error_naming_it_and_nothing_is_sent(
+    case: ProviderCase,
+) -> None:
+    for given in [{"no_such_parameter": 1}, *case.refused_params]:
+        exc = await refusal(case, case.deployment, with_params(REQUEST, given))
+        assert f"provider_params.{next(iter(given))} " in exc.message, exc.message
+    undeclared = replace(case.deployment, provider_params={"no_such_parameter": 1})
+    exc = await refusal(case, undeclared, REQUEST)
+    assert "provider_params.no_such_parameter is not a parameter" in exc.message
+
+
+@each_provider
+async def test_an_image_document_is_refused_where_its_endpoint_ranks_text_only(case: ProviderCase) -> None:
+    """Only NIM's /v1/ranking takes images (tests/providers/adapters/test_nvidia_nim.py); an image
+    is never rendered to text."""
+    assert not case.adapter.capabilities(case.deployment).image_documents
+    request = replace(REQUEST, documents=["solar", {"image": "data:image/png;base64,iVBORw0KGgo="}])
+    exc = await refusal(case, case.deployment, request)
+    assert "documents[1] is an image" in exc.message
+
+
 def request_for(line: Line) -> RerankRequest:
     fields = ("query", "documents", "top_n", "rank_fields", "return_documents", "max_tokens_per_doc",
               "max_chunks_per_doc")  # fmt: skip
     return RerankRequest(**{name: line[name] for name in fields if name in line})
 
 
+def local_reranker(case: ProviderCase, server: Any, tmp_path: Path, client: httpx.AsyncClient) -> Reranker:
+    """A Reranker built as a worker builds it: credentials from the variables, the model list
+    from the config."""
+    env = case.batch.env(server, tmp_path)
+    listed = parse_model_list(yaml.safe_load(case.batch.config(server)), env) if case.batch.config else None
+    dispatcher = Dispatcher(client, RetryPolicy(max_attempts=1))
+    return Reranker(dispatcher, credentials_from(env), listed.deployments if listed else None)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.forwarded], ids=str)
+async def test_its_local_server_takes_every_parameter_it_forwards(case: ProviderCase, tmp_path: Path) -> None:
+    with case.batch.server() as server:
+        async with httpx.AsyncClient(trust_env=False, timeout=5) as client:
+            reranker = local_reranker(case, server, tmp_path, client)
+            request = replace(REQUEST, provider_params=given_params(case))
+            response = await reranker.rerank(case.model(), request)
+    (seen,) = server.requests
+    assert seen.status == 200 and len(response.results) == 2
+    assert getattr(server, "ignored", []) == []  # vLLM would ignore an unknown field: none was
+    for forwarded in case.forwarded:
+        assert seen.body.items() >= forwarded.body.items()
+        assert forwarded.query in seen.path
+
+
 @each_provider
 async def test_lines_round_trip_through_the_reranker_and_its_local_server(
     case: ProviderCase, tmp_path: Path
 ) -> None:
-    """Built as a worker builds it: credentials from the variables, the model list from the config."""
     batch = case.batch
     with batch.server() as server:
-        env = batch.env(server, tmp_path)
-        listed = parse_model_list(yaml.safe_load(batch.config(server)), env) if batch.config else None
         async with httpx.AsyncClient(trust_env=False, timeout=5) as client:
-            dispatcher = Dispatcher(client, RetryPolicy(max_attempts=1))
-            reranker = Reranker(dispatcher, credentials_from(env), listed.deployments if listed else None)
+            reranker = local_reranker(case, server, tmp_path, client)
             lines = lines_for(case.model(), 3)
             responses = [await reranker.rerank(line["model"], request_for(line)) for line in lines]
     answered = {server.query_of(r.body): r for r in server.requests}

@@ -36,12 +36,20 @@ def test_url(base: str, url: str) -> None:
 # --- the shared HTTP path over MockTransport ----------------------------------------------------------
 
 
-async def test_bare_list_parsed_top_n_cut_client_side_no_usage() -> None:
+async def test_bare_list_parsed_top_n_cut_client_side_usage_from_the_header() -> None:
     mock = Mock(ranks((1, 0.97), (2, 0.4), (0, 0.01)))
     response, _ = await rerank(ADAPTER, dep(), req(documents=["a", "b", "c"], top_n=2), mock)
     assert "top_n" not in mock.bodies()[0]
     assert response.results == [RankedDocument(1, 0.97), RankedDocument(2, 0.4)]
-    assert (response.usage, response.response_id) == (None, None)  # nothing fabricated
+    assert (response.usage, response.response_id) == ({"tokens": {"compute_tokens": 9}}, None)
+
+
+@pytest.mark.parametrize("header", [None, "", "many", "-3", "9.5"])
+async def test_no_usable_token_header_is_no_usage(header: str | None) -> None:
+    headers = {} if header is None else {"x-compute-tokens": header}
+    answer = httpx.Response(200, json=[{"index": 0, "score": 0.5}], headers=headers)
+    response, _ = await rerank(ADAPTER, dep(), req(documents=["a"]), Mock(answer))
+    assert response.usage is None  # nothing fabricated
 
 
 async def test_split_requests_merge_onto_the_callers_indices() -> None:

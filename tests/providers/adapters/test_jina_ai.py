@@ -1,5 +1,6 @@
-"""jina_ai adapter: the path-replacing URL rule, bodies without rank_fields, parsing; the local Jina
-API refusing what Jina refuses.  (What every provider does alike: test_contract.py.)"""
+"""jina_ai adapter: the URL rule (the endpoint appended to a base), bodies without rank_fields and
+with return_documents false, parsing; the local Jina API refusing what Jina refuses.  (What every
+provider does alike: test_contract.py.)"""
 
 from __future__ import annotations
 
@@ -26,14 +27,24 @@ HEAD = {"model": WIRE_MODEL, "query": QUERY}
         (None, "https://api.jina.ai/v1/rerank"),
         ("https://api.jina.ai", "https://api.jina.ai/v1/rerank"),
         ("https://api.jina.ai/v1", "https://api.jina.ai/v1/rerank"),
-        ("http://127.0.0.1:8080/some/path/", "http://127.0.0.1:8080/v1/rerank"),
-        ("https://gw.example.com/jina/v2/rerank", "https://gw.example.com/v1/rerank"),
-        ("http://h:9/x?tenant=a", "http://h:9/v1/rerank?tenant=a"),
+        ("https://api.jina.ai/v1/", "https://api.jina.ai/v1/rerank"),
+        ("https://api.jina.ai/v1/rerank", "https://api.jina.ai/v1/rerank"),
+        # a gateway's prefix is kept (LiteLLM replaced the whole path with /v1/rerank)
+        ("http://127.0.0.1:8080/some/path/", "http://127.0.0.1:8080/some/path/v1/rerank"),
+        ("https://gw.example.com/jina/v1", "https://gw.example.com/jina/v1/rerank"),
+        ("https://gw.example.com/jina/v2/rerank", "https://gw.example.com/jina/v2/rerank"),
+        ("http://h:9/x?tenant=a", "http://h:9/x/v1/rerank?tenant=a"),
     ],
 )
-def test_base_path_is_replaced(base: str | None, url: str) -> None:
+def test_endpoint_is_appended_to_the_base(base: str | None, url: str) -> None:
     wire = single(ADAPTER, dep(base), req())
     assert (wire.method, wire.url) == ("POST", url)
+
+
+def test_documents_are_never_echoed_back() -> None:
+    wire = single(ADAPTER, dep(), req(return_documents=True, top_n=1))
+    assert wire.body == {**HEAD, "documents": ["solar power plants", "coffee"], "top_n": 1,
+                         "return_documents": False}  # fmt: skip
 
 
 # --- what comes back --------------------------------------------------------------------------------

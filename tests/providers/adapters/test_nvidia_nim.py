@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from providers.adapters.nvidia_nim import ADAPTER
-from providers.errors import AuthenticationError, InvalidRequestError
+from providers.errors import AuthenticationError, ConfigurationError, InvalidRequestError
 from providers.types import Document, RankedDocument
 from tests.adapter_kit import Mock, failure, rerank, reranker_for, serving, single
 from tests.cases.case import TEXTS, req
@@ -158,3 +158,71 @@ async def test_wire_server_end_of_life_and_wrong_key(server: NimServer, client: 
             f"nvidia_nim/{HOSTED}", req()
         )
     assert (denied.value.status, denied.value.message) == (401, "Authentication failed")
+
+
+# --- the body model, truncate and image passages ---------------------------------------------------------
+
+PNG = "data:image/png;base64,iVBORw0KGgo="
+
+
+@pytest.mark.parametrize(
+    ("wire_model", "sent"),
+    [
+        ("nvidia/llama-3_2-nv-rerankqa-1b-v2", "nvidia/llama-3.2-nv-rerankqa-1b-v2"),
+        ("nvidia/llama-3_2-nemoretriever-500m-rerank-v2", "nvidia/llama-3.2-nemoretriever-500m-rerank-v2"),
+        ("nvidia/nv-rerankqa-mistral-4b-v3", "nvidia/nv-rerankqa-mistral-4b-v3"),
+        ("acme/re_ranker_v1_2", "acme/re_ranker_v1.2"),  # only between digits
+        ("acme/my_reranker", "acme/my_reranker"),  # LiteLLM sends acme/my.reranker
+    ],
+)
+def test_only_a_versions_underscore_becomes_a_dot(wire_model: str, sent: str) -> None:
+    assert single(ADAPTER, dep(wire_model), req()).body["model"] == sent
+
+
+async def test_a_model_with_a_real_underscore_reaches_the_hosted_route(
+    server: NimServer, client: httpx.AsyncClient
+) -> None:
+    response = await reranker_for(client, dep(base=server.base_url)).rerank(
+        "nvidia_nim/acme/my_reranker", req()
+    )
+    (seen,) = server.requests
+    assert (seen.status, seen.body["model"], len(response.results)) == (200, "acme/my_reranker", 2)
+
+
+async def test_truncate_none_lets_nim_refuse_an_over_long_passage(
+    server: NimServer, client: httpx.AsyncClient
+) -> None:
+    long = " ".join(f"w{i}" for i in range(600))
+    reranker = reranker_for(client, dep(base=server.base_url))
+    with pytest.raises(InvalidRequestError) as refused:
+        await reranker.rerank(
+            f"nvidia_nim/{RANKING}", req(documents=[long], provider_params={"truncate": "NONE"})
+        )
+    assert "set truncate" in refused.value.message
+    cut = await reranker.rerank(f"nvidia_nim/{RANKING}", req(documents=[long]))  # END, by default
+    assert [r.status for r in server.requests] == [400, 200] and len(cut.results) == 1
+    assert [r.body["truncate"] for r in server.requests] == ["NONE", "END"]
+
+
+async def test_image_passages_go_to_the_ranking_route_as_images(
+    server: NimServer, client: httpx.AsyncClient
+) -> None:
+    docs: list[Document] = [{"image": PNG}, "solar power plants", {"image": PNG, "text": "solar panel photo"}]
+    response = await reranker_for(client, dep(base=server.base_url)).rerank(
+        f"nvidia_nim/{RANKING}", req(documents=docs)
+    )
+    (seen,) = server.requests
+    assert seen.status == 200
+    assert seen.body["passages"] == [{"image": PNG}, {"text": "solar power plants"},
+                                     {"text": "solar panel photo", "image": PNG}]  # fmt: skip
+    assert [r.index for r in response.results] == [1, 2, 0]
+    assert check({**seen.body}) is not None  # the hosted route's schema takes text only
+    assert check(seen.body, images=True) is None
+
+
+async def test_an_image_where_the_endpoint_ranks_text_only_fails_before_sending() -> None:
+    mock = Mock(rankings((0, 1.0)))
+    with pytest.raises(ConfigurationError) as refused:
+        await rerank(ADAPTER, dep(), req(documents=["a", {"image": PNG}]), mock)
+    assert "documents[1] is an image" in refused.value.message
+    assert mock.requests == []

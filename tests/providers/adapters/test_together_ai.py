@@ -10,10 +10,10 @@ import pytest
 
 from providers.adapters.together_ai import ADAPTER, DEFAULT_BASE
 from providers.types import RankedDocument
-from tests.adapter_kit import Mock, rerank, serving, single
+from tests.adapter_kit import Mock, rerank, reranker_for, serving, single
 from tests.cases.case import QUERY, req
 from tests.cases.together_ai import KEY, WIRE_MODEL, dep, ok
-from tests.servers.together_ai import TogetherServer
+from tests.servers.together_ai import TogetherServer, check
 
 HEAD = {"model": WIRE_MODEL, "query": QUERY}
 
@@ -34,6 +34,42 @@ def test_url_is_base_plus_rerank(base: str | None, url: str) -> None:
     wire = single(ADAPTER, dep(base), req())
     assert (wire.method, wire.url, wire.headers) == ("POST", url, {})
     assert DEFAULT_BASE == "https://api.together.ai/v1"
+
+
+LLAMA_RANK = "Salesforce/Llama-Rank-V1"
+OBJECTS = [{"title": "Solar", "text": "solar power plants"}, {"title": "Coffee", "text": "beans"}]
+
+
+@pytest.mark.parametrize(
+    ("wire_model", "documents", "rank_fields", "expected"),
+    [
+        pytest.param(LLAMA_RANK, OBJECTS, ["text"], {"documents": OBJECTS, "rank_fields": ["text"]},
+                     id="llama-rank-objects-and-rank-fields-native"),
+        pytest.param(LLAMA_RANK, OBJECTS, None, {"documents": OBJECTS}, id="llama-rank-every-field"),
+        pytest.param(LLAMA_RANK, ["a", "b"], ["text"], {"documents": ["a", "b"]}, id="llama-rank-strings"),
+        pytest.param(WIRE_MODEL, OBJECTS, ["text"], {"documents": ["solar power plants", "beans"]},
+                     id="serverless-renders-objects"),
+    ],
+)  # fmt: skip
+def test_objects_and_rank_fields_go_natively_to_llama_rank_only(
+    wire_model: str, documents: Any, rank_fields: list[str] | None, expected: dict[str, Any]
+) -> None:
+    wire = single(ADAPTER, dep(model=wire_model), req(documents=documents, rank_fields=rank_fields))
+    assert wire.body == {"model": wire_model, "query": QUERY, **expected}
+    assert check(wire.body) is None  # the local Together API takes it
+
+
+async def test_llama_rank_ranks_objects_by_their_rank_fields_at_the_local_api(
+    client: httpx.AsyncClient,
+) -> None:
+    with TogetherServer(KEY, [LLAMA_RANK]) as server:
+        reranker = reranker_for(client, dep(base=f"{server.base_url}/v1"))
+        response = await reranker.rerank(
+            f"together_ai/{LLAMA_RANK}", req(documents=OBJECTS, rank_fields=["title"], top_n=1)
+        )
+    (seen,) = server.requests
+    assert (seen.status, seen.body["documents"], seen.body["rank_fields"]) == (200, OBJECTS, ["title"])
+    assert [r.index for r in response.results] == [0]
 
 
 # --- what comes back --------------------------------------------------------------------------------

@@ -18,10 +18,10 @@ from providers.adapters.watsonx import ADAPTER
 from providers.auth.watsonx_iam import WatsonxAuth
 from providers.deployment import Deployment
 from providers.dispatcher import Dispatcher, prepare
-from providers.errors import AuthenticationError, ServerError
+from providers.errors import AuthenticationError, InvalidRequestError, ServerError
 from providers.retry import RetryPolicy
 from providers.types import RankedDocument
-from tests.adapter_kit import FakeSleep, Mock, rerank
+from tests.adapter_kit import FakeSleep, Mock, rerank, reranker_for, single
 from tests.cases.case import QUERY, TEXTS, req
 from tests.cases.watsonx import API_KEY, BASE, PROJECT, TOKEN, URL, ZEN, dep, inputs, ok
 from tests.servers.watsonx import MODEL, IamServer, WatsonxServer, logit, problem
@@ -117,7 +117,7 @@ def iam() -> Iterator[IamServer]:
 
 @pytest.fixture
 def server(iam: IamServer) -> Iterator[WatsonxServer]:
-    with WatsonxServer(iam=iam, project_id=PROJECT) as running:
+    with WatsonxServer(iam=iam, project_id=PROJECT, deployments=[DEPLOYED]) as running:
         yield running
 
 
@@ -220,3 +220,54 @@ async def test_truncate_input_tokens_reaches_the_local_server(
     # one word kept per input: "power" and "coffee" (untruncated, the second would win)
     assert response.results == [RankedDocument(0, logit(0.5)), RankedDocument(1, logit(0.0))]
     assert response.usage == {"tokens": {"input_tokens": 6}}
+
+
+# --- deployed models: watsonx/deployment/<id> ------------------------------------------------------------
+
+DEPLOYED = "8f2c7a1e-rerank"
+
+
+def deployed(base: str = BASE, deployment_id: str = DEPLOYED, **params: Any) -> Deployment:
+    """A deployed model: no project or space needed."""
+    return dataclasses.replace(dep(base, project_id=None, **params), wire_model=f"deployment/{deployment_id}")
+
+
+@pytest.mark.parametrize(
+    ("base", "url"),
+    [
+        (BASE, f"{BASE}/ml/v1/deployments/{DEPLOYED}/text/rerank?version=2024-05-31"),
+        (f"{BASE}/ml/v1/text/rerank", f"{BASE}/ml/v1/deployments/{DEPLOYED}/text/rerank?version=2024-05-31"),
+    ],
+)
+def test_a_deployed_model_goes_to_its_deployment_without_model_or_project(base: str, url: str) -> None:
+    wire = single(ADAPTER, deployed(base), req(top_n=1))
+    assert wire.url == url
+    assert wire.body == {
+        "query": QUERY,
+        "inputs": inputs(*TEXTS),
+        "parameters": {"return_options": {"top_n": 1}},
+    }
+
+
+async def test_a_deployed_model_ranks_at_the_local_api(
+    server: WatsonxServer, client: httpx.AsyncClient
+) -> None:
+    server.tokens.add(TOKEN)
+    reranker = reranker_for(client, deployed(server.base_url))
+    response = await reranker.rerank(f"watsonx/deployment/{DEPLOYED}", req())
+    (seen,) = server.requests
+    assert (seen.status, seen.path.split("?")[0]) == (200, f"/ml/v1/deployments/{DEPLOYED}/text/rerank")
+    assert [r.index for r in response.results] == [0, 1]
+    with pytest.raises(InvalidRequestError) as unknown:
+        await reranker.rerank("watsonx/deployment/no-such-id", req())
+    assert (unknown.value.status, "does not exist" in unknown.value.message) == (404, True)
+
+
+async def test_the_local_api_refuses_a_model_or_project_on_a_deployment(
+    server: WatsonxServer, client: httpx.AsyncClient
+) -> None:
+    url = f"{server.base_url}/ml/v1/deployments/{DEPLOYED}/text/rerank?version=2024-05-31"
+    body = {"query": QUERY, "inputs": inputs(*TEXTS), "project_id": PROJECT}
+    server.tokens.add(TOKEN)
+    answer = await client.post(url, json=body, headers={"authorization": f"Bearer {TOKEN}"})
+    assert (answer.status_code, "project_id" in answer.json()["errors"][0]["message"]) == (400, True)
