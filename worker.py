@@ -76,10 +76,10 @@ __all__ = [
 
 
 LINES_PER_HTTP_CLIENT = 16
-"""httpcore scans its whole connection pool on every request, in time quadratic in its idle
-connections: a worker holds one ``httpx.AsyncClient`` per 16 lines in flight, each with two
-connections per line, all kept alive (httpx keeps 20 by default; a request beyond them opened a
-new connection).  Measured in docs/performance.md."""
+"""A worker holds one ``httpx.AsyncClient`` per 16 lines in flight, each with two connections per
+line, all kept alive (httpx keeps 20 by default; a request beyond them opened a new connection).
+httpcore scans its whole pool on every request; smaller pools were meant to make that cheaper,
+but docs/performance.md shows no measurable gain yet (the scan's cost is its idle connections)."""
 
 
 def http_clients(settings: RunnerSettings) -> list[httpx.AsyncClient]:

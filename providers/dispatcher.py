@@ -107,7 +107,7 @@ class Dispatcher:
         self.client = client
         self.clients = [client, *more_clients]
         """Lines take turns over these (all of a line's requests on one): httpcore scans its
-        whole pool on every request, so several small pools cost less CPU than one big one."""
+        whole pool on every request, so a worker may split its connections over several."""
         self._client_turn = itertools.count()
         self.observer = observer
         self.max_response_bytes = max_response_bytes
