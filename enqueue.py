@@ -50,7 +50,7 @@ from jobs.dataset import (
     DatasetLine,
 )
 from jobs.estimate import estimate, prices_from
-from jobs.identity import RunIdentity, default_batch_name, run_identity
+from jobs.identity import LinesDigest, RunIdentity, default_batch_name, run_identity
 from jobs.payload import line_payload, rerank_request
 from jobs.preflight import (
     Paths,
@@ -238,11 +238,15 @@ def resolver(settings: RunnerSettings, names: Iterable[str]) -> dict[str, tuple[
         models = model_list(settings)
     except ConfigurationError:
         models = model_list(settings, resolve_env=False)
+    # an entry whose variables this environment lacks is still that entry (workers may have them)
+    names_only = model_list(settings, resolve_env=False) if settings.config else models
     credentials = provider_credentials()
     return {
         name: (
-            models.deployments.get(name) or [deployment_for(name, credentials)],
-            bool(models.fallbacks.get(name)),
+            models.deployments.get(name)
+            or names_only.deployments.get(name)
+            or [deployment_for(name, credentials)],
+            bool(models.fallbacks.get(name) or names_only.fallbacks.get(name)),
         )
         for name in names
     }
@@ -393,7 +397,8 @@ def prepare_runs(args: argparse.Namespace, prog: str = PROG) -> list[Run] | int:
     except CorpusError as exc:
         print(f"error: --corpus {exc}", file=sys.stderr)
         return 2
-    report, rejects = validate(args, checks[0], corpus, every[0].line_limits)
+    lines = LinesDigest()  # validation hashes the lines: enqueue reads the file once more
+    report, rejects = validate(args, checks[0], corpus, every[0].line_limits, lines)
     runs = []
     for settings in every:
         identity = run_identity(
@@ -404,6 +409,7 @@ def prepare_runs(args: argparse.Namespace, prog: str = PROG) -> list[Run] | int:
             provider_credentials(),
             corpus.digest if corpus else None,
             settings.max_line_bytes,
+            lines,
         )
         batch = args.batch or default_batch_name(args.dataset, identity)
         runs.append(Run(args, settings, batch, paths_for(args, batch), report, identity, prog, corpus))

@@ -3,9 +3,9 @@
 Formats: JSONL (one object per line with ``_id``, ``id`` or ``docid``, an optional ``title``
 and a ``text``; BEIR's ``corpus.jsonl`` is this), or TSV (``.tsv``: ``id<TAB>text`` or
 ``id<TAB>title<TAB>text``; a first row whose id column is named ``id``, ``_id`` or ``docid`` is
-a header).  The corpus is held in memory while enqueueing and each line's documents are
-written into its job with their text (a document store that keeps each text once in Redis is
-still to come).  Its content is part of the run identity.
+a header).  The corpus is held in memory while enqueueing; the resolved documents go to Redis's
+document store (:mod:`jobs.docstore`) like any other, once each.  Its content is part of the run
+identity.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ __all__ = [
     "SECRET_WORDS",
     "SHORT_CHARS",
     "UNSCORED_PARAMS",
+    "LinesDigest",
     "RunIdentity",
     "default_batch_name",
     "describe_models",
@@ -162,6 +163,32 @@ def describe_models(
     return dict(sorted(described.items()))
 
 
+class LinesDigest:
+    """The valid lines' part of the identity, fed one line at a time: by validation as it goes
+    (so enqueue reads the file once more, not twice), or by :func:`run_identity` itself."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.blake2b(digest_size=16)
+        self.count = 0
+        self.names: set[str] = set()
+
+    def add(self, line_no: int, raw: bytes, obj: Mapping[str, Any]) -> None:
+        self.count += 1
+        self.hash.update(b"%d %d\n" % (line_no, len(raw)))
+        self.hash.update(raw)
+        model = obj.get("model")
+        if isinstance(model, str):
+            self.names.add(model)
+
+
+def _stream(path: Path, report: ValidationReport, max_line_bytes: int) -> LinesDigest:
+    lines = LinesDigest()
+    for line_no, raw in read_lines(path, max_line_bytes):
+        if not report.rejected(line_no) and not isinstance(raw, LongLine):
+            lines.add(line_no, raw, orjson.loads(raw))
+    return lines
+
+
 def run_identity(
     path: Path,
     report: ValidationReport,
@@ -170,22 +197,14 @@ def run_identity(
     credentials: Mapping[str, Credentials],
     corpus: str | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
+    lines: LinesDigest | None = None,
 ) -> RunIdentity:
-    """Stream the file's valid lines (as enqueue will read them) into the run's identity."""
-    lines_hash = hashlib.blake2b(digest_size=16)
-    names = {default_model}
-    count = 0
-    for line_no, raw in read_lines(path, max_line_bytes):
-        if report.rejected(line_no) or isinstance(raw, LongLine):
-            continue
-        count += 1
-        lines_hash.update(b"%d %d\n" % (line_no, len(raw)))
-        lines_hash.update(raw)
-        model = orjson.loads(raw).get("model")
-        if isinstance(model, str):
-            names.add(model)
-    models = describe_models(names, config, credentials)
-    lines_digest = lines_hash.hexdigest()
+    """The run's identity from the file's valid lines (as enqueue will read them): ``lines`` as
+    validation fed them, unless validation then rejected duplicates (the file is streamed again)."""
+    if lines is None or report.duplicate_lines:
+        lines = _stream(path, report, max_line_bytes)
+    models = describe_models({default_model, *lines.names}, config, credentials)
+    lines_digest = lines.hash.hexdigest()
     covered: dict[str, Any] = {
         "version": IDENTITY_VERSION,
         "lines": lines_digest,
@@ -195,7 +214,7 @@ def run_identity(
         covered["corpus"] = corpus
     whole = orjson.dumps({**covered, "models": models}, option=orjson.OPT_SORT_KEYS)
     digest = hashlib.blake2b(whole, digest_size=16).hexdigest()
-    return RunIdentity(digest, count, lines_digest, default_model, models, corpus)
+    return RunIdentity(digest, lines.count, lines_digest, default_model, models, corpus)
 
 
 def slug(text: str, limit: int) -> str:

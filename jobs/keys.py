@@ -15,6 +15,7 @@ __all__ = [
     "ARQ_JOB_PREFIX",
     "ARQ_RETRY_PREFIX",
     "BATCHES",
+    "DOCUMENT_PREFIX",
     "JOB_FUNCTION",
     "QUEUE",
     "RESULT_PREFIX",
@@ -28,6 +29,7 @@ __all__ = [
     "batch_lines",
     "batch_stats",
     "corpus_stats",
+    "document",
     "group",
     "job_id",
     "limiter",
@@ -106,6 +108,16 @@ def batch_failed(name: str) -> str:
     failure.  The dead-letter store: never expires; ``batch.py retry-failed`` re-queues from it
     and a later success removes the entry."""
     return f"rr:batch:{name}:failed"
+
+
+DOCUMENT_PREFIX = "rr:doc:"
+
+
+def document(digest: str) -> str:
+    """The document store (:mod:`jobs.docstore`): a document's JSON, keyed on a hash of that JSON;
+    written if absent by enqueue, its expiry pushed out (never in) to each writing batch's
+    lifetime."""
+    return DOCUMENT_PREFIX + digest
 
 
 def group(name: str) -> str:

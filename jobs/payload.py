@@ -28,6 +28,10 @@ class LinePayload(TypedDict):
     """The batch's run identity when enqueued (absent in jobs of older versions)."""
     query: str
     documents: list[Document]
+    """The documents; in a queued job, those at the ``stored`` positions are content hashes."""
+    stored: NotRequired[list[int]]
+    """Positions of documents kept in the document store (:mod:`jobs.docstore`); absent once the
+    worker has put them back, and in jobs whose documents are all inline."""
     top_n: NotRequired[int]
     rank_fields: NotRequired[list[str]]
     max_chunks_per_doc: NotRequired[int]

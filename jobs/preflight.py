@@ -26,6 +26,7 @@ from jobs.dataset import (
     read_lines,
     trusted_line,
 )
+from jobs.identity import LinesDigest
 from jobs.redis_url import RedisUrlError, redis_settings
 from jobs.settings import RunnerSettings, SettingsError, load_settings, model_list
 from jobs.validation import ModelCheck, ValidationReport, validate_file
@@ -138,12 +139,18 @@ def check_arguments(args: argparse.Namespace, settings: RunnerSettings) -> Model
 
 
 def validate(
-    args: argparse.Namespace, models: ModelCheck, corpus: Corpus | None, limits: LineLimits = DEFAULT_LIMITS
+    args: argparse.Namespace,
+    models: ModelCheck,
+    corpus: Corpus | None,
+    limits: LineLimits = DEFAULT_LIMITS,
+    lines: LinesDigest | None = None,
 ) -> tuple[ValidationReport, RejectLog]:
+    """Validate the whole file (feeding the run identity's ``lines`` on the way)."""
     partial = Path("results") / f".{args.dataset.name}.{os.getpid()}.rejects.partial"
     rejects = RejectLog(args.rejects or partial)
+    on_valid = lines.add if lines is not None else None
     try:
-        report = validate_file(args.dataset, models, rejects, limits, corpus=corpus)
+        report = validate_file(args.dataset, models, rejects, limits, corpus=corpus, on_valid=on_valid)
     finally:
         rejects.close()
     print(f"checked {report.lines} lines: {report.valid} valid, {report.invalid_lines} invalid")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +19,11 @@ import msgpack
 import orjson
 from arq.jobs import serialize_job
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from jobs import keys
 from jobs.dataset import DatasetLine
+from jobs.docstore import STORE_MIN_BYTES, DocumentWriter
 from jobs.identity import RunIdentity
 from jobs.payload import line_payload
 from jobs.serializer import serialize
@@ -29,9 +32,11 @@ __all__ = [
     "CHUNK_BYTES",
     "CHUNK_LINES",
     "ENQUEUE_LUA",
+    "IN_FLIGHT",
     "REGISTER_LUA",
     "BatchConflictError",
     "EnqueueCounts",
+    "document_ttl_ms",
     "enqueue_lines",
     "register_batch",
 ]
@@ -39,6 +44,9 @@ __all__ = [
 CHUNK_LINES = 500
 CHUNK_BYTES = 4 * 1024 * 1024
 """A chunk closes at whichever limit comes first, so long lines cannot blow up memory."""
+IN_FLIGHT = 2
+"""Chunks sent and not yet answered: Redis always has the next one while this process builds
+a third.  Each chunk is idempotent on its own, so their order does not matter."""
 
 ENQUEUE_LUA = """
 local queue, batch_key, lines_key = KEYS[1], KEYS[2], KEYS[3]
@@ -132,6 +140,12 @@ async def register_batch(redis: Redis, batch: str, identity: RunIdentity, source
         raise BatchConflictError(batch, orjson.loads(stored) if stored else None)
 
 
+def document_ttl_ms(result_ttl_ms: int, job_expiry_ms: int) -> int:
+    """How long a batch's stored documents must live: as long as its records (0: forever), and
+    never less than its queued jobs."""
+    return max(result_ttl_ms, job_expiry_ms) if result_ttl_ms else 0
+
+
 async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its state)
     redis: Redis,
     batch: str,
@@ -144,47 +158,58 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
     job_expiry_ms: int,
     result_ttl_ms: int,
     on_chunk: Callable[[EnqueueCounts], None] | None = None,
+    store_min_bytes: int = STORE_MIN_BYTES,
 ) -> EnqueueCounts:
     script = redis.register_script(ENQUEUE_LUA)
+    store = DocumentWriter(redis, document_ttl_ms(result_ttl_ms, job_expiry_ms), store_min_bytes)
     counts = EnqueueCounts()
     script_keys = [keys.QUEUE, keys.batch(batch), keys.batch_lines(batch)]
-    in_flight: asyncio.Task[list[int]] | None = None
+    in_flight: deque[tuple[asyncio.Task[list[Any]], dict[str, bytes]]] = deque()
 
-    async def settle(task: asyncio.Task[list[int]]) -> None:
-        added, queued, done = await task
+    async def settle(task: asyncio.Task[list[Any]], documents: dict[str, bytes]) -> None:
+        added, queued, done = (await task)[-1]
+        store.written(documents)
         counts.added += added
         counts.already_queued += queued
         counts.already_done += done
         if on_chunk:
             on_chunk(counts)
 
-    async def flush(enqueue_ms: int, entries: list[Any]) -> None:
-        nonlocal in_flight
-        if in_flight:
-            await settle(in_flight)
+    async def send(pipe: Pipeline) -> list[Any]:
+        async with pipe:
+            return await pipe.execute()
+
+    async def flush(enqueue_ms: int, entries: list[Any], documents: dict[str, bytes]) -> None:
+        while len(in_flight) >= IN_FLIGHT:
+            await settle(*in_flight.popleft())
         prefixes = [keys.ARQ_JOB_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX, keys.RESULT_PREFIX]
         # One packed argument per chunk: redis-py's per-argument encoding would cost more
         # than the script itself.
         args = [job_expiry_ms, enqueue_ms, *prefixes, msgpack.packb(entries, use_bin_type=False)]
+        pipe = redis.pipeline(transaction=False)
+        await store.queue_writes(pipe, documents)  # before the jobs: no worker sees a job without them
+        await script(keys=script_keys, args=args, client=pipe)  # queued, not yet sent
         # Redis runs this chunk while the next one is read and built.
-        in_flight = asyncio.ensure_future(script(keys=script_keys, args=args))
+        in_flight.append((asyncio.ensure_future(send(pipe)), documents))
         await asyncio.sleep(0)
 
+    documents: dict[str, bytes] = {}
     enqueue_ms, entries, chunk_bytes = int(time.time() * 1000), [], 0
     for line in lines:
         payload = line_payload(batch, line, line.model or default_model, run, corpus)
         if no_cache:
             payload["no_cache"] = True
+        chunk_bytes += store.stash(payload, documents)
         job = serialize_job(keys.JOB_FUNCTION, (payload,), {}, None, enqueue_ms, serializer=serialize)
         entries += [keys.job_id(batch, line.id), keys.line_member(line.id), line.line_no, job]
         chunk_bytes += len(job)
         if len(entries) >= 4 * CHUNK_LINES or chunk_bytes >= CHUNK_BYTES:
-            await flush(enqueue_ms, entries)
-            enqueue_ms, entries, chunk_bytes = int(time.time() * 1000), [], 0
+            await flush(enqueue_ms, entries, documents)
+            enqueue_ms, entries, chunk_bytes, documents = int(time.time() * 1000), [], 0, {}
     if entries:
-        await flush(enqueue_ms, entries)
-    if in_flight:
-        await settle(in_flight)
+        await flush(enqueue_ms, entries, documents)
+    while in_flight:
+        await settle(*in_flight.popleft())
     if result_ttl_ms:
         await redis.pexpire(keys.batch_lines(batch), result_ttl_ms)
     return counts

@@ -154,7 +154,10 @@ def validate_file(
     on_error: Callable[[LineError], None],
     limits: LineLimits = DEFAULT_LIMITS,
     corpus: Container[str] | None = None,
+    on_valid: Callable[[int, bytes, dict[str, Any]], None] | None = None,
 ) -> ValidationReport:
+    """Check every line; ``on_valid`` sees each line that passes its own checks (a later
+    duplicate of an id included: the report says which those are)."""
     report = ValidationReport(fingerprint=fingerprint(path))
     hashes = array("Q")
     invalid = report.invalid
@@ -169,6 +172,9 @@ def validate_file(
             key = _raw_key(raw)
         else:
             key = keys.line_key(checked["id"])
+            if on_valid is not None:
+                assert not isinstance(raw, LongLine)  # a long line never passes
+                on_valid(line_no, raw, checked)
         if key is not None:
             hashes.append(id_hash(key))
     ordered = np.frombuffer(hashes, dtype=np.uint64)

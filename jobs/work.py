@@ -23,9 +23,16 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from jobs import keys
 from jobs.cache import CacheStats, ScoreCache
 from jobs.corpus_stats import StatisticsCache
+from jobs.docstore import document_keys, hydrate
 from jobs.payload import LinePayload, rerank_request
 from jobs.records import FAILED, SUCCEEDED, RecordWriter, failure_record, success_record
-from providers.errors import ConfigurationError, DeadlineExceededError, DeferredError, RerankError
+from providers.errors import (
+    ConfigurationError,
+    DeadlineExceededError,
+    DeferredError,
+    DocumentMissingError,
+    RerankError,
+)
 from providers.events import NO_OBSERVER, Observer
 from providers.redaction import PATTERNS_ONLY, Redactor
 from providers.reranker import Reranker
@@ -89,15 +96,25 @@ def _hand_back(job: str, what: str, exc: BaseException) -> Retry:
     return Retry(defer=HAND_BACK_DEFER_SECONDS)
 
 
-async def _line_state(redis: Redis, line: LinePayload, job: str) -> tuple[bool, bool, bool]:
-    """(batch cancelled, batch now holds another run than the line's, line already succeeded)
-    in one round trip."""
+async def _line_state(
+    redis: Redis, line: LinePayload, job: str
+) -> tuple[bool, bool, bool, list[bytes | None]]:
+    """(batch cancelled, batch now holds another run than the line's, line already succeeded,
+    the line's stored documents) in one round trip."""
+    stored = document_keys(line)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hmget(keys.batch(line["batch"]), ["cancelled", "run"])
         pipe.hget(keys.result(job), "status")
-        (cancelled, run), status = await pipe.execute()
+        if stored:
+            pipe.mget(stored)
+        (cancelled, run), status, *documents = await pipe.execute()
     stale = (run or b"").decode() != line.get("run", "")
-    return bool(cancelled), stale, status is not None and status.decode() == SUCCEEDED
+    return (
+        bool(cancelled),
+        stale,
+        status is not None and status.decode() == SUCCEEDED,
+        documents[0] if stored else [],
+    )
 
 
 async def _record(
@@ -169,7 +186,7 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
         state.observer.line_finished(*held)
         return
     try:
-        cancelled, stale, succeeded = await _line_state(ctx["redis"], line, job)
+        cancelled, stale, succeeded, documents = await _line_state(ctx["redis"], line, job)
     except RedisError as exc:
         raise _hand_back(job, "checking the batch", exc) from exc
     if cancelled or succeeded:  # a redelivered line that already has its result is not paid twice
@@ -179,7 +196,12 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
         # no batch, so the line is not worth a request
         log.warning("line %s of %s skipped: the batch now holds another run", line["id"], batch)
         return
-    status, record = await _outcome(ctx, state, line, job)
+    try:
+        line = hydrate(line, documents)  # the line as written, before anything else sees it
+        status, record = await _outcome(ctx, state, line, job)
+    except DocumentMissingError as exc:
+        log.warning("line %s of %s failed: %s", line["id"], batch, exc, extra={"code": exc.code})
+        status, record = FAILED, failure_record(line, exc.to_record(), 0.0)
     if status == FAILED:
         record["error"] = state.redactor.record(record["error"])
     record["job_try"] = ctx.get("job_try", 1)

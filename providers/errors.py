@@ -9,6 +9,7 @@ tree once, in :func:`providers.wire.send`; nothing else inspects status codes.
     ├── ConfigurationError               configuration      no     missing key, base URL or setting; bad URL
     ├── DeadlineExceededError            deadline_exceeded  yes    the line's time budget ran out
     ├── DeferredError                    deferred           no     nothing can take the line soon
+    ├── DocumentMissingError             document_missing   no     a stored document expired or was evicted
     └── ProviderError                    error              no
         ├── RetryableProviderError       error              yes
         │   ├── RateLimitedError         rate_limited       yes    429
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigurationError",
     "DeadlineExceededError",
     "DeferredError",
+    "DocumentMissingError",
     "InvalidRequestError",
     "PermanentProviderError",
     "ProviderConnectionError",
@@ -94,6 +96,20 @@ class DeferredError(RerankError):
     def __init__(self, message: str, *, delay: float, provider: str | None = None) -> None:
         super().__init__(message, provider=provider)
         self.delay = delay
+
+
+class DocumentMissingError(RerankError):
+    """A document the line's job refers to by hash is no longer in Redis (expired or evicted), or
+    is not the content its hash names; the line is never ranked without it."""
+
+    code = "document_missing"
+
+    def __init__(self, message: str, *, positions: list[int]) -> None:
+        super().__init__(message)
+        self.positions = positions
+
+    def to_record(self) -> dict[str, Any]:
+        return {**super().to_record(), "documents": self.positions}
 
 
 class ProviderError(RerankError):

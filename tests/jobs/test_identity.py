@@ -8,7 +8,8 @@ import orjson
 from pydantic import SecretStr
 from pytest import MonkeyPatch
 
-from jobs.identity import RunIdentity, default_batch_name, run_identity
+from jobs.dataset import LineLimits
+from jobs.identity import LinesDigest, RunIdentity, default_batch_name, run_identity
 from jobs.validation import ModelCheck, validate_file
 from providers.adapters import local
 from providers.deployment import Credentials
@@ -77,6 +78,26 @@ def test_a_model_list_name_covers_its_deployments_and_fallbacks_without_secrets(
     moved = identity(path, "ranker", config)
     assert moved.digest != found.digest
     assert "resolves to differs" in moved.differences(found.summary())[0]
+
+
+def test_the_identity_fed_by_validation_is_the_one_streamed_from_the_file(tmp_path: Path) -> None:
+    """Enqueue hashes the lines while validating them (one pass less); a bad line, a long one, a
+    model per line and, with duplicates, the second pass it then needs give the same identity."""
+    lines = synthetic_lines(6)
+    lines[2]["model"] = "cohere/rerank-v3.5"
+    rows = [orjson.dumps(line) for line in lines]
+    rows.insert(3, b'{"id": "bad", "query": ""}')
+    rows.insert(5, orjson.dumps({**lines[0], "documents": ["x" * 3000]}))  # over the line limit below
+    for name, extra in (("plain", []), ("duplicated", [orjson.dumps(lines[1])])):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(b"\n".join([*rows, *extra]) + b"\n")
+        fed = LinesDigest()
+        limits = LineLimits(max_line_bytes=2048)
+        report = validate_file(path, ModelCheck(), lambda error: None, limits, on_valid=fed.add)
+        assert bool(report.duplicate_lines) == (name == "duplicated")
+        streamed = run_identity(path, report, "local/bm25", None, {}, max_line_bytes=2048)
+        assert run_identity(path, report, "local/bm25", None, {}, None, 2048, fed) == streamed
+        assert streamed.lines == 6 and "cohere/rerank-v3.5" in streamed.models
 
 
 def test_a_local_model_is_identified_with_its_scorer_version(

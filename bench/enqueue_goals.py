@@ -1,0 +1,172 @@
+"""Issue 12's enqueue goals, each a ratio measured in one run on one throwaway Redis:
+
+- ``enqueue.py`` end to end (a subprocess: start-up, validation, enqueue) against raw pipelined
+  writes of the same lines (read, ``orjson.loads`` for the id, ``SET NX PX`` + ``ZADD`` per line,
+  500 lines per pipeline), on lines of about 4 KB and 15 KB: goal >= 0.8x;
+- the same against one awaited arq ``enqueue_job`` per line, 4 KB lines: goal >= 10x;
+- Redis bytes per queued line (``MEMORY USAGE`` of every key the enqueue made) against the
+  line's own bytes, 1 KB lines: goal <= 1.3x.
+
+Lines hold documents of 200 characters, none repeated (the document store has nothing to share,
+so these are the plain write path's figures).
+
+    python -m bench.enqueue_goals [--lines 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from bench.docstore_bench import key_bytes
+from bench.enqueue_bench import WORDS, baseline, check_queue, in_process, run_cli
+from jobs import keys, queue
+from jobs.connection import open_pool
+from jobs.embedded import EmbeddedRedis
+from jobs.settings import RunnerSettings
+
+SIZES = {"1 KB": 5, "4 KB": 19, "15 KB": 72}
+"""Line size -> documents of 200 characters per line."""
+
+
+def goal_dataset(path: Path, lines: int, docs: int, seed: int) -> Path:
+    rng = random.Random(seed)
+    with path.open("wb") as handle:
+        for n in range(lines):
+            documents = [f"{n}.{k} " + " ".join(rng.choices(WORDS, k=40))[:190] for k in range(docs)]
+            line = {"id": f"q{n}", "query": " ".join(rng.choices(WORDS, k=3)), "documents": documents}
+            handle.write(orjson.dumps(line) + b"\n")
+    return path
+
+
+async def raw_pipelined(path: Path, url: str, batch: str) -> float:
+    """What a user's own script would do: pipelined ``SET NX PX`` + ``ZADD``, 500 lines a trip."""
+    ttl = RunnerSettings().job_expiry_ms
+    pool = await open_pool(url)
+    try:
+        started = time.perf_counter()
+        pipe = pool.pipeline(transaction=False)
+        with path.open("rb") as handle:
+            for n, raw in enumerate(handle, start=1):
+                job = f"{batch}:{orjson.loads(raw)['id']}"
+                pipe.set(keys.arq_job(job), raw, nx=True, px=ttl)
+                pipe.zadd(keys.QUEUE, {job: int(time.time() * 1000)})
+                if n % 500 == 0:
+                    await pipe.execute()
+        await pipe.execute()
+        return time.perf_counter() - started
+    finally:
+        await pool.aclose()
+
+
+async def bytes_then_flush(url: str, batch: str) -> tuple[int, str]:
+    """Every key's bytes, and where a line's go (its job key, its entries in the two sets)."""
+    pool = await open_pool(url)
+    try:
+        found = await key_bytes(pool)
+        lines = int(await pool.zcard(keys.QUEUE))
+        job = await pool.zrange(keys.QUEUE, 0, 0)
+        parts = {
+            "job key": int(await pool.memory_usage(keys.arq_job(job[0].decode()), samples=0) or 0),
+            "value": int(await pool.strlen(keys.arq_job(job[0].decode()))),
+            "queue entry": int(await pool.memory_usage(keys.QUEUE, samples=0) or 0) // lines,
+            "line-set entry": int(await pool.memory_usage(keys.batch_lines(batch), samples=0) or 0) // lines,
+        }
+        await pool.flushall()
+        return found, ", ".join(f"{name} {size:,} B" for name, size in parts.items())
+    finally:
+        await pool.aclose()
+
+
+async def step_seconds(path: Path, url: str, batch: str, in_flight: int) -> float:
+    """The enqueue step alone (in process), with ``in_flight`` chunks sent and not yet answered."""
+    previous, queue.IN_FLIGHT = queue.IN_FLIGHT, in_flight
+    try:
+        return (await in_process(path, url, batch))[1]
+    finally:
+        queue.IN_FLIGHT = previous
+
+
+def row(label: str, ratio: float, goal: str, met: bool) -> str:
+    return f"  {label:<58} {ratio:>7.2f}x   goal {goal:<8} {'MET' if met else 'MISSED'}"
+
+
+def memory_goal(data: Path, lines: int, url: str, work: Path) -> list[str]:
+    payload = data.stat().st_size / lines
+    run_cli(data, url, "memory", work, lines)
+    total, parts = asyncio.run(bytes_then_flush(url, "memory"))
+    per_line = total / lines
+    ratio = per_line / payload
+    return [
+        f"1 KB lines ({payload:,.0f} B): Redis {per_line:,.0f} B per queued line ({parts})",
+        row("Redis bytes per queued line / line bytes", ratio, "<= 1.3x", ratio <= 1.3),
+    ]
+
+
+def speed_goals(size: str, data: Path, lines: int, url: str, work: Path) -> list[str]:
+    payload = data.stat().st_size / lines
+    cli = run_cli(data, url, f"cli-{size[:-3]}", work, lines)
+    print(check_queue(url, lines, f"enqueue.py, {size} lines"))
+    raw = asyncio.run(raw_pipelined(data, url, "raw"))
+    print(check_queue(url, lines, f"raw pipelined, {size} lines"))
+    wall = cli.child.wall
+    found = [
+        f"{size} lines ({payload:,.0f} B), {lines:,}: enqueue.py {lines / wall:,.0f} lines/s end to end "
+        f"(its enqueue step {lines / cli.enqueue_seconds:,.0f}/s), raw pipelined {lines / raw:,.0f}/s",
+        row(f"enqueue.py end to end / raw pipelined, {size}", raw / wall, ">= 0.8x", raw / wall >= 0.8),
+    ]
+    if size != "4 KB":
+        return found
+    arq_s = asyncio.run(baseline(data, url, "arq"))
+    print(check_queue(url, lines, f"arq enqueue_job loop, {size} lines"))
+    found.append(f"  arq enqueue_job loop {lines / arq_s:,.0f} lines/s")
+    versus = f"enqueue.py end to end / arq enqueue_job loop, {size}"
+    found.append(row(versus, arq_s / wall, ">= 10x", arq_s / wall >= 10))
+    one = asyncio.run(step_seconds(data, url, "one", 1))
+    print(check_queue(url, lines, "enqueue step, 1 chunk in flight"))
+    two = asyncio.run(step_seconds(data, url, "two", 2))
+    print(check_queue(url, lines, "enqueue step, 2 chunks in flight"))
+    found.append(
+        f"  enqueue step in process: 1 chunk in flight {lines / one:,.0f} lines/s, "
+        f"2 in flight {lines / two:,.0f} lines/s ({one / two:.2f}x); "
+        f"the step vs raw pipelined {raw / two:.2f}x"
+    )
+    return found
+
+
+def goals(lines: int, work: Path, url: str) -> list[str]:
+    found = []
+    for size, docs in SIZES.items():
+        data = goal_dataset(work / f"goal-{docs}.jsonl", lines, docs, seed=docs)
+        if size == "1 KB":
+            found += memory_goal(data, lines, url, work)
+        else:
+            found += speed_goals(size, data, lines, url, work)
+        data.unlink()
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--lines", type=int, default=50_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="enqueue-goals-") as work:
+        server = EmbeddedRedis(Path(work) / "redis", persist=False)
+        try:
+            server.start()
+            print("\n".join(["", "issue 12, enqueue goals:", *goals(args.lines, Path(work), server.url)]))
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
