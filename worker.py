@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -62,6 +63,8 @@ from providers.reranker import Reranker
 from providers.retry import RetryPolicy
 
 __all__ = [
+    "LINES_PER_HTTP_CLIENT",
+    "http_clients",
     "local_run",
     "main",
     "resilience_options",
@@ -70,6 +73,21 @@ __all__ = [
     "worker_options",
     "worker_settings",
 ]
+
+
+LINES_PER_HTTP_CLIENT = 16
+"""A worker holds one ``httpx.AsyncClient`` per 16 lines in flight, each with two connections per
+line, all kept alive (httpx keeps 20 by default; a request beyond them opened a new connection).
+httpcore scans its whole pool on every request; smaller pools were meant to make that cheaper,
+but docs/performance.md shows no measurable gain yet (the scan's cost is its idle connections)."""
+
+
+def http_clients(settings: RunnerSettings) -> list[httpx.AsyncClient]:
+    count = max(1, math.ceil(settings.max_jobs / LINES_PER_HTTP_CLIENT))
+    connections = 2 * math.ceil(settings.max_jobs / count)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    timeout = httpx.Timeout(settings.http_timeout)
+    return [httpx.AsyncClient(timeout=timeout, limits=limits) for _ in range(count)]
 
 
 def worker_options(
@@ -90,14 +108,12 @@ def worker_options(
 
     async def startup(ctx: dict[str, Any]) -> None:
         redact_logs(redactor)
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.http_timeout),
-            limits=httpx.Limits(max_connections=settings.max_jobs * 2),
-        )
+        clients = http_clients(settings)
+        client = clients[0]
         retry = RetryPolicy(
             max_attempts=settings.retry_attempts, max_total_seconds=settings.retry_max_seconds
         )
-        ctx["http_client"] = client
+        ctx["http_clients"] = clients
         gate = RedisGate(ctx["redis"], keys.limiter, gate_policy, observer=observer)
         ctx["state"] = WorkerState(
             reranker=Reranker(
@@ -108,6 +124,7 @@ def worker_options(
                     max_response_bytes=settings.max_response_bytes,
                     redactor=redactor,
                     observer=observer,
+                    more_clients=clients[1:],
                 ),
                 credentials=credentials,
                 model_list=models.deployments,
@@ -137,7 +154,7 @@ def worker_options(
         await asyncio.gather(*tasks, return_exceptions=True)
         if tasks:
             await stats.flush(ctx["redis"])
-        if client := ctx.get("http_client"):
+        for client in ctx.get("http_clients", ()):
             await client.aclose()
 
     functions: list[WorkerCoroutine] = [rerank_line]
@@ -266,7 +283,7 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
     )
     parser.add_argument("--redis-url", help="Redis to work for (default: $REDIS_URL)")
     parser.add_argument(
-        "--max-jobs", type=int, help="lines in flight in this process (default: $RR_MAX_JOBS or 16)"
+        "--max-jobs", type=int, help="lines in flight in this process (default: $RR_MAX_JOBS or 64)"
     )
     parser.add_argument(
         "--config", type=Path, help="LiteLLM-style config.yaml with a model_list ($RR_CONFIG)"

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -41,20 +41,30 @@ FORGET_AFTER_MS = 3_600_000
 """A worker's registry entry is dropped this long after its last heartbeat."""
 
 TAKE_LUA = """
-local in_progress, queue, leases = KEYS[1], KEYS[2], KEYS[3]
-local job, worker_id, ttl, now, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local holder = redis.call('GET', in_progress)
-if holder and holder ~= worker_id then
-  return -1
+local queue, leases = KEYS[1], KEYS[2]
+local worker_id, ttl, now, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local progress_prefix = ARGV[5]
+local scores, taken = {}, {}
+for i = 6, #ARGV do
+  local job = ARGV[i]
+  local in_progress = progress_prefix .. job
+  local holder = redis.call('GET', in_progress)
+  local score = -1
+  if not holder or holder == worker_id then
+    local queued = redis.call('ZSCORE', queue, job)
+    if queued and tonumber(queued) <= now then
+      redis.call('SET', in_progress, worker_id, 'PX', ttl)
+      taken[#taken + 1] = job
+      score = tonumber(queued)
+    end
+  end
+  scores[#scores + 1] = score
 end
-local score = redis.call('ZSCORE', queue, job)
-if not score or tonumber(score) > now then
-  return -1
+if #taken > 0 then
+  redis.call('SADD', leases, unpack(taken))
+  redis.call('PEXPIRE', leases, keep)
 end
-redis.call('SET', in_progress, worker_id, 'PX', ttl)
-redis.call('SADD', leases, job)
-redis.call('PEXPIRE', leases, keep)
-return tonumber(score)
+return scores
 """
 
 BEAT_LUA = """
@@ -130,11 +140,22 @@ class Liveness:
         """Mark ``job`` in progress (arq's key, holding this worker's id) and lease it, in one
         step, if it is due and nobody else runs it: its queue score, else None.  Taking a job
         this worker already holds answers its score again (a command retried after it ran)."""
-        score = await self._take(
-            keys=[keys.arq_in_progress(job), keys.QUEUE, keys.worker_leases(self.worker_id)],
-            args=[job, self.worker_id, in_progress_ms, now_ms, self.lease_keep_ms],
+        return (await self.take_many([job], in_progress_ms, now_ms))[0]
+
+    async def take_many(self, jobs: Sequence[str], in_progress_ms: int, now_ms: int) -> list[int | None]:
+        """:meth:`take` for several jobs in one round trip (each taken or not on its own)."""
+        scores = await self._take(
+            keys=[keys.QUEUE, keys.worker_leases(self.worker_id)],
+            args=[
+                self.worker_id,
+                in_progress_ms,
+                now_ms,
+                self.lease_keep_ms,
+                keys.ARQ_IN_PROGRESS_PREFIX,
+                *jobs,
+            ],
         )
-        return None if int(score) < 0 else int(score)
+        return [None if int(score) < 0 else int(score) for score in scores]
 
     async def beat(self, running: Iterable[str], released: Iterable[str] = ()) -> None:
         """Renew the heartbeat; lease ``running`` and drop the leases of ``released`` jobs."""

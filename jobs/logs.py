@@ -133,7 +133,8 @@ def configure_logging(
     for stale in [f for f in arq_worker.filters if isinstance(f, PayloadFilter)]:
         arq_worker.removeFilter(stale)
     if not payloads:
-        arq_worker.addFilter(PayloadFilter())
+        # first: a redacting filter added later formats the message, hiding the arguments' place
+        arq_worker.filters.insert(0, PayloadFilter())
 
 
 def _limits(deployment: Deployment) -> str:

@@ -125,7 +125,7 @@ class RecordWriter:
                 orjson.dumps(record),
                 self._ttl_ms,
                 job_id,
-                orjson.dumps(line),
+                orjson.dumps(line) if status == FAILED else b"",  # only a dead letter keeps it
                 line.get("run", ""),
                 record.get("cache", {}).get("hits", 0),
                 record.get("cache", {}).get("misses", 0),

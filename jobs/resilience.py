@@ -175,28 +175,48 @@ class ResilientWorker(Worker):
                 log.warning("heartbeat failed (%s); retrying next beat", exc)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """arq's ``start_jobs`` (same slots, same checks: not in progress, due), except that a job
-        is marked in progress and leased to this worker in one Lua step (:meth:`Liveness.take`)
-        instead of a WATCH/MULTI of the in-progress key alone."""
-        assert self.liveness is not None, "started before on_startup"
-        in_progress_ms = int(self.in_progress_timeout_s * 1000)
-        for raw_id in job_ids:
-            await self.sem.acquire()
-            if self.job_counter >= self.max_jobs:
-                self.sem.release()
+        """arq's ``start_jobs`` (same slots, same checks: not in progress, due), except that jobs
+        are marked in progress and leased to this worker in one Lua step (:meth:`Liveness.take_many`)
+        instead of a WATCH/MULTI of each in-progress key alone, and that every slot free at that
+        moment is filled by that one step (arq takes one job per round trip)."""
+        pending = [raw_id.decode() for raw_id in reversed(job_ids)]
+        while pending:
+            slots = await self._free_slots(len(pending))
+            if not slots:
                 return
-            self.job_counter += 1
-            job_id = raw_id.decode()
-            try:
-                score = (
-                    None
-                    if job_id in self.tasks
-                    else await self.liveness.take(job_id, in_progress_ms, timestamp_ms())
-                )
-            except BaseException:
+            claimed = [pending.pop() for _ in range(slots)]
+            self.job_counter += slots
+            await self._take(claimed)
+
+    async def _free_slots(self, wanted: int) -> int:
+        """Wait for one free slot, then hold every other slot free now (up to ``wanted``)."""
+        await self.sem.acquire()
+        slots = 1
+        while slots < wanted and not self.sem.locked():
+            await self.sem.acquire()  # free: returns at once
+            slots += 1
+        allowed = max(min(slots, self.max_jobs - self.job_counter), 0)
+        for _ in range(slots - allowed):
+            self.sem.release()
+        return allowed
+
+    async def _take(self, claimed: list[str]) -> None:
+        """Start the ``claimed`` jobs this worker may take; give back the slots of the others."""
+        assert self.liveness is not None, "started before on_startup"
+        fresh = [job_id for job_id in claimed if job_id not in self.tasks]
+        for _ in range(len(claimed) - len(fresh)):  # already running here
+            self._release_sem_dec_counter_on_complete()
+        if not fresh:
+            return
+        try:
+            in_progress_ms = int(self.in_progress_timeout_s * 1000)
+            scores = await self.liveness.take_many(fresh, in_progress_ms, timestamp_ms())
+        except BaseException:
+            for _ in fresh:
                 self._release_sem_dec_counter_on_complete()
-                raise
-            if score is None:  # running elsewhere (or here), finished, or deferred
+            raise
+        for job_id, score in zip(fresh, scores, strict=True):
+            if score is None:  # running elsewhere, finished, or deferred
                 self._release_sem_dec_counter_on_complete()
                 continue
             task = self.loop.create_task(self.run_job(job_id, score))

@@ -48,8 +48,9 @@ class RunnerSettings(BaseSettings):
     """How long result records and batch bookkeeping live; 0 keeps them forever."""
     cache_ttl_days: float = Field(30.0, ge=0)
     """How long a cached score lives after its last use; 0 turns the score cache off."""
-    max_jobs: int = Field(16, ge=1)
-    """Concurrent lines per worker process."""
+    max_jobs: int = Field(64, ge=1)
+    """Concurrent lines per worker process (docs/performance.md: 16 left half a worker idle at
+    50 ms provider latency)."""
     max_tries: int = Field(25, ge=2)
     """arq runs of one job (kills, shutdowns and deferrals count); HTTP retries are separate."""
     poll_delay: float = Field(0.05, gt=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -101,8 +102,13 @@ class Dispatcher:
         max_response_bytes: int = wire.MAX_RESPONSE_BYTES,
         redactor: Redactor = PATTERNS_ONLY,
         observer: Observer = NO_OBSERVER,
+        more_clients: Sequence[httpx.AsyncClient] = (),
     ) -> None:
         self.client = client
+        self.clients = [client, *more_clients]
+        """Lines take turns over these (all of a line's requests on one): httpcore scans its
+        whole pool on every request, so a worker may split its connections over several."""
+        self._client_turn = itertools.count()
         self.observer = observer
         self.max_response_bytes = max_response_bytes
         self.redactor = redactor
@@ -143,9 +149,11 @@ class Dispatcher:
         prepared = {id(p.deployment): p for p in usable}
         deployments = [p.deployment for p in usable]
         requests = len(usable[0].requests)
-        tokens = estimate_tokens(request)
+        # the estimate renders every document again: only a token limit needs it
+        tokens = estimate_tokens(request) if any(d.limits.tpm for d in deployments) else 1
 
         failed: set[int] = set()
+        client = self.clients[next(self._client_turn) % len(self.clients)]
         tries = 0
 
         async def attempt() -> RerankResponse:
@@ -156,7 +164,7 @@ class Dispatcher:
             tries += 1
             self._attempting(lease.deployment.label, tries)
             try:
-                response = await self._send_line(prepared[id(lease.deployment)], request)
+                response = await self._send_line(prepared[id(lease.deployment)], request, client)
             except RerankError as exc:
                 await self.gate.release(lease, exc)
                 failed.add(id(lease.deployment))
@@ -182,13 +190,15 @@ class Dispatcher:
         if line := current_line.get():
             line.deployment, line.attempt = deployment, attempt
 
-    async def _send_line(self, prepared: Prepared, request: RerankRequest) -> RerankResponse:
+    async def _send_line(
+        self, prepared: Prepared, request: RerankRequest, client: httpx.AsyncClient
+    ) -> RerankResponse:
         answers = []
         usage: dict[str, Any] | None = None
         response_id = request_id = None
         for part, wire_request in prepared.requests:
             try:
-                parsed, response = await self._call(prepared, wire_request, part.request)
+                parsed, response = await self._call(prepared, wire_request, part.request, client)
             except RerankError as exc:  # auth exchanges and parsing included
                 raise self.redactor.error(exc) from exc.__cause__
             answers.append((part, parsed.results))
@@ -205,11 +215,11 @@ class Dispatcher:
         )
 
     async def _call(
-        self, prepared: Prepared, wire_request: WireRequest, request: RerankRequest
+        self, prepared: Prepared, wire_request: WireRequest, request: RerankRequest, client: httpx.AsyncClient
     ) -> tuple[ParsedResponse, httpx.Response]:
         """One request's answer, its pages followed (``page_token``), held to the contract."""
         adapter = prepared.adapter
-        parsed, response = await self._exchange(prepared, wire_request, request)
+        parsed, response = await self._exchange(prepared, wire_request, request, client)
         tokens: set[str] = set()
         wanted = min(request.top_n or len(request.documents), len(request.documents))
         while (
@@ -219,7 +229,7 @@ class Dispatcher:
                 raise _bad_response("wrong answer: the pages do not end", adapter.provider, response)
             tokens.add(parsed.page_token)
             wire_request = adapter.next_page(wire_request, parsed.page_token)
-            more, response = await self._exchange(prepared, wire_request, request)
+            more, response = await self._exchange(prepared, wire_request, request, client)
             parsed = ParsedResponse(
                 results=[*parsed.results, *more.results],
                 response_id=parsed.response_id or more.response_id,
@@ -233,7 +243,7 @@ class Dispatcher:
         return parsed, response
 
     async def _exchange(
-        self, prepared: Prepared, wire_request: WireRequest, request: RerankRequest
+        self, prepared: Prepared, wire_request: WireRequest, request: RerankRequest, client: httpx.AsyncClient
     ) -> tuple[ParsedResponse, httpx.Response]:
         adapter, deployment = prepared.adapter, prepared.deployment
         content = orjson.dumps(wire_request.body)
@@ -250,7 +260,7 @@ class Dispatcher:
         started = time.monotonic()
         try:
             response = await wire.send(
-                self.client,
+                client,
                 adapter.provider,
                 method,
                 url,

@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import logging
 import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,11 +39,13 @@ __all__ = [
     "ACQUIRE_LUA",
     "CHARS_PER_TOKEN",
     "COOLING_LUA",
+    "OPEN_LUA",
     "RELEASE_LUA",
     "Gate",
     "GatePolicy",
     "Lease",
     "OpenGate",
+    "OpenState",
     "RedisGate",
     "Sleep",
     "estimate_tokens",
@@ -51,6 +54,9 @@ __all__ = [
 log = logging.getLogger("rerank_runner.gate")
 
 Sleep = Callable[[float], Awaitable[None]]
+OpenState = tuple[float, float, bool]
+"""An unlimited deployment's state as last read: (read at, cooling until: milliseconds on the
+gate's clock; whether a failure streak is running)."""
 CHARS_PER_TOKEN = 4
 
 ACQUIRE_LUA = """
@@ -124,6 +130,23 @@ end
 return math.max(tonumber(redis.call('GET', KEYS[1] .. ':cool') or now) - now, 0)
 """
 
+OPEN_LUA = """
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local found = {}
+for i = 2, #ARGV do
+  local cool = tonumber(redis.call('GET', ARGV[i] .. ':cool') or now) - now
+  found[#found + 1] = math.ceil(math.max(cool, 0))
+  found[#found + 1] = redis.call('EXISTS', ARGV[i] .. ':fails')
+end
+return found
+"""
+
 RELEASE_LUA = """
 local prefix, lease_id, outcome = ARGV[1], ARGV[2], ARGV[3]
 local cool_ms, threshold, failure_cool_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -165,6 +188,9 @@ def estimate_tokens(request: RerankRequest) -> int:
 class Lease:
     deployment: Deployment
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    settle: bool = True
+    """False: a success has nothing to release (no limit took anything, no failure streak to
+    end), so it costs no Redis call."""
 
 
 class Gate(Protocol):
@@ -210,6 +236,10 @@ class GatePolicy:
     """A concurrency slot held by a worker that died is freed after this long."""
     poll: float = 0.05
     """How soon to look again when a deployment is at its concurrency cap."""
+    open_refresh: float = 0.1
+    """A deployment with no limits: how long one read of its cool-down serves this worker's
+    lines (a cool-down another worker sets is honoured here this much later at most; one this
+    worker's own attempt causes, at once)."""
 
 
 class RedisGate:
@@ -238,6 +268,13 @@ class RedisGate:
         self._cooling = redis.register_script(COOLING_LUA)
         self._turn = itertools.count()
         self._release = redis.register_script(RELEASE_LUA)
+        self._open = redis.register_script(OPEN_LUA)
+        self._open_seen: dict[str, OpenState] = {}
+        self._open_reads: dict[tuple[str, ...], asyncio.Future[dict[str, OpenState]]] = {}
+        self._open_changes = 0
+        """Counts this worker's outcomes sent to Redis: a read that overlapped one is not kept."""
+        """Unlimited deployments' last read: label -> (read at, cooling until, failure streak),
+        in milliseconds on :meth:`_clock_ms`."""
 
     def _args(self, deployment: Deployment, requests: int, tokens: int) -> list[Any]:
         limits = deployment.limits
@@ -261,6 +298,8 @@ class RedisGate:
         # next one, so deployments without limits share lines too
         start = next(self._turn) % len(deployments)
         deployments = [*deployments[start:], *deployments[:start]]
+        if not any(d.limits.rpm or d.limits.tpm or d.limits.max_concurrency for d in deployments):
+            return await self._acquire_open(deployments)
         lease = Lease(deployments[0])
         args: list[Any] = [
             "",
@@ -305,8 +344,62 @@ class RedisGate:
                 raise DeferredError(f"{names}: no capacity for {wait:.1f}s", delay=wait)
             await self.sleep(wait)
 
+    def _clock_ms(self) -> float:
+        return self.now_ms() if self.now_ms is not None else time.monotonic() * 1000
+
+    async def _acquire_open(self, deployments: Sequence[Deployment]) -> Lease:
+        """Deployments nothing limits skip the limiter's script: only shared cool-downs hold them
+        back.  Their state is read by one lighter script at most every ``open_refresh`` seconds
+        per worker, and a success releases nothing unless it ends a failure streak."""
+        while True:
+            seen = await self._open_state(deployments)
+            now = self._clock_ms()
+            for deployment, (_, cooling_until, streak) in zip(deployments, seen, strict=True):
+                if cooling_until <= now:
+                    return Lease(deployment, settle=streak)
+            soonest = min(range(len(seen)), key=lambda n: seen[n][1])
+            wait = (seen[soonest][1] - now) / 1000
+            if wait > self.policy.defer_after:
+                names = ", ".join(d.label for d in deployments)
+                self.observer.deferred(names, wait)
+                raise DeferredError(f"{names}: cooling down for {wait:.1f}s", delay=wait)
+            self.observer.gate_wait(deployments[soonest].label, wait)
+            await self.sleep(wait)
+
+    async def _open_state(self, deployments: Sequence[Deployment]) -> list[OpenState]:
+        now = self._clock_ms()
+        seen = [self._open_seen.get(d.label) for d in deployments]
+        fresh = [s for s in seen if s is not None and now - s[0] < self.policy.open_refresh * 1000]
+        if len(fresh) == len(deployments):
+            return fresh
+        # one read in flight per set of deployments: the lines that find the state stale
+        # while it is being read wait for that read instead of each sending their own
+        key = tuple(sorted(d.label for d in deployments))
+        reading = self._open_reads.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_open(deployments, now))
+            self._open_reads[key] = reading
+            reading.add_done_callback(lambda done: self._open_reads.pop(key, None))
+        states = await asyncio.shield(reading)
+        return [states[d.label] for d in deployments]
+
+    async def _read_open(self, deployments: Sequence[Deployment], now: float) -> dict[str, OpenState]:
+        args: list[Any] = [self.now_ms() if self.now_ms is not None else ""]
+        args += [self.key_prefix(d.label) for d in deployments]
+        changes = self._open_changes
+        found = [int(v) for v in await self._open(keys=[], args=args)]
+        states = {
+            d.label: (now, now + found[2 * n], bool(found[2 * n + 1])) for n, d in enumerate(deployments)
+        }
+        if changes == self._open_changes:
+            self._open_seen.update(states)
+        return states
+
     async def release(self, lease: Lease, error: RerankError | None) -> None:
         policy = self.policy
+        if error is None and not lease.settle:
+            return
+        self._forget(lease)
         if error is None:
             outcome, cool = "ok", 0.0
         elif isinstance(error, RateLimitedError):
@@ -337,3 +430,10 @@ class RedisGate:
                 "%s: could not release a gate slot (%r); it frees itself within %gs",
                 lease.deployment.label, exc, policy.lease_seconds,
             )  # fmt: skip
+        finally:
+            self._forget(lease)
+
+    def _forget(self, lease: Lease) -> None:
+        """What an outcome changes is read again, and a read overlapping it is not kept."""
+        self._open_changes += 1
+        self._open_seen.pop(lease.deployment.label, None)

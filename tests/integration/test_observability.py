@@ -17,6 +17,7 @@ import pytest
 import redis as sync_redis
 
 from jobs.embedded import EmbeddedRedis
+from jobs.settings import RunnerSettings
 from tests.browser import rendered_dom
 from tests.e2e import WORKER_ENV, CliRun
 from tests.metrics_kit import Samples, answers, free_port, scrape, total
@@ -169,7 +170,8 @@ def test_json_logs_parse_line_by_line_and_hold_no_secret_or_payload(run: Run) ->
     assert "filler text" not in run.log  # documents' text: arq's job lines elide arguments
     assert not [line["query"] for line in synthetic_lines(LINES) if line["query"] in run.log]
     started = [e for e in entries if e["message"].startswith("worker ") and "starting" in e["message"]]
-    assert len(started) == 1 and "max_jobs 16" in started[0]["message"]
+    max_jobs = RunnerSettings.model_fields["max_jobs"].default
+    assert len(started) == 1 and f"max_jobs {max_jobs}" in started[0]["message"]
     assert "job_timeout 30s" in started[0]["message"] and "metrics :" in started[0]["message"]
     failures = {e["code"]: e for e in entries if e.get("code")}
     assert failures.keys() == {"server_error", "invalid_request"}

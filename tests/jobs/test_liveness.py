@@ -39,6 +39,20 @@ async def test_a_job_is_taken_once_and_only_when_due(redis: ArqRedis) -> None:
     assert await redis.smembers(keys.worker_leases("one")) == {b"b:1"}  # type: ignore[misc]
 
 
+async def test_several_jobs_are_taken_in_one_step_each_on_its_own(redis: ArqRedis) -> None:
+    one, other = liveness(redis, "one"), liveness(redis, "other")
+    await queued(redis, "b:1", "b:2", "b:3")
+    await queued(redis, "b:later", score=NOW_MS + 5000)
+    assert await other.take("b:2", IN_PROGRESS_MS, NOW_MS) == 1000
+    jobs = ["b:1", "b:2", "b:gone", "b:later", "b:3"]
+    assert await one.take_many(jobs, IN_PROGRESS_MS, NOW_MS) == [1000, None, None, None, 1000]
+    assert await redis.smembers(keys.worker_leases("one")) == {b"b:1", b"b:3"}  # type: ignore[misc]
+    assert await redis.get(keys.arq_in_progress("b:2")) == b"other"
+    assert await other.take_many(["b:1", "b:later"], IN_PROGRESS_MS, NOW_MS) == [None, None]
+    assert await redis.exists(keys.worker_leases("other")) == 1  # its one lease, untouched
+    assert await redis.smembers(keys.worker_leases("other")) == {b"b:2"}  # type: ignore[misc]
+
+
 async def test_a_dead_workers_jobs_go_back_to_the_queue_once(redis: ArqRedis) -> None:
     dead, alive = liveness(redis, "dead", ttl=0.2), liveness(redis, "alive")
     await queued(redis, "b:1", "b:2", "b:3")

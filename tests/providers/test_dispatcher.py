@@ -181,3 +181,27 @@ async def test_missing_key_is_configuration_error_and_sends_nothing(key: str | N
     assert "cohere/rerank-v3.5" in raised.value.message
     assert (raised.value.code, raised.value.retryable) == ("configuration", False)
     assert mock.requests == []
+
+
+async def test_lines_take_turns_over_the_clients_and_a_line_keeps_its_client() -> None:
+    sent: list[str] = []
+
+    def recording(name: str) -> Callable[[httpx.Request], httpx.Response]:
+        answer = first_fails_then_ok()
+
+        def record(request: httpx.Request) -> httpx.Response:
+            sent.append(name)
+            return answer(request)
+
+        return record
+
+    d = deployment("https://a.example", 0)
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(recording("one"))) as one,
+        httpx.AsyncClient(transport=httpx.MockTransport(recording("two"))) as two,
+    ):
+        policy = RetryPolicy(max_attempts=2, sleep=FakeSleep())
+        dispatcher = Dispatcher(one, policy, more_clients=[two])
+        attempts = [(await dispatcher.rerank(cohere.ADAPTER, d, REQUEST)).attempts for _ in range(4)]
+    assert attempts == [2, 2, 1, 1]  # each client's first answer is a 503, retried on that client
+    assert sent == ["one", "one", "two", "two", "one", "two"]

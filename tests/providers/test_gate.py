@@ -313,6 +313,69 @@ async def test_permanent_errors_do_not_cool(redis: Redis) -> None:
     assert clock.sleeps == []
 
 
+async def test_without_limits_a_success_leaves_nothing_in_redis(redis: Redis) -> None:
+    clock = Clock()
+    a, b = deployment("a"), deployment("b")
+    g = gate(redis, clock)
+    for _ in range(4):
+        lease = await g.acquire([a, b], 1, 1)
+        assert not lease.settle
+        await g.release(lease, None)
+    assert await redis.keys("*") == []
+    lease = await g.acquire([a], 1, 1)
+    await g.release(lease, failure())
+    lease = await g.acquire([a], 1, 1)
+    assert lease.settle  # this success ends a failure streak: it is reported
+    await g.release(lease, None)
+    assert await redis.keys("*") == []
+
+
+async def test_without_limits_another_workers_cool_down_is_honoured_within_open_refresh(
+    redis: Redis,
+) -> None:
+    clock = Clock()
+    a = deployment("a")
+    one, two = gate(redis, clock, open_refresh=0.1), gate(redis, clock)
+    await one.release(await one.acquire([a], 1, 1), None)
+    await two.release(await two.acquire([a], 1, 1), throttled(2))
+    await one.acquire([a], 1, 1)  # its read of 0 ms ago still serves (the documented lag)
+    assert clock.sleeps == []
+    clock.advance(100)
+    await one.acquire([a], 1, 1)  # read again: the rest of the cool-down is waited out
+    assert clock.sleeps == [1.9]
+    lease = await one.acquire([a], 1, 1)
+    await one.release(lease, throttled(1))  # its own 429: the next line waits at once
+    await one.acquire([a], 1, 1)
+    assert clock.sleeps == [1.9, 1.0]
+
+
+async def test_without_limits_lines_arriving_together_share_one_read(redis: Redis) -> None:
+    clock = Clock()
+    a, b = deployment("a"), deployment("b")
+    g = gate(redis, clock)
+    await redis.config_resetstat()
+    leases = await asyncio.gather(*(g.acquire([a, b], 1, 1) for _ in range(16)))
+    stats = await redis.info("commandstats")
+    assert stats["cmdstat_exists"]["calls"] == 2  # one read: a failure-streak check per deployment
+    assert Counter(lease.deployment.label for lease in leases) == {"a": 8, "b": 8}  # turns
+    clock.advance(100)
+    await g.acquire([b, a], 1, 1)
+    assert (await redis.info("commandstats"))["cmdstat_exists"]["calls"] == 4  # stale: read again
+
+
+async def test_without_limits_a_long_cool_down_defers_the_line(redis: Redis) -> None:
+    clock = Clock()
+    a, b = deployment("a"), deployment("b")
+    g = gate(redis, clock, defer_after=2)
+    for d in (a, b):
+        lease = await g.acquire([d], 1, 1)
+        await g.release(lease, throttled(30 if d is a else 10))
+    with pytest.raises(DeferredError) as raised:
+        await g.acquire([a, b], 1, 1)
+    assert raised.value.delay == pytest.approx(10.0)
+    assert clock.sleeps == []
+
+
 # --- choosing among deployments ----------------------------------------------------------------------
 
 
