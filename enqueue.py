@@ -31,11 +31,9 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.bakeoff import default_group_name, per_model, register_group
+from jobs.bakeoff import register_group
 from jobs.batches import BatchBusyError, drop, export, export_to_files
 from jobs.connection import (
     DEFAULT_STATE_DIR,
@@ -45,56 +43,35 @@ from jobs.connection import (
     connect,
     redacted,
 )
-from jobs.corpus import Corpus, CorpusError, load_corpus
 from jobs.corpus_stats import store_statistics
 from jobs.dataset import (
     MAX_DOCUMENT_BYTES,
     MAX_LINE_BYTES,
-    DatasetLine,
 )
-from jobs.estimate import estimate, prices_from
-from jobs.firststage import DEFAULT_DEPTH, FirstStageError, first_stage_dataset
-from jobs.identity import LinesDigest, RunIdentity, default_batch_name, run_identity
-from jobs.payload import line_payload, rerank_request
+from jobs.dryrun import dry_runs, resolver
+from jobs.firststage import DEFAULT_DEPTH
+from jobs.identity import default_batch_name
 from jobs.preflight import (
-    Paths,
-    UsageError,
-    check_arguments,
-    paths_for,
-    settings_from,
-    stop_before_enqueue,
     valid_lines,
-    validate,
 )
 from jobs.progress import wait_for_batch
 from jobs.queue import BatchConflictError, EnqueueCounts, enqueue_lines, register_batch
-from jobs.settings import RunnerSettings, model_list, provider_credentials
-from jobs.validation import ValidationReport, fingerprint
-from providers.deployment import Deployment
-from providers.errors import ConfigurationError
-from providers.registry import LOCAL_PROVIDER, deployment_for
-from providers.types import RerankRequest
+from jobs.runs import PROG, Run, group_of, prepare_runs
+from jobs.validation import fingerprint
+from providers.registry import LOCAL_PROVIDER
 from worker import local_run, run_local_batches
 
 __all__ = [
-    "PROG",
-    "Run",
     "conflict_message",
     "corpus_statistics",
-    "dry_run",
     "enqueue_and_follow",
-    "group_of",
     "main",
     "parse_args",
-    "prepare_runs",
     "print_group",
     "print_next_steps",
     "register",
-    "resolver",
     "sibling",
 ]
-
-PROG = "python enqueue.py"
 
 
 def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
@@ -202,21 +179,6 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@dataclass
-class Run:
-    """Everything one enqueue needs, decided before Redis is touched."""
-
-    args: argparse.Namespace
-    settings: RunnerSettings
-    batch: str
-    paths: Paths
-    report: ValidationReport
-    identity: RunIdentity
-    prog: str = PROG
-    corpus: Corpus | None = None
-    """How this command was run, so the next steps it prints are run the same way."""
-
-
 def sibling(prog: str, command: str) -> str:
     """How to run another command the way this one was run (script or console script)."""
     return f"python {command}.py" if prog.startswith("python ") else f"rerank-runner {command}"
@@ -261,45 +223,6 @@ async def register(run: Run, conn: Connection) -> int | None:
     print(f"replaced batch {run.batch}: dropped its {dropped} lines and their records")
     await register_batch(conn.redis, run.batch, run.identity, source, run.settings.result_ttl_ms)
     return None
-
-
-def resolver(settings: RunnerSettings, names: Iterable[str]) -> dict[str, tuple[list[Deployment], bool]]:
-    """Each model name -> (its deployments, whether it has fallbacks), as a worker with this
-    environment would resolve it (keys the environment lacks are not needed to plan)."""
-    try:
-        models = model_list(settings)
-    except ConfigurationError:
-        models = model_list(settings, resolve_env=False)
-    # an entry whose variables this environment lacks is still that entry (workers may have them)
-    names_only = model_list(settings, resolve_env=False) if settings.config else models
-    credentials = provider_credentials()
-    return {
-        name: (
-            models.deployments.get(name)
-            or names_only.deployments.get(name)
-            or [deployment_for(name, credentials)],
-            bool(models.fallbacks.get(name) or names_only.fallbacks.get(name)),
-        )
-        for name in names
-    }
-
-
-async def dry_run(run: Run) -> int:
-    args, settings = run.args, run.settings
-
-    def planned() -> Iterator[tuple[DatasetLine, RerankRequest, str]]:
-        for line in valid_lines(args.dataset, run.report, settings.max_line_bytes, run.corpus):
-            model = line.model or settings.default_model
-            yield line, rerank_request(line_payload(run.batch, line, model, run.identity.digest)), model
-
-    resolve = resolver(settings, run.identity.models)
-    prices = prices_from(settings.config)
-    async with connect(settings.redis_url, args.state_dir) as conn:
-        estimates = await estimate(None if args.no_cache else conn.redis, planned(), resolve, prices)
-    print(f"dry run of batch {run.batch}: nothing enqueued, no provider called")
-    for found in estimates:
-        print("\n".join(found.describe()))
-    return 0
 
 
 async def enqueue_and_follow(run: Run, *siblings: Run, group: str | None = None) -> int:
@@ -406,17 +329,6 @@ async def _follow_and_export(runs: list[Run], conn: Connection, group: str | Non
     return 0 if unfinished == 0 else 3
 
 
-def _first_stage(args: argparse.Namespace) -> Corpus:
-    """--run: the dataset built from the run, topics and corpus becomes the command's dataset."""
-    built, corpus = first_stage_dataset(args.run, args.topics, args.corpus, args.depth, args.topic_field)
-    print(
-        f"{args.run}: {built.queries} queries, {built.documents} documents (top {args.depth}) -> {built.path}"
-        + (f"; {built.topics_without_run} topics have no run lines" if built.topics_without_run else "")
-    )
-    args.dataset = built.path
-    return corpus
-
-
 def print_group(runs: list[Run], conn: Connection, group: str | None) -> None:
     for run in runs:
         print_next_steps(run, conn)
@@ -427,60 +339,6 @@ def print_group(runs: list[Run], conn: Connection, group: str | None) -> None:
         print(f"  export all:       {env}{sibling(runs[0].prog, 'batch')} results {group}")
 
 
-def prepare_runs(args: argparse.Namespace, prog: str = PROG) -> list[Run] | int:
-    """One run per model (one unless a bake-off), validated; an exit status when nothing is
-    to be enqueued."""
-    corpus: Corpus | None = None
-    try:
-        every = [settings_from(model_args) for model_args in per_model(args)]
-        if (args.run is None) == (args.dataset is None):
-            raise UsageError("give a dataset or --run (with --topics and --corpus), not both")
-        if args.run is not None:
-            corpus = _first_stage(args)
-        checks = [check_arguments(args, settings) for settings in every]
-        if corpus is None and args.corpus:
-            corpus = load_corpus(args.corpus)
-    except (UsageError, FirstStageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except CorpusError as exc:
-        print(f"error: --corpus {exc}", file=sys.stderr)
-        return 2
-    lines = LinesDigest()  # validation hashes the lines: enqueue reads the file once more
-    report, rejects = validate(args, checks[0], corpus, every[0].line_limits, lines)
-    runs = []
-    for settings in every:
-        identity = run_identity(
-            args.dataset,
-            report,
-            settings.default_model,
-            settings.config,
-            provider_credentials(),
-            corpus.digest if corpus else None,
-            settings.max_line_bytes,
-            lines,
-        )
-        batch = args.batch or default_batch_name(args.dataset, identity)
-        runs.append(Run(args, settings, batch, paths_for(args, batch), report, identity, prog, corpus))
-    rejects.move_to(runs[0].paths.rejects)
-    if (status := stop_before_enqueue(args, report, runs[0].paths)) is not None:
-        return status
-    return runs
-
-
-def group_of(args: argparse.Namespace, runs: list[Run]) -> str | None:
-    """The bake-off's group name: --group, else one made from the sibling batches' names."""
-    if args.group is None and len(runs) > 1:
-        return default_group_name(args.dataset, [run.batch for run in runs])
-    return str(args.group) if args.group else None
-
-
-async def _dry_runs(runs: list[Run]) -> int:
-    for run in runs:
-        await dry_run(run)
-    return 0
-
-
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = parse_args(argv, prog)
     runs = prepare_runs(args, prog)
@@ -488,7 +346,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         return runs
     group = group_of(args, runs)
     try:
-        return asyncio.run(_dry_runs(runs) if args.dry_run else enqueue_and_follow(*runs, group=group))
+        return asyncio.run(dry_runs(runs) if args.dry_run else enqueue_and_follow(*runs, group=group))
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -25,6 +25,7 @@ import orjson
 from jobs.connection import DEFAULT_STATE_DIR, RedisUnavailableError
 from jobs.frames import frame_lines, frame_of
 from jobs.preflight import Paths
+from jobs.runs import group_of, prepare_runs
 
 if TYPE_CHECKING:
     import pandas
@@ -77,13 +78,13 @@ async def _run(lines: Iterable[Mapping[str, Any]], models: Sequence[str], option
         output = io.StringIO()
         with contextlib.redirect_stdout(output) if not options.get("verbose") else contextlib.nullcontext():
             args = enqueue.parse_args(_argv(dataset, models, directory, options))
-            runs = enqueue.prepare_runs(args)
+            runs = prepare_runs(args)
             if isinstance(runs, int):
                 raise _refused(runs, directory, output.getvalue())
             for run in runs:
                 results, errors = directory / f"{run.batch}.jsonl", directory / f"{run.batch}.errors.jsonl"
                 run.paths = Paths(results, errors, run.paths.rejects)
-            status = await enqueue.enqueue_and_follow(*runs, group=enqueue.group_of(args, runs))
+            status = await enqueue.enqueue_and_follow(*runs, group=group_of(args, runs))
         if status not in (0, 3):
             raise _refused(status, directory, output.getvalue())
         return _collect(runs, bool(options.get("strict", True)))

@@ -12,13 +12,14 @@ import orjson
 from arq import ArqRedis
 from arq.worker import Worker
 
-from enqueue import Run, enqueue_and_follow, parse_args
+from enqueue import enqueue_and_follow, parse_args
 from jobs import keys
 from jobs.batches import batch_status, cancel, export
 from jobs.connection import open_pool
 from jobs.identity import run_identity
 from jobs.preflight import Paths, valid_lines
 from jobs.queue import enqueue_lines, register_batch
+from jobs.runs import Run
 from jobs.settings import RunnerSettings
 from jobs.validation import ModelCheck, validate_file
 from tests.support import synthetic_lines, write_dataset
