@@ -32,15 +32,12 @@ from redis.exceptions import RedisError
 from providers.deployment import Deployment
 from providers.errors import DeferredError, RateLimitedError, RerankError
 from providers.events import NO_OBSERVER, Observer
+from providers.gate_scripts import ACQUIRE_LUA, COOLING_LUA, OPEN_LUA, RELEASE_LUA
 from providers.render import document_text
 from providers.types import RerankRequest
 
 __all__ = [
-    "ACQUIRE_LUA",
     "CHARS_PER_TOKEN",
-    "COOLING_LUA",
-    "OPEN_LUA",
-    "RELEASE_LUA",
     "Gate",
     "GatePolicy",
     "Lease",
@@ -58,124 +55,6 @@ OpenState = tuple[float, float, bool]
 """An unlimited deployment's state as last read: (read at, cooling until: milliseconds on the
 gate's clock; whether a failure streak is running)."""
 CHARS_PER_TOKEN = 4
-
-ACQUIRE_LUA = """
-local function now_ms()
-  if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local now = now_ms()
-local lease_id, lease_ttl, poll_ms = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local reserve_ms = tonumber(ARGV[5])
-local best, best_wait, best_load, best_tats, min_wait = -1, nil, nil, nil, nil
-for i = 6, #ARGV, 8 do
-  local prefix = ARGV[i]
-  local t_req, tau_req = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local t_tok, tau_tok = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-  local max_conc, cost_req, cost_tok = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
-  -- cool-downs and full concurrency block; a rate wait can be reserved ahead
-  local blocked = math.max(tonumber(redis.call('GET', prefix .. ':cool') or now) - now, 0)
-  local tat_req = math.max(tonumber(redis.call('GET', prefix .. ':req') or now), now)
-  local tat_tok = math.max(tonumber(redis.call('GET', prefix .. ':tok') or now), now)
-  local wait = 0
-  if t_req > 0 then wait = math.max(wait, tat_req - now - tau_req) end
-  if t_tok > 0 then wait = math.max(wait, tat_tok - now - tau_tok) end
-  if max_conc > 0 then
-    redis.call('ZREMRANGEBYSCORE', prefix .. ':leases', '-inf', now)
-    if redis.call('ZCARD', prefix .. ':leases') >= max_conc then blocked = math.max(blocked, poll_ms) end
-  end
-  if blocked <= 0 and wait <= reserve_ms then
-    local load = 0
-    if t_req > 0 then load = (tat_req - now) / (tau_req + t_req) end
-    if best < 0 or wait < best_wait or (wait == best_wait and load < best_load) then
-      best, best_wait, best_load = i, wait, load
-      -- this request arrives at now + wait: that, not the stale arrival time, is what it adds to
-      best_tats = {
-        math.max(tat_req, now + wait) + t_req * cost_req,
-        math.max(tat_tok, now + wait) + t_tok * cost_tok,
-      }
-    end
-  else
-    local total = math.max(blocked, wait)
-    if min_wait == nil or total < min_wait then min_wait = total end
-  end
-end
-if best < 0 then
-  return {-1, math.ceil(min_wait)}
-end
-local prefix = ARGV[best]
-local keep = 120000
-if tonumber(ARGV[best + 1]) > 0 then
-  redis.call('SET', prefix .. ':req', tostring(best_tats[1]), 'PX', math.ceil(best_tats[1] - now + keep))
-end
-if tonumber(ARGV[best + 3]) > 0 then
-  redis.call('SET', prefix .. ':tok', tostring(best_tats[2]), 'PX', math.ceil(best_tats[2] - now + keep))
-end
-if tonumber(ARGV[best + 5]) > 0 then
-  redis.call('ZADD', prefix .. ':leases', now + best_wait + lease_ttl, lease_id)
-  redis.call('PEXPIRE', prefix .. ':leases', best_wait + lease_ttl + keep)
-end
-return {(best - 6) / 8, math.ceil(math.max(best_wait, 0))}
-"""
-
-COOLING_LUA = """
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-return math.max(tonumber(redis.call('GET', KEYS[1] .. ':cool') or now) - now, 0)
-"""
-
-OPEN_LUA = """
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local found = {}
-for i = 2, #ARGV do
-  local cool = tonumber(redis.call('GET', ARGV[i] .. ':cool') or now) - now
-  found[#found + 1] = math.ceil(math.max(cool, 0))
-  found[#found + 1] = redis.call('EXISTS', ARGV[i] .. ':fails')
-end
-return found
-"""
-
-RELEASE_LUA = """
-local prefix, lease_id, outcome = ARGV[1], ARGV[2], ARGV[3]
-local cool_ms, threshold, failure_cool_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local now
-if ARGV[7] ~= '' then
-  now = tonumber(ARGV[7])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-redis.call('ZREM', prefix .. ':leases', lease_id)
--- the cool-down holds its end time on the limiter's clock (the key's TTL only cleans up)
-local function cool(ms)
-  local until_ms = now + ms
-  if ms > 0 and tonumber(redis.call('GET', prefix .. ':cool') or 0) < until_ms then
-    redis.call('SET', prefix .. ':cool', tostring(until_ms), 'PX', ms + 120000)
-  end
-end
-if outcome == 'ok' then
-  redis.call('DEL', prefix .. ':fails')
-elseif outcome == 'throttled' then
-  cool(cool_ms)
-elseif outcome == 'failed' then
-  local fails = redis.call('INCR', prefix .. ':fails')
-  redis.call('PEXPIRE', prefix .. ':fails', 60000)
-  if fails >= threshold then cool(failure_cool_ms) end
-end
-return 1
-"""
 
 
 def estimate_tokens(request: RerankRequest) -> int:
