@@ -60,7 +60,11 @@ class MetricsObserver(Observer):
         self.deferrals = counter(
             "rr_gate_deferrals", "Lines handed back for lack of capacity", ("deployments",)
         )
-        self.cooldowns = counter("rr_cooldowns", "Cool-downs started by a 429", ("deployment",))
+        self.cooldowns = counter(
+            "rr_cooldowns",
+            "Cool-downs started (a 429, or the failure that completed a streak)",
+            ("deployment",),
+        )
         self.cooldown_seconds = counter(
             "rr_cooldown_seconds", "Seconds of cool-down started", ("deployment",)
         )

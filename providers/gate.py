@@ -38,6 +38,7 @@ from providers.types import RerankRequest
 
 __all__ = [
     "CHARS_PER_TOKEN",
+    "STREAK_COOLED",
     "Gate",
     "GatePolicy",
     "Lease",
@@ -55,6 +56,8 @@ OpenState = tuple[float, float, bool]
 """An unlimited deployment's state as last read: (read at, cooling until: milliseconds on the
 gate's clock; whether a failure streak is running)."""
 CHARS_PER_TOKEN = 4
+STREAK_COOLED = 2
+"""What the release script answers when a streak of failures started a cool-down."""
 
 
 def estimate_tokens(request: RerankRequest) -> int:
@@ -290,7 +293,7 @@ class RedisGate:
         else:
             outcome, cool = "other", 0.0
         try:
-            await self._release(
+            answer = await self._release(
                 keys=[],
                 args=[
                     self.key_prefix(lease.deployment.label),
@@ -302,6 +305,8 @@ class RedisGate:
                     self.now_ms() if self.now_ms is not None else "",
                 ],
             )
+            if answer == STREAK_COOLED:
+                self.observer.cooldown(lease.deployment.label, policy.failure_cooldown)
         except RedisError as exc:
             # Best effort: the answer the attempt got (maybe paid for) matters more than the
             # bookkeeping, and an unreleased concurrency lease expires by itself.

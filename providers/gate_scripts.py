@@ -119,7 +119,10 @@ elseif outcome == 'throttled' then
 elseif outcome == 'failed' then
   local fails = redis.call('INCR', prefix .. ':fails')
   redis.call('PEXPIRE', prefix .. ':fails', 60000)
-  if fails >= threshold then cool(failure_cool_ms) end
+  if fails >= threshold then
+    cool(failure_cool_ms)
+    return 2  -- a streak of failures cooled the deployment down (the caller reports it)
+  end
 end
 return 1
 """

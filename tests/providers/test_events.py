@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from jobs import keys
 from providers.adapters import cohere
 from providers.deployment import Deployment, Limits
-from providers.errors import DeferredError, RateLimitedError
+from providers.errors import DeferredError, RateLimitedError, ServerError
 from providers.events import LineContext, Observer, Observers, current_line, status_class
 from providers.gate import GatePolicy, RedisGate
 from providers.types import RerankRequest
@@ -117,3 +117,16 @@ async def test_gate_reports_waits_deferrals_and_cool_downs(redis: Redis) -> None
         await gate.acquire([slow], 1, 1)
     kind, names, seconds = recorder.events[-1]
     assert (kind, names) == ("deferred", "slow") and seconds > policy.defer_after
+
+
+async def test_gate_reports_the_cool_down_a_streak_of_failures_starts(redis: Redis) -> None:
+    clock, recorder = Clock(), Recorder()
+    policy = GatePolicy(failure_threshold=3, failure_cooldown=30.0)
+    gate = RedisGate(redis, keys.limiter, policy, sleep=clock.sleep, now_ms=clock, observer=recorder)
+    flaky = limited("flaky", rpm=6000)
+    for _ in range(3):
+        lease = await gate.acquire([flaky], 1, 1)
+        await gate.release(lease, ServerError("503", provider="cohere", status=503))
+    assert [e for e in recorder.events if e[0] == "cooldown"] == [("cooldown", "flaky", 30.0)]
+    with pytest.raises(DeferredError):  # the cool-down reported is the one the gate keeps
+        await gate.acquire([flaky], 1, 1)
