@@ -144,6 +144,12 @@ async def _record(
     state.held.pop(job, None)
 
 
+def _failed(line: LinePayload, exc: RerankError, started: float) -> tuple[str, dict[str, Any]]:
+    """Every failure is logged once, with its code, whatever its kind."""
+    log.warning("line %s of %s failed: %s", line["id"], line["batch"], exc, extra={"code": exc.code})
+    return FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
+
+
 async def _outcome(
     ctx: dict[str, Any], state: WorkerState, line: LinePayload, job: str
 ) -> tuple[str, dict[str, Any]]:
@@ -162,14 +168,13 @@ async def _outcome(
         if ctx.get("job_try", 1) < state.max_tries - 1:
             # nothing can take the line soon: free this slot, come back when capacity is due
             raise Retry(defer=exc.delay) from exc
-        return FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
+        return _failed(line, exc, started)
     except TimeoutError:
         deadline_error = DeadlineExceededError(f"line did not finish within {state.line_deadline:g}s")
-        return FAILED, failure_record(line, deadline_error.to_record(), time.monotonic() - started)
+        return _failed(line, deadline_error, started)
     except RerankError as exc:
         state.redactor.error(exc)
-        log.warning("line %s of %s failed: %s", line["id"], line["batch"], exc, extra={"code": exc.code})
-        return FAILED, failure_record(line, exc.to_record(), time.monotonic() - started)
+        return _failed(line, exc, started)
     except Exception as exc:  # a bug must still leave a record, never a silently lost line
         log.exception("line %s of %s crashed", line["id"], line["batch"])
         error = {"code": "internal", "message": repr(exc), "retryable": False}

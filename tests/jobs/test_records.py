@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+import orjson
+import pytest
 from arq import ArqRedis
 
 from jobs import keys
@@ -75,3 +80,23 @@ async def test_a_worker_skips_a_job_of_another_run_without_a_request(redis: ArqR
     assert calls == [] and await redis.exists(keys.result("b:x")) == 0
     await rerank_line({"redis": redis, "state": state, "job_try": 1}, LINE)
     assert calls == ["local/bm25"]
+
+
+async def test_a_line_out_of_time_is_failed_and_logged_with_its_code(
+    redis: ArqRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    await register_batch(redis, "b", RUN, "src", 0)
+
+    class Stalling:
+        async def rerank(self, model: str, request: object) -> None:
+            await asyncio.sleep(30)
+
+    state = WorkerState(reranker=Stalling(), writer=RecordWriter(redis, 0), line_deadline=0.05, max_tries=3)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="rerank_runner.worker"):
+        await rerank_line({"redis": redis, "state": state, "job_try": 1}, LINE)
+    record = orjson.loads(await redis.hget(keys.result("b:x"), "record"))  # type: ignore[misc]
+    assert record["error"]["code"] == "deadline_exceeded"
+    [logged] = [r for r in caplog.records if r.name == "rerank_runner.worker"]
+    assert (
+        getattr(logged, "code", None) == "deadline_exceeded" and "line x of b failed" in logged.getMessage()
+    )
