@@ -5,8 +5,8 @@
     python batch.py report BATCH --html report.html
     python batch.py results BATCH|GROUP [--output FILE] [--errors FILE] [--format jsonl|trec|csv|parquet]
     python batch.py eval BATCH|GROUP ... --qrels QRELS [--metrics nDCG@10 RR@10 R@100] [--baseline RUN]
-    python batch.py cancel BATCH
-    python batch.py retry-failed BATCH [--code rate_limited ...]
+    python batch.py cancel BATCH|GROUP
+    python batch.py retry-failed BATCH|GROUP [--code rate_limited ...]
     python batch.py workers
 
 They work against $REDIS_URL (or --redis-url); without one, against the embedded
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ from jobs.redis_url import RedisUrlError
 from jobs.report import EvaluationError, ReportUnavailableError, load_evaluation, render_html, report_data
 from jobs.settings import RunnerSettings, SettingsError, load_settings
 from jobs.stats import deployment_stats, describe
-from worker import local_run, run_local_workers
+from worker import local_run, run_local_batches
 
 __all__ = ["main", "parse_args", "print_workers", "run", "state_of"]
 
@@ -149,9 +150,9 @@ def parse_args(argv: list[str] | None, prog: str = "python batch.py") -> argpars
         "--per-query", type=Path, help="write run, metric, qid, value (TSV) for significance tests"
     )
     cancel_cmd = commands.add_parser("cancel", help="drop queued lines; finished results are kept")
-    cancel_cmd.add_argument("batch")
+    cancel_cmd.add_argument("batch", help="a batch, or a bake-off group (each of its batches)")
     retry_cmd = commands.add_parser("retry-failed", help="queue the failed lines again (dead-letter store)")
-    retry_cmd.add_argument("batch")
+    retry_cmd.add_argument("batch", help="a batch, or a bake-off group (each of its batches)")
     retry_cmd.add_argument(
         "--code", action="append", default=[], help="only lines that failed with this error code (repeatable)"
     )
@@ -306,24 +307,34 @@ async def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
             print_workers(await list_workers(redis), as_json=args.json)
             return 0
         if args.command == "retry-failed":
-            queued = await retry_failed(redis, args.batch, set(args.code), settings.job_expiry_ms)
-            if not conn.embedded:
-                print(f"batch {args.batch}: {queued} failed lines queued again; start workers to run them")
-                return 0
-            print(f"batch {args.batch}: {queued} failed lines queued again; running them locally")
-            async with local_run(redis, args.batch):
-                status = await run_local_workers(
-                    conn.url, redis, settings, args.batch, show=not args.no_progress
-                )
-            print(
-                f"batch {args.batch}: {status.succeeded} succeeded, {status.failed} failed, "
-                f"{status.pending} pending; export with: python batch.py --state-dir {args.state_dir} "
-                f"results {args.batch}"
-            )
-            return 0
-        removed = await cancel(redis, args.batch)
-        print(f"batch {args.batch} cancelled: {removed} queued lines removed; finished results kept")
+            return await _retry_failed(args, conn, settings)
+        for batch in await expand(redis, [args.batch]):
+            removed = await cancel(redis, batch)
+            print(f"batch {batch} cancelled: {removed} queued lines removed; finished results kept")
         return 0
+
+
+async def _retry_failed(args: argparse.Namespace, conn: Connection, settings: RunnerSettings) -> int:
+    """Queue a batch's (or each batch of a group's) failed lines again; in local mode, run them."""
+    batches = await expand(conn.redis, [args.batch])
+    for batch in batches:
+        queued = await retry_failed(conn.redis, batch, set(args.code), settings.job_expiry_ms)
+        print(f"batch {batch}: {queued} failed lines queued again")
+    if not conn.embedded:
+        print("start workers to run them")
+        return 0
+    print("running them locally")
+    async with contextlib.AsyncExitStack() as local:
+        for batch in batches:
+            await local.enter_async_context(local_run(conn.redis, batch))
+        statuses = await run_local_batches(conn.url, conn.redis, settings, batches, show=not args.no_progress)
+    for batch, status in zip(batches, statuses, strict=True):
+        print(
+            f"batch {batch}: {status.succeeded} succeeded, {status.failed} failed, "
+            f"{status.pending} pending; export with: python batch.py --state-dir {args.state_dir} "
+            f"results {batch}"
+        )
+    return 0
 
 
 def main(argv: list[str] | None = None, prog: str = "python batch.py") -> int:

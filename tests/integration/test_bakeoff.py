@@ -8,7 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+import redis
 
+from jobs import keys
 from tests.collection import build, first_stage
 from tests.support import read_jsonl, run_script, write_dataset
 
@@ -97,3 +99,37 @@ def test_against_a_shared_redis_workers_serve_every_sibling_and_status_covers_th
     assert status.returncode == 0, status.stderr
     assert status.stdout.count(": finished") == 2
     assert f"{group.group(1)}: 2 batches  total 8  succeeded 8  failed 0  pending 0" in status.stdout
+
+
+def test_cancel_and_retry_failed_take_a_group(redis_url: str, tmp_path: Path) -> None:
+    """``cancel GROUP`` empties each sibling's queue; then the corpus statistics vanish before
+    any worker runs, so every line of both siblings fails (never ranked with other statistics);
+    the same enqueue stores them again and one ``retry-failed GROUP`` recovers both batches."""
+    dataset, corpus = lines_and_corpus(tmp_path)
+    env = {"REDIS_URL": redis_url}
+    models = [arg for model in MODELS for arg in ("--model", model)]
+    args = [str(dataset), *models, "--corpus", str(corpus), "--group", "g"]
+    assert run_script("enqueue.py", *args, env=env, cwd=tmp_path).returncode == 0
+    cancelled = run_script("batch.py", "cancel", "g", env=env)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.count(": 4 queued lines removed") == 2, cancelled.stdout
+    retried = run_script("batch.py", "retry-failed", "g", env=env)  # nothing has failed
+    assert retried.stdout.count(": 0 failed lines queued again") == 2, retried.stdout
+
+    assert run_script("enqueue.py", *args, env=env, cwd=tmp_path).returncode == 0  # resumes both
+    client = redis.Redis.from_url(redis_url)
+    try:
+        stats_keys = list(client.scan_iter(keys.corpus_stats("*")))
+        assert len(stats_keys) == 1 and client.delete(*stats_keys) == 1
+    finally:
+        client.close()
+    assert run_script("worker.py", "--burst", env=env).returncode == 0
+    failed = run_script("batch.py", "status", "g", env=env)
+    assert "total 8  succeeded 0  failed 8  pending 0" in failed.stdout, failed.stdout
+
+    assert run_script("enqueue.py", *args, env=env, cwd=tmp_path).returncode == 0  # statistics again
+    retried = run_script("batch.py", "retry-failed", "g", "--code", "configuration", env=env)
+    assert retried.returncode == 0 and retried.stdout.count(": 4 failed lines queued again") == 2
+    assert run_script("worker.py", "--burst", env=env).returncode == 0
+    recovered = run_script("batch.py", "status", "g", env=env)
+    assert "total 8  succeeded 8  failed 0  pending 0" in recovered.stdout, recovered.stdout

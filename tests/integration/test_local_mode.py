@@ -155,7 +155,7 @@ def test_retry_failed_in_local_mode_runs_the_lines_it_queues(tmp_path: Path) -> 
             "--no-progress", env=env, cwd=tmp_path, timeout=120,
         )  # fmt: skip
         assert retried.returncode == 0, retried.stderr
-        assert f"batch {batch}: 6 failed lines queued again; running them locally" in retried.stdout
+        assert f"batch {batch}: 6 failed lines queued again\nrunning them locally" in retried.stdout
         assert f"batch {batch}: 6 succeeded, 0 failed, 0 pending" in retried.stdout
         assert len(server.requests) == 6
         assert_no_server(state, None)
