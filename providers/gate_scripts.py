@@ -4,15 +4,21 @@ unlimited deployments' cool-down read, and release.  What they decide is describ
 
 from __future__ import annotations
 
-__all__ = ["ACQUIRE_LUA", "COOLING_LUA", "OPEN_LUA", "RELEASE_LUA"]
+__all__ = ["ACQUIRE_LUA", "COOLING_LUA", "NOW_MS", "OPEN_LUA", "RELEASE_LUA"]
 
-ACQUIRE_LUA = """
-local function now_ms()
-  if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
+NOW_MS = """
+local function now_ms(given)
+  if given ~= '' then return tonumber(given) end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local now = now_ms()
+"""
+"""Milliseconds on Redis's clock, or the clock a test gives (every script starts with it)."""
+
+ACQUIRE_LUA = (
+    NOW_MS
+    + """
+local now = now_ms(ARGV[1])
 local lease_id, lease_ttl, poll_ms = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local reserve_ms = tonumber(ARGV[5])
 local best, best_wait, best_load, best_tats, min_wait = -1, nil, nil, nil, nil
@@ -65,26 +71,20 @@ if tonumber(ARGV[best + 5]) > 0 then
 end
 return {(best - 6) / 8, math.ceil(math.max(best_wait, 0))}
 """
+)
 
-COOLING_LUA = """
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+COOLING_LUA = (
+    NOW_MS
+    + """
+local now = now_ms(ARGV[1])
 return math.max(tonumber(redis.call('GET', KEYS[1] .. ':cool') or now) - now, 0)
 """
+)
 
-OPEN_LUA = """
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+OPEN_LUA = (
+    NOW_MS
+    + """
+local now = now_ms(ARGV[1])
 local found = {}
 for i = 2, #ARGV do
   local cool = tonumber(redis.call('GET', ARGV[i] .. ':cool') or now) - now
@@ -93,17 +93,14 @@ for i = 2, #ARGV do
 end
 return found
 """
+)
 
-RELEASE_LUA = """
+RELEASE_LUA = (
+    NOW_MS
+    + """
 local prefix, lease_id, outcome = ARGV[1], ARGV[2], ARGV[3]
 local cool_ms, threshold, failure_cool_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local now
-if ARGV[7] ~= '' then
-  now = tonumber(ARGV[7])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = now_ms(ARGV[7])
 redis.call('ZREM', prefix .. ':leases', lease_id)
 -- the cool-down holds its end time on the limiter's clock (the key's TTL only cleans up)
 local function cool(ms)
@@ -126,3 +123,4 @@ elseif outcome == 'failed' then
 end
 return 1
 """
+)
