@@ -152,11 +152,11 @@ class RedisGate:
         self._release = redis.register_script(RELEASE_LUA)
         self._open = redis.register_script(OPEN_LUA)
         self._open_seen: dict[str, OpenState] = {}
+        """Unlimited deployments' last read: label -> (read at, cooling until, failure streak),
+        in milliseconds on :meth:`_clock_ms`."""
         self._open_reads: dict[tuple[str, ...], asyncio.Future[dict[str, OpenState]]] = {}
         self._open_changes = 0
         """Counts this worker's outcomes sent to Redis: a read that overlapped one is not kept."""
-        """Unlimited deployments' last read: label -> (read at, cooling until, failure streak),
-        in milliseconds on :meth:`_clock_ms`."""
 
     def _args(self, deployment: Deployment, requests: int, tokens: int) -> list[Any]:
         limits = deployment.limits
