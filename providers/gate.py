@@ -71,8 +71,10 @@ class Lease:
     deployment: Deployment
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
     settle: bool = True
-    """False: a success has nothing to release (no limit took anything, no failure streak to
-    end), so it costs no Redis call."""
+    """False: a success has no failure streak to end, so it runs no release script (a
+    concurrency slot, if ``held``, is given back with one ``ZREM``; else no Redis call)."""
+    held: bool = False
+    """Whether the lease holds a slot of its deployment's concurrency cap."""
 
 
 class Gate(Protocol):
@@ -195,12 +197,14 @@ class RedisGate:
         while True:
             if self.now_ms is not None:
                 args[0] = self.now_ms()
-            chosen, wait_ms = await self._acquire(keys=[], args=args)
+            chosen, wait_ms, streak = await self._acquire(keys=[], args=args)
             wait = int(wait_ms) / 1000
             if int(chosen) >= 0:
                 # the slot is reserved at its time on the limiter's clock: wait for it and go,
                 # without asking again (no herd of waiters polling, no extra jitter)
                 lease.deployment = deployments[int(chosen)]
+                lease.settle = bool(int(streak))
+                lease.held = bool(lease.deployment.limits.max_concurrency)
                 if wait <= 0:
                     return lease
                 self.observer.gate_wait(lease.deployment.label, wait)
@@ -280,6 +284,8 @@ class RedisGate:
     async def release(self, lease: Lease, error: RerankError | None) -> None:
         policy = self.policy
         if error is None and not lease.settle:
+            if lease.held:
+                await self._give_back(lease)
             return
         self._forget(lease)
         if error is None:
@@ -308,14 +314,24 @@ class RedisGate:
             if answer == STREAK_COOLED:
                 self.observer.cooldown(lease.deployment.label, policy.failure_cooldown)
         except RedisError as exc:
-            # Best effort: the answer the attempt got (maybe paid for) matters more than the
-            # bookkeeping, and an unreleased concurrency lease expires by itself.
-            log.warning(
-                "%s: could not release a gate slot (%r); it frees itself within %gs",
-                lease.deployment.label, exc, policy.lease_seconds,
-            )  # fmt: skip
+            self._not_released(lease, exc)
         finally:
             self._forget(lease)
+
+    async def _give_back(self, lease: Lease) -> None:
+        """A success's concurrency slot, when nothing else is to be reported."""
+        try:
+            await self.redis.zrem(self.key_prefix(lease.deployment.label) + ":leases", lease.token)
+        except RedisError as exc:
+            self._not_released(lease, exc)
+
+    def _not_released(self, lease: Lease, exc: RedisError) -> None:
+        # Best effort: the answer the attempt got (maybe paid for) matters more than the
+        # bookkeeping, and an unreleased concurrency lease expires by itself.
+        log.warning(
+            "%s: could not release a gate slot (%r); it frees itself within %gs",
+            lease.deployment.label, exc, self.policy.lease_seconds,
+        )  # fmt: skip
 
     def _forget(self, lease: Lease) -> None:
         """What an outcome changes is read again, and a read overlapping it is not kept."""

@@ -21,16 +21,18 @@ ACQUIRE_LUA = (
 local now = now_ms(ARGV[1])
 local lease_id, lease_ttl, poll_ms = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local reserve_ms = tonumber(ARGV[5])
-local best, best_wait, best_load, best_tats, min_wait = -1, nil, nil, nil, nil
+local best, best_wait, best_load, best_tats, best_streak, min_wait = -1, nil, nil, nil, 0, nil
 for i = 6, #ARGV, 8 do
   local prefix = ARGV[i]
   local t_req, tau_req = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local t_tok, tau_tok = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   local max_conc, cost_req, cost_tok = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
+  -- one read of everything a deployment keeps (Redis counts one command, not four)
+  local got = redis.call('MGET', prefix .. ':cool', prefix .. ':req', prefix .. ':tok', prefix .. ':fails')
   -- cool-downs and full concurrency block; a rate wait can be reserved ahead
-  local blocked = math.max(tonumber(redis.call('GET', prefix .. ':cool') or now) - now, 0)
-  local tat_req = math.max(tonumber(redis.call('GET', prefix .. ':req') or now), now)
-  local tat_tok = math.max(tonumber(redis.call('GET', prefix .. ':tok') or now), now)
+  local blocked = math.max(tonumber(got[1] or now) - now, 0)
+  local tat_req = math.max(tonumber(got[2] or now), now)
+  local tat_tok = math.max(tonumber(got[3] or now), now)
   local wait = 0
   if t_req > 0 then wait = math.max(wait, tat_req - now - tau_req) end
   if t_tok > 0 then wait = math.max(wait, tat_tok - now - tau_tok) end
@@ -43,6 +45,7 @@ for i = 6, #ARGV, 8 do
     if t_req > 0 then load = (tat_req - now) / (tau_req + t_req) end
     if best < 0 or wait < best_wait or (wait == best_wait and load < best_load) then
       best, best_wait, best_load = i, wait, load
+      best_streak = got[4] and 1 or 0
       -- this request arrives at now + wait: that, not the stale arrival time, is what it adds to
       best_tats = {
         math.max(tat_req, now + wait) + t_req * cost_req,
@@ -55,7 +58,7 @@ for i = 6, #ARGV, 8 do
   end
 end
 if best < 0 then
-  return {-1, math.ceil(min_wait)}
+  return {-1, math.ceil(min_wait), 0}
 end
 local prefix = ARGV[best]
 local keep = 120000
@@ -69,7 +72,8 @@ if tonumber(ARGV[best + 5]) > 0 then
   redis.call('ZADD', prefix .. ':leases', now + best_wait + lease_ttl, lease_id)
   redis.call('PEXPIRE', prefix .. ':leases', best_wait + lease_ttl + keep)
 end
-return {(best - 6) / 8, math.ceil(math.max(best_wait, 0))}
+-- the third answer: whether a failure streak runs there (only then must a success be reported)
+return {(best - 6) / 8, math.ceil(math.max(best_wait, 0)), best_streak}
 """
 )
 
@@ -87,9 +91,9 @@ OPEN_LUA = (
 local now = now_ms(ARGV[1])
 local found = {}
 for i = 2, #ARGV do
-  local cool = tonumber(redis.call('GET', ARGV[i] .. ':cool') or now) - now
-  found[#found + 1] = math.ceil(math.max(cool, 0))
-  found[#found + 1] = redis.call('EXISTS', ARGV[i] .. ':fails')
+  local got = redis.call('MGET', ARGV[i] .. ':cool', ARGV[i] .. ':fails')
+  found[#found + 1] = math.ceil(math.max(tonumber(got[1] or now) - now, 0))
+  found[#found + 1] = got[2] and 1 or 0
 end
 return found
 """
@@ -100,12 +104,13 @@ RELEASE_LUA = (
     + """
 local prefix, lease_id, outcome = ARGV[1], ARGV[2], ARGV[3]
 local cool_ms, threshold, failure_cool_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local now = now_ms(ARGV[7])
 redis.call('ZREM', prefix .. ':leases', lease_id)
--- the cool-down holds its end time on the limiter's clock (the key's TTL only cleans up)
+-- the cool-down holds its end time on the limiter's clock (the key's TTL only cleans up); the
+-- clock is read only here: a success or a permanent error needs no TIME call
 local function cool(ms)
-  local until_ms = now + ms
-  if ms > 0 and tonumber(redis.call('GET', prefix .. ':cool') or 0) < until_ms then
+  if ms <= 0 then return end
+  local until_ms = now_ms(ARGV[7]) + ms
+  if tonumber(redis.call('GET', prefix .. ':cool') or 0) < until_ms then
     redis.call('SET', prefix .. ':cool', tostring(until_ms), 'PX', ms + 120000)
   end
 end

@@ -330,6 +330,51 @@ async def test_without_limits_a_success_leaves_nothing_in_redis(redis: Redis) ->
     assert await redis.keys("*") == []
 
 
+async def gate_commands(redis: Redis, g: RedisGate, a: Deployment, lines: int) -> dict[str, int]:
+    """The Redis commands ``lines`` successful lines cost the gate (scripts loaded beforehand;
+    on the fake clock, so without the ``TIME`` each script runs in production)."""
+    await g.release(await g.acquire([a], 1, 1), None)
+    await redis.config_resetstat()
+    for _ in range(lines):
+        await g.release(await g.acquire([a], 1, 1), None)
+    stats = await redis.info("commandstats")
+    ignored = ("info", "config")
+    named = {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
+    return {k: calls for k, calls in named.items() if k.split("|")[0] not in ignored}
+
+
+async def test_an_rpm_limited_success_runs_one_script_and_no_release(redis: Redis) -> None:
+    commands = await gate_commands(redis, gate(redis, Clock()), deployment("a", rpm=6_000_000), 10)
+    assert commands == {"evalsha": 10, "mget": 10, "set": 10}
+
+
+async def test_a_concurrency_limited_success_gives_its_slot_back_with_one_zrem(redis: Redis) -> None:
+    commands = await gate_commands(redis, gate(redis, Clock()), deployment("a", conc=4), 10)
+    per_line = {"evalsha", "mget", "zremrangebyscore", "zcard", "zadd", "pexpire", "zrem"}
+    assert commands == dict.fromkeys(per_line, 10)
+    assert await redis.zcard(keys.limiter("a") + ":leases") == 0
+
+
+@pytest.mark.parametrize("limits", [{"rpm": 6_000_000}, {"tpm": 6_000_000}, {"conc": 2}])
+async def test_with_limits_a_success_still_ends_a_failure_streak(redis: Redis, limits: dict[str, int]
+                                                                 ) -> None:  # fmt: skip
+    clock = Clock()
+    a = deployment("a", **limits)
+    one, two = gate(redis, clock), gate(redis, clock)
+    streak = False
+    for g, error in zip([one, two] * 4, (failure(), failure(), None, failure(), failure(), None, failure()),
+                        strict=False):  # fmt: skip
+        lease = await g.acquire([a], 1, 1)
+        assert lease.settle == streak  # a success reports itself only when it ends a streak
+        await g.release(lease, error)
+        streak = error is not None
+    assert await redis.get(keys.limiter("a") + ":cool") is None
+    assert await redis.zcard(keys.limiter("a") + ":leases") == 0
+    for _ in range(2):  # the streak the last failure started goes on: its third cools
+        await one.release(await one.acquire([a], 1, 1), failure())
+    assert await redis.get(keys.limiter("a") + ":cool") is not None
+
+
 async def test_without_limits_another_workers_cool_down_is_honoured_within_open_refresh(
     redis: Redis,
 ) -> None:
@@ -356,11 +401,11 @@ async def test_without_limits_lines_arriving_together_share_one_read(redis: Redi
     await redis.config_resetstat()
     leases = await asyncio.gather(*(g.acquire([a, b], 1, 1) for _ in range(16)))
     stats = await redis.info("commandstats")
-    assert stats["cmdstat_exists"]["calls"] == 2  # one read: a failure-streak check per deployment
+    assert stats["cmdstat_mget"]["calls"] == 2  # one read: cool-down and failure streak per deployment
     assert Counter(lease.deployment.label for lease in leases) == {"a": 8, "b": 8}  # turns
     clock.advance(100)
     await g.acquire([b, a], 1, 1)
-    assert (await redis.info("commandstats"))["cmdstat_exists"]["calls"] == 4  # stale: read again
+    assert (await redis.info("commandstats"))["cmdstat_mget"]["calls"] == 4  # stale: read again
 
 
 async def test_without_limits_a_long_cool_down_defers_the_line(redis: Redis) -> None:
