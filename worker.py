@@ -37,7 +37,7 @@ from arq.typing import WorkerCoroutine
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
-from jobs import keys
+from jobs import event_loop, keys
 from jobs.batches import BatchStatus, batch_status, release_in_progress
 from jobs.cache import ScoreCache
 from jobs.connection import EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, open_pool
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
     log = logging.getLogger("rerank_runner.worker")
     _redis_settings(settings)
     try:
-        asyncio.run(_check_redis(str(settings.redis_url)))
+        event_loop.run(_check_redis(str(settings.redis_url)), settings.event_loop)
     except RedisUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_REDIS_UNAVAILABLE) from None
@@ -333,6 +333,7 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
     options = worker_settings(settings, observers, summary_seconds=args.summary_seconds)
     resilience = resilience_options(settings)
     log.info(startup_summary(settings, model_list(settings), resilience["worker_id"]))
+    event_loop.install(settings.event_loop)
     worker = ResilientWorker(**options, **resilience, burst=args.burst)
     try:
         worker.run()

@@ -12,6 +12,7 @@ from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobs.dataset import MAX_DOCUMENT_BYTES, MAX_LINE_BYTES, LineLimits
+from jobs.event_loop import EventLoop, default_event_loop
 from jobs.model_list import ModelList, load_model_list
 from providers.deployment import Credentials
 from providers.registry import credentials_from
@@ -82,6 +83,14 @@ class RunnerSettings(BaseSettings):
     """A worker whose heartbeat is this old is dead: its lines go back to the queue."""
     redis_outage_seconds: float = Field(300.0, gt=0)
     """How long a running worker waits for an unreachable Redis before it exits (status 4)."""
+    event_loop: EventLoop = Field(default_factory=default_event_loop)
+    """uvloop (the default where it is installed: a dependency on Linux) or asyncio's own loop."""
+
+    @model_validator(mode="after")
+    def _event_loop_installed(self) -> RunnerSettings:
+        if self.event_loop == "uvloop" and default_event_loop() != "uvloop":
+            raise ValueError("RR_EVENT_LOOP=uvloop but uvloop is not installed (pip install uvloop)")
+        return self
 
     @model_validator(mode="after")
     def _retries_fit_in_job(self) -> RunnerSettings:
