@@ -61,6 +61,7 @@ from providers.gate import GatePolicy, RedisGate
 from providers.redaction import Redactor, redact_logs, secret_values
 from providers.reranker import Reranker
 from providers.retry import RetryPolicy
+from providers.transport import http_client
 
 __all__ = [
     "LINES_PER_HTTP_CLIENT",
@@ -76,18 +77,16 @@ __all__ = [
 
 
 LINES_PER_HTTP_CLIENT = 16
-"""A worker holds one ``httpx.AsyncClient`` per 16 lines in flight, each with two connections per
-line, all kept alive (httpx keeps 20 by default; a request beyond them opened a new connection).
-httpcore scans its whole pool on every request; smaller pools were meant to make that cheaper,
-but docs/performance.md shows no measurable gain yet (the scan's cost is its idle connections)."""
+"""On httpcore (``RR_HTTP_TRANSPORT=httpcore``) a worker holds one ``httpx.AsyncClient`` per 16
+lines in flight: httpcore scans its whole pool on every request.  aiohttp's pool has no such
+scan: one client serves every line.  Either way each line has two connections, all kept alive."""
 
 
 def http_clients(settings: RunnerSettings) -> list[httpx.AsyncClient]:
-    count = max(1, math.ceil(settings.max_jobs / LINES_PER_HTTP_CLIENT))
+    lines = settings.max_jobs if settings.http_transport == "aiohttp" else LINES_PER_HTTP_CLIENT
+    count = max(1, math.ceil(settings.max_jobs / lines))
     connections = 2 * math.ceil(settings.max_jobs / count)
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    timeout = httpx.Timeout(settings.http_timeout)
-    return [httpx.AsyncClient(timeout=timeout, limits=limits) for _ in range(count)]
+    return [http_client(settings.http_transport, settings.http_timeout, connections) for _ in range(count)]
 
 
 def worker_options(

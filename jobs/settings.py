@@ -16,6 +16,7 @@ from jobs.event_loop import EventLoop, default_event_loop
 from jobs.model_list import ModelList, load_model_list
 from providers.deployment import Credentials
 from providers.registry import credentials_from
+from providers.transport import HttpTransport
 from providers.wire import MAX_RESPONSE_BYTES
 
 __all__ = [
@@ -85,6 +86,8 @@ class RunnerSettings(BaseSettings):
     """How long a running worker waits for an unreachable Redis before it exits (status 4)."""
     event_loop: EventLoop = Field(default_factory=default_event_loop)
     """uvloop (the default where it is installed: a dependency on Linux) or asyncio's own loop."""
+    http_transport: HttpTransport = "aiohttp"
+    """What carries a worker's httpx requests: aiohttp's pool, or httpx's own (httpcore)."""
 
     @model_validator(mode="after")
     def _event_loop_installed(self) -> RunnerSettings:

@@ -36,6 +36,7 @@ from providers.errors import (
     ServerError,
 )
 from providers.retry import RetryPolicy
+from providers.transport import HTTP_TRANSPORTS, HttpTransport, http_client
 from providers.types import RerankRequest
 from providers.wire import parse_retry_after
 from tests.adapter_kit import Mock, failure, reranker_for
@@ -247,24 +248,28 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_real_connection_refused_is_connection_error() -> None:
-    async with httpx.AsyncClient(trust_env=False) as client:
+@pytest.mark.parametrize("kind", HTTP_TRANSPORTS)
+async def test_real_connection_refused_is_connection_error(kind: HttpTransport) -> None:
+    async with http_client(kind, 5, 4, trust_env=False) as client:
         transport = Dispatcher(client, RetryPolicy(max_attempts=1))
         with pytest.raises(ProviderConnectionError):
             await transport.rerank(cohere.ADAPTER, dep(f"http://127.0.0.1:{closed_port()}"), req())
 
 
-async def test_base_without_scheme_is_configuration_error() -> None:
-    async with httpx.AsyncClient(trust_env=False) as client:
+@pytest.mark.parametrize("kind", HTTP_TRANSPORTS)
+@pytest.mark.parametrize("base", ["api.cohere.com", "ftp://api.cohere.com"])
+async def test_base_without_scheme_is_configuration_error(kind: HttpTransport, base: str) -> None:
+    async with http_client(kind, 5, 4, trust_env=False) as client:
         transport = Dispatcher(client, RetryPolicy(max_attempts=1))
         with pytest.raises(ConfigurationError):
-            await transport.rerank(cohere.ADAPTER, dep("api.cohere.com"), req())
+            await transport.rerank(cohere.ADAPTER, dep(base), req())
 
 
-async def test_a_slow_answer_is_a_retryable_timeout() -> None:
+@pytest.mark.parametrize("kind", HTTP_TRANSPORTS)
+async def test_a_slow_answer_is_a_retryable_timeout(kind: HttpTransport) -> None:
     with CohereServer() as server:
         server.fail_next(Fault(delay=0.5))
-        async with httpx.AsyncClient(trust_env=False, timeout=0.1) as slow_client:
+        async with http_client(kind, 0.1, 4, trust_env=False) as slow_client:
             with pytest.raises(ProviderTimeoutError) as raised:
                 await reranker_for(slow_client, dep(server.base_url)).rerank("cohere/rerank-v3.5", req())
     assert raised.value.retryable

@@ -338,12 +338,13 @@ def local_reranker(case: ProviderCase, server: Any, tmp_path: Path, client: http
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.forwarded], ids=str)
-async def test_its_local_server_takes_every_parameter_it_forwards(case: ProviderCase, tmp_path: Path) -> None:
+async def test_its_local_server_takes_every_parameter_it_forwards(
+    case: ProviderCase, tmp_path: Path, client: httpx.AsyncClient
+) -> None:
     with case.batch.server() as server:
-        async with httpx.AsyncClient(trust_env=False, timeout=5) as client:
-            reranker = local_reranker(case, server, tmp_path, client)
-            request = replace(REQUEST, provider_params=given_params(case))
-            response = await reranker.rerank(case.model(), request)
+        reranker = local_reranker(case, server, tmp_path, client)
+        request = replace(REQUEST, provider_params=given_params(case))
+        response = await reranker.rerank(case.model(), request)
     (seen,) = server.requests
     assert seen.status == 200 and len(response.results) == 2
     assert getattr(server, "ignored", []) == []  # vLLM would ignore an unknown field: none was
@@ -354,14 +355,13 @@ async def test_its_local_server_takes_every_parameter_it_forwards(case: Provider
 
 @each_provider
 async def test_lines_round_trip_through_the_reranker_and_its_local_server(
-    case: ProviderCase, tmp_path: Path
+    case: ProviderCase, tmp_path: Path, client: httpx.AsyncClient
 ) -> None:
     batch = case.batch
     with batch.server() as server:
-        async with httpx.AsyncClient(trust_env=False, timeout=5) as client:
-            reranker = local_reranker(case, server, tmp_path, client)
-            lines = lines_for(case.model(), 3)
-            responses = [await reranker.rerank(line["model"], request_for(line)) for line in lines]
+        reranker = local_reranker(case, server, tmp_path, client)
+        lines = lines_for(case.model(), 3)
+        responses = [await reranker.rerank(line["model"], request_for(line)) for line in lines]
     answered = {server.query_of(r.body): r for r in server.requests}
     assert len(answered) == len(server.requests) == 3
     authorization = batch.authorization(server)
