@@ -20,9 +20,12 @@ from typing import Literal
 
 import aiohttp
 import httpx
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 __all__ = ["CHUNK_BYTES", "HTTP_TRANSPORTS", "AiohttpTransport", "HttpTransport", "http_client"]
 
+Proxy = tuple[URL, aiohttp.BasicAuth | None] | None
 HttpTransport = Literal["aiohttp", "httpcore"]
 HTTP_TRANSPORTS: tuple[HttpTransport, ...] = ("aiohttp", "httpcore")
 CHUNK_BYTES = 64 * 1024
@@ -74,14 +77,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport over one ``aiohttp.ClientSession`` (opened on first use, inside the
     running loop): up to ``connections`` open at once, all kept alive for ``keepalive_expiry``
     seconds.  Proxies and CA files come from the environment, as httpx's own transport takes
-    them (``HTTPS_PROXY``, ``NO_PROXY``, ``SSL_CERT_FILE``); bodies are handed up undecoded, and
-    httpx decodes them as it does for its own transport."""
+    them (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``, ``SSL_CERT_FILE``; not with
+    ``trust_env=False``); bodies are handed up undecoded and cookies left alone: httpx decodes
+    and keeps them as it does for its own transport."""
 
     def __init__(self, connections: int, keepalive_expiry: float = 5.0, *, trust_env: bool = True) -> None:
         self.connections = connections
         self.keepalive_expiry = keepalive_expiry
         self.trust_env = trust_env
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[tuple[str, str, int | None], Proxy] = {}
+        """The environment's proxy per origin, looked up once (aiohttp's own ``trust_env``
+        looks it up in a thread on every request, and reads ``~/.netrc`` for the provider's
+        host too: our requests carry their own credentials)."""
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -92,15 +100,26 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            trust_env=self.trust_env,
+            cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
         )
         return self._session
 
+    def _proxy(self, url: httpx.URL) -> Proxy:
+        origin = (url.scheme, url.host, url.port)
+        if origin not in self._proxies:
+            found: Proxy = None
+            if self.trust_env:
+                with contextlib.suppress(LookupError):
+                    found = get_env_proxy_for_url(URL(str(url)))
+            self._proxies[origin] = found
+        return self._proxies[origin]
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session or self._open()
         timeout = request.extensions.get("timeout", {})
+        proxy = self._proxy(request.url)
         with _as_httpx(request):
             response = await session.request(
                 request.method,
@@ -108,6 +127,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=request.headers.multi_items(),
                 data=await request.aread() or None,
                 allow_redirects=False,
+                proxy=proxy[0] if proxy else None,
+                proxy_auth=proxy[1] if proxy else None,
                 timeout=aiohttp.ClientTimeout(
                     total=None,
                     connect=timeout.get("pool"),

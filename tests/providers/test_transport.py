@@ -30,7 +30,8 @@ def kind(request: pytest.FixtureRequest) -> HttpTransport:
     return transport
 
 
-async def read_request(reader: asyncio.StreamReader) -> bytes:
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """(the request's head, its body)."""
     head = await reader.readuntil(b"\r\n\r\n")
     length = next(
         (
@@ -40,7 +41,7 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
         ),
         0,
     )
-    return await reader.readexactly(length)
+    return head, await reader.readexactly(length)
 
 
 def answer(status: int, body: bytes, *headers: str, length: int | None = None) -> bytes:
@@ -54,12 +55,14 @@ class RawServer:
     def __init__(self, handler: Callable[[asyncio.StreamWriter], Awaitable[bool]]) -> None:
         self.handler = handler
         self.connections = 0
+        self.heads: list[bytes] = []
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
             while True:
-                await read_request(reader)
+                head, _ = await read_request(reader)
+                self.heads.append(head)
                 if not await self.handler(writer):
                     break
                 await writer.drain()
@@ -180,6 +183,31 @@ async def test_a_body_over_the_cap_is_refused_and_its_connection_not_reused(kind
             await post(client, url, max_bytes=64 * 1024)
         assert (await post(client, url)).content == OK_BODY
     assert raw.connections == 2
+
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+async def test_the_environments_proxy_carries_requests_and_no_proxy_is_honoured(
+    kind: HttpTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def ok(writer: asyncio.StreamWriter) -> bool:
+        writer.write(answer(200, OK_BODY))
+        return True
+
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    async with serving(ok) as (proxy_url, proxy), serving(ok) as (direct_url, direct):
+        monkeypatch.setenv("HTTP_PROXY", proxy_url.removesuffix("/v2/rerank"))
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        async with http_client(kind, 5, 4) as client:
+            assert (await post(client, "http://provider.invalid/v2/rerank")).content == OK_BODY
+        assert proxy.heads[0].startswith(b"POST http://provider.invalid/v2/rerank ")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        async with http_client(kind, 5, 4) as client:
+            assert (await post(client, direct_url)).content == OK_BODY
+    assert (proxy.connections, direct.connections) == (1, 1)
 
 
 @pytest.mark.parametrize(("kind", "clients"), [("aiohttp", 1), ("httpcore", 4)])
