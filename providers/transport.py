@@ -23,9 +23,10 @@ import httpx
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
-__all__ = ["CHUNK_BYTES", "HTTP_TRANSPORTS", "AiohttpTransport", "HttpTransport", "http_client"]
+__all__ = ["CHUNK_BYTES", "HTTP_TRANSPORTS", "AiohttpTransport", "HttpTransport", "Proxy", "http_client"]
 
 Proxy = tuple[URL, aiohttp.BasicAuth | None] | None
+"""A proxy for an origin and its credentials, or None: straight there."""
 HttpTransport = Literal["aiohttp", "httpcore"]
 HTTP_TRANSPORTS: tuple[HttpTransport, ...] = ("aiohttp", "httpcore")
 CHUNK_BYTES = 64 * 1024
