@@ -84,7 +84,8 @@ return replies
 """Claims jobs: for each one due and held by nobody else, marks it in progress (arq's key,
 holding the worker's id), reads its value and counts its try (arq's retry key, as arq's
 ``run_job`` start pipeline does; a first try costs one ``SET NX`` instead of ``INCR`` +
-``EXPIRE``), and leases it.  (No ``SET NX GET``: that needs Redis 7.)  Answers ``{score, value, try}`` per job, ``{-1}`` when not taken."""
+``EXPIRE``; no ``SET NX GET``, which needs Redis 7), and leases it.  Answers
+``{score, value, try}`` per job, ``{-1}`` when not taken."""
 
 BEAT_LUA = """
 local registry, heartbeat, leases = KEYS[1], KEYS[2], KEYS[3]
