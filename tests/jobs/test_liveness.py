@@ -7,7 +7,7 @@ import asyncio
 from arq import ArqRedis
 
 from jobs import keys
-from jobs.liveness import Liveness, list_workers
+from jobs.liveness import RETRY_KEY_SECONDS, Claim, Liveness, list_workers
 
 IN_PROGRESS_MS = 310_000
 NOW_MS = 10_000
@@ -106,3 +106,17 @@ async def test_a_beat_adds_running_drops_released_and_a_clean_stop_withdraws(red
     await worker.withdraw()
     assert await list_workers(redis) == []
     assert not await redis.exists(keys.worker("w"))
+
+
+async def test_a_claim_reads_the_job_and_counts_each_try_once(redis: ArqRedis) -> None:
+    one = liveness(redis, "one")
+    await queued(redis, "b:1")
+    await redis.zadd(keys.QUEUE, {"b:gone": 1000})  # its value expired
+    [first, gone] = await one.claim(["b:1", "b:gone"], IN_PROGRESS_MS, NOW_MS)
+    assert first == Claim(1000, b"payload", 1) and gone == Claim(1000, None, 1)
+    [again] = await one.claim(["b:1"], IN_PROGRESS_MS, NOW_MS)  # a retried call: the same try
+    assert again == Claim(1000, b"payload", 1)
+    await redis.delete(keys.arq_in_progress("b:1"))  # handed back (a reaper, a Retry)
+    [second] = await one.claim(["b:1"], IN_PROGRESS_MS, NOW_MS)
+    assert second == Claim(1000, b"payload", 2)
+    assert 0 < await redis.ttl(keys.arq_retry("b:1")) <= RETRY_KEY_SECONDS
