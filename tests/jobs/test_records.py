@@ -150,7 +150,7 @@ async def test_the_cache_write_rides_with_the_record_even_for_a_stale_line(redis
 
 async def test_the_line_that_ends_the_batch_stamps_its_end(redis: ArqRedis) -> None:
     await register_batch(redis, "b", RUN, "src", 0)
-    await redis.hset(keys.batch("b"), "total", 2)  # type: ignore[misc]
+    await redis.hset(keys.batch("b"), "total", "2")  # type: ignore[misc]
     writer = RecordWriter(redis, ttl_ms=0)
     await writer.write("b", "b:1", SUCCEEDED, {"id": "1"}, LINE)
     first = await batch_status(redis, "b")
