@@ -51,13 +51,14 @@ local progress_prefix, job_prefix, retry_prefix, retry_ttl = ARGV[5], ARGV[6], A
 local replies, taken = {}, {}
 for i = 9, #ARGV do
   local job = ARGV[i]
-  local reply = {-1}
-  local queued = redis.call('ZSCORE', queue, job)
-  if queued and tonumber(queued) <= now then
-    local in_progress = progress_prefix .. job
-    local fresh = redis.call('SET', in_progress, worker_id, 'NX', 'PX', ttl)
-    local again = not fresh and redis.call('GET', in_progress) == worker_id
-    if fresh or again then
+  local in_progress = progress_prefix .. job
+  local fresh = redis.call('SET', in_progress, worker_id, 'NX', 'PX', ttl)
+  local again = not fresh and redis.call('GET', in_progress) == worker_id
+  local reply = {-2}
+  if fresh or again then
+    reply = {-1}
+    local queued = redis.call('ZSCORE', queue, job)
+    if queued and tonumber(queued) <= now then
       local retry = retry_prefix .. job
       local value = redis.call('GET', job_prefix .. job)
       local try = 1
@@ -71,6 +72,8 @@ for i = 9, #ARGV do
       end
       taken[#taken + 1] = job
       reply = {tonumber(queued), value or false, try}
+    elseif fresh then
+      redis.call('DEL', in_progress)
     end
   end
   replies[#replies + 1] = reply
@@ -85,7 +88,9 @@ return replies
 holding the worker's id), reads its value and counts its try (arq's retry key, as arq's
 ``run_job`` start pipeline does; a first try costs one ``SET NX`` instead of ``INCR`` +
 ``EXPIRE``; no ``SET NX GET``, which needs Redis 7), and leases it.  Answers
-``{score, value, try}`` per job, ``{-1}`` when not taken."""
+``{score, value, try}`` per job, ``{-1}`` when not taken (not due, not queued), ``{-2}`` when
+another worker runs it.  The in-progress key is set first (undone when the job is not due):
+a job free to take costs two commands before its value is read, one another worker runs two."""
 
 BEAT_LUA = """
 local registry, heartbeat, leases = KEYS[1], KEYS[2], KEYS[3]
@@ -173,11 +178,15 @@ class Liveness:
 
     async def take_many(self, jobs: Sequence[str], in_progress_ms: int, now_ms: int) -> list[int | None]:
         """:meth:`take` for several jobs in one round trip (each taken or not on its own)."""
-        return [claim.score if claim else None for claim in await self.claim(jobs, in_progress_ms, now_ms)]
+        claims, _ = await self.claim(jobs, in_progress_ms, now_ms)
+        return [claim.score if claim else None for claim in claims]
 
-    async def claim(self, jobs: Sequence[str], in_progress_ms: int, now_ms: int) -> list[Claim | None]:
+    async def claim(
+        self, jobs: Sequence[str], in_progress_ms: int, now_ms: int
+    ) -> tuple[list[Claim | None], set[str]]:
         """:meth:`take_many`, answering for each job taken its value and try number too (what
-        arq's ``run_job`` reads in its own round trip before it runs a job)."""
+        arq's ``run_job`` reads in its own round trip before it runs a job), and which of the
+        jobs not taken another worker runs."""
         replies = await self._take(
             keys=[keys.QUEUE, keys.worker_leases(self.worker_id)],
             args=[
@@ -192,7 +201,8 @@ class Liveness:
                 *jobs,
             ],
         )
-        return [Claim(int(r[0]), r[1], int(r[2])) if int(r[0]) >= 0 else None for r in replies]
+        claims = [Claim(int(r[0]), r[1], int(r[2])) if int(r[0]) >= 0 else None for r in replies]
+        return claims, {job for job, r in zip(jobs, replies, strict=True) if int(r[0]) == -2}
 
     async def beat(self, running: Iterable[str], released: Iterable[str] = ()) -> None:
         """Renew the heartbeat; lease ``running`` and drop the leases of ``released`` jobs."""

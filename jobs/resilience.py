@@ -45,6 +45,7 @@ from jobs.liveness import Claim, Liveness
 from jobs.runner import LeanRunner
 
 __all__ = [
+    "BUSY_SKIP_SECONDS",
     "COMMAND_RETRIES",
     "HEALTH_CHECK_SECONDS",
     "OUTAGE_BACKOFF_CAP",
@@ -60,6 +61,10 @@ COMMAND_RETRIES = 6
 HEALTH_CHECK_SECONDS = 10
 """A connection idle this long is pinged (and replaced if dead) before it carries a command."""
 OUTAGE_BACKOFF_CAP = 5.0
+BUSY_SKIP_SECONDS = 1.0
+"""A job another worker was found running is not asked for again for this long: each poll reads
+the head of the queue, where the other workers' running jobs are (a job handed back by the
+reaper waits at most this much longer)."""
 
 
 def resilient_redis_settings(settings: RedisSettings) -> RedisSettings:
@@ -116,6 +121,8 @@ class ResilientWorker(LeanRunner):
         self._released: set[str] = set()
         """Jobs whose run here ended since the last beat: their leases are dropped then."""
         self._beat_task: asyncio.Task[None] | None = None
+        self._busy: dict[str, float] = {}
+        """Jobs other workers run, until when they are not asked for (:data:`BUSY_SKIP_SECONDS`)."""
         self._chained_startup = self.on_startup
         self._chained_shutdown = self.on_shutdown
         self.on_startup = self._startup
@@ -183,7 +190,9 @@ class ResilientWorker(LeanRunner):
         instead of a WATCH/MULTI of each in-progress key alone, that every slot free at that
         moment is filled by that one step (arq takes one job per round trip), and that the step
         also reads each job's value and counts its try (:meth:`LeanRunner.run_claimed`)."""
-        pending = [raw_id.decode() for raw_id in reversed(job_ids)]
+        now = time.monotonic()
+        self._busy = {job: until for job, until in self._busy.items() if until > now}
+        pending = [job for raw_id in reversed(job_ids) if (job := raw_id.decode()) not in self._busy]
         while pending:
             slots = await self._free_slots(len(pending))
             if not slots:
@@ -214,11 +223,13 @@ class ResilientWorker(LeanRunner):
             return
         try:
             in_progress_ms = int(self.in_progress_timeout_s * 1000)
-            claims = await self.liveness.claim(fresh, in_progress_ms, timestamp_ms())
+            claims, busy = await self.liveness.claim(fresh, in_progress_ms, timestamp_ms())
         except BaseException:
             for _ in fresh:
                 self._release_sem_dec_counter_on_complete()
             raise
+        until = time.monotonic() + BUSY_SKIP_SECONDS
+        self._busy.update(dict.fromkeys(busy, until))
         for job_id, claim in zip(fresh, claims, strict=True):
             if claim is None:  # running elsewhere, finished, or deferred
                 self._release_sem_dec_counter_on_complete()

@@ -112,11 +112,16 @@ async def test_a_claim_reads_the_job_and_counts_each_try_once(redis: ArqRedis) -
     one = liveness(redis, "one")
     await queued(redis, "b:1")
     await redis.zadd(keys.QUEUE, {"b:gone": 1000})  # its value expired
-    [first, gone] = await one.claim(["b:1", "b:gone"], IN_PROGRESS_MS, NOW_MS)
+    [first, gone], _ = await one.claim(["b:1", "b:gone"], IN_PROGRESS_MS, NOW_MS)
     assert first == Claim(1000, b"payload", 1) and gone == Claim(1000, None, 1)
-    [again] = await one.claim(["b:1"], IN_PROGRESS_MS, NOW_MS)  # a retried call: the same try
+    [again], _ = await one.claim(["b:1"], IN_PROGRESS_MS, NOW_MS)  # a retried call: the same try
     assert again == Claim(1000, b"payload", 1)
     await redis.delete(keys.arq_in_progress("b:1"))  # handed back (a reaper, a Retry)
-    [second] = await one.claim(["b:1"], IN_PROGRESS_MS, NOW_MS)
+    [second], _ = await one.claim(["b:1"], IN_PROGRESS_MS, NOW_MS)
     assert second == Claim(1000, b"payload", 2)
+    await queued(redis, "b:later", score=NOW_MS + 5000)
+    other = liveness(redis, "other")
+    # another worker learns which jobs one runs; a job not due yet is left as it was
+    assert await other.claim(["b:1", "b:later"], IN_PROGRESS_MS, NOW_MS) == ([None, None], {"b:1"})
+    assert await redis.exists(keys.arq_in_progress("b:later")) == 0
     assert 0 < await redis.ttl(keys.arq_retry("b:1")) <= RETRY_KEY_SECONDS
