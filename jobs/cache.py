@@ -221,6 +221,8 @@ class ScoreCache:
         return CacheRead(key, None)
 
     async def fetch(self, looked: CacheRead) -> Any:
+        if looked.hashes == ():
+            return []  # HMGET needs a field
         async with self.redis.pipeline(transaction=False) as pipe:
             looked.queue(pipe)
             [found] = await pipe.execute()

@@ -111,7 +111,7 @@ async def _rerank(state: WorkerState, line: LinePayload, prefetched: _Prefetched
 def _cache_read(state: WorkerState, line: LinePayload) -> CacheRead | None:
     """The line's cache read when it can ride with the line-state read: not when the line's
     documents are still in the document store or its scores depend on corpus statistics."""
-    if state.cache is None or line.get("no_cache", False) or document_keys(line):
+    if state.cache is None or line.get("no_cache", False) or not line["documents"] or document_keys(line):
         return None
     if line.get("corpus") and state.reranker.ranks_locally(line["model"]):
         return None
