@@ -138,23 +138,17 @@ class _LineState:
     prefetched: _Prefetched | None
 
 
-async def _line_state(
-    redis: Redis, line: LinePayload, job: str, looked: CacheRead | None, first_try: bool
-) -> _LineState:
-    """What the line needs to know before it is sent, and its cache read, in one round trip.
-    On a first try the line has no result yet to look for (a job that ran before has a try
-    count above 1); were one there, the record write would still keep it and count it once."""
+async def _line_state(redis: Redis, line: LinePayload, job: str, looked: CacheRead | None) -> _LineState:
+    """What the line needs to know before it is sent, and its cache read, in one round trip."""
     stored = document_keys(line)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hmget(keys.batch(line["batch"]), ["cancelled", "run"])
-        if not first_try:
-            pipe.hget(keys.result(job), "status")
+        pipe.hget(keys.result(job), "status")
         if stored:
             pipe.mget(stored)
         if looked is not None:
             looked.queue(pipe)
-        (cancelled, run), *more = await pipe.execute()
-    status = None if first_try else more.pop(0)
+        (cancelled, run), status, *more = await pipe.execute()
     return _LineState(
         cancelled=bool(cancelled),
         stale=(run or b"").decode() != line.get("run", ""),
@@ -249,8 +243,7 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
         state.observer.line_finished(*held)
         return
     try:
-        first_try = ctx.get("job_try", 1) == 1
-        found = await _line_state(ctx["redis"], line, job, _cache_read(state, line), first_try)
+        found = await _line_state(ctx["redis"], line, job, _cache_read(state, line))
     except RedisError as exc:
         raise _hand_back(job, "checking the batch", exc) from exc
     if found.cancelled or found.succeeded:  # a redelivered line that already has its result is not paid twice
