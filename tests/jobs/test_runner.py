@@ -147,3 +147,25 @@ async def test_a_job_out_of_time_is_a_failure_and_finished(redis: ArqRedis) -> N
     await done.close()
     assert done.jobs_failed == 1
     assert await leftovers(redis) == 0
+
+
+async def test_a_job_another_worker_runs_is_not_asked_for_again_at_once(redis: ArqRedis) -> None:
+    await redis.enqueue_job("deferred_once", _job_id=JOB, _queue_name=keys.QUEUE)
+    await redis.set(keys.arq_in_progress(JOB), b"other")
+    await redis.enqueue_job("sleeps", _job_id="b:free", _queue_name=keys.QUEUE)
+    polling = worker(redis, [deferred_once, sleeps], job_timeout=0.1)
+    running = asyncio.create_task(polling.main())  # the other worker's job is asked for, the free one run
+    for _ in range(200):
+        if polling.jobs_failed:
+            break
+        await asyncio.sleep(0.05)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    assert SEEN == [] and polling.jobs_failed == 1
+    await redis.config_resetstat()
+    await polling._poll_iteration()  # the head of the queue is the other worker's job
+    stats = await redis.info("commandstats")
+    await polling.close()
+    assert "cmdstat_zrangebyscore" in stats  # it polled and saw the job ...
+    assert "cmdstat_evalsha" not in stats and "cmdstat_set" not in stats  # ... and did not claim it
+    assert await redis.get(keys.arq_in_progress(JOB)) == b"other"
