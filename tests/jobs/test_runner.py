@@ -133,8 +133,14 @@ async def test_a_job_past_its_tries_fails_without_running(redis: ArqRedis) -> No
     assert await leftovers(redis) == 0
 
 
-async def test_a_queued_job_without_its_value_fails_and_leaves_the_queue(redis: ArqRedis) -> None:
+@pytest.mark.parametrize("value", [None, b"not json", b'{"f": "unknown", "a": [], "k": {}, "et": 1}'])
+async def test_a_job_that_cannot_start_fails_and_leaves_the_queue(
+    redis: ArqRedis, value: bytes | None
+) -> None:
+    """Its value expired, does not decode, or names a function this worker does not have."""
     await redis.zadd(keys.QUEUE, {JOB: 1000})
+    if value is not None:
+        await redis.set(keys.arq_job(JOB), value)
     done = await run(redis, [marks_finished])
     await done.close()
     assert SEEN == [] and done.jobs_failed == 1
