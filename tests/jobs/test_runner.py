@@ -5,6 +5,7 @@ record write, with no arq transaction around it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -133,18 +134,27 @@ async def test_a_job_past_its_tries_fails_without_running(redis: ArqRedis) -> No
     assert await leftovers(redis) == 0
 
 
-@pytest.mark.parametrize("value", [None, b"not json", b'{"f": "unknown", "a": [], "k": {}, "et": 1}'])
+CANNOT_START = [
+    (None, "expired"),
+    (b"not json", "deserializing job b:x failed"),
+    (b'{"f": "unknown", "a": [], "k": {}, "t": 1, "et": 1}', "function 'unknown' not found"),
+]
+
+
+@pytest.mark.parametrize(("value", "logged"), CANNOT_START)
 async def test_a_job_that_cannot_start_fails_and_leaves_the_queue(
-    redis: ArqRedis, value: bytes | None
+    redis: ArqRedis, caplog: pytest.LogCaptureFixture, value: bytes | None, logged: str
 ) -> None:
     """Its value expired, does not decode, or names a function this worker does not have."""
     await redis.zadd(keys.QUEUE, {JOB: 1000})
     if value is not None:
         await redis.set(keys.arq_job(JOB), value)
-    done = await run(redis, [marks_finished])
+    with caplog.at_level(logging.WARNING, logger="arq.worker"):
+        done = await run(redis, [marks_finished])
     await done.close()
     assert SEEN == [] and done.jobs_failed == 1
     assert await leftovers(redis) == 0
+    assert any(logged in r.getMessage() for r in caplog.records if r.name == "arq.worker")
 
 
 async def test_a_job_out_of_time_is_a_failure_and_finished(redis: ArqRedis) -> None:
