@@ -273,7 +273,9 @@ async def _enqueue(run: Run, conn: Connection, *, bakeoff: bool = False) -> int 
     counts: EnqueueCounts = await enqueue_lines(
         conn.redis,
         batch,
-        valid_lines(args.dataset, run.report, settings.max_line_bytes, run.corpus),
+        run.index.lines(args.dataset, run.report, settings.max_line_bytes)
+        if run.index is not None
+        else valid_lines(args.dataset, run.report, settings.max_line_bytes, run.corpus),
         default_model=settings.default_model,
         run=run.identity.digest,
         no_cache=args.no_cache,

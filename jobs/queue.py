@@ -21,11 +21,12 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from jobs import keys
-from jobs.dataset import DatasetLine
+from jobs.dataset import DatasetLine, trusted_line
 from jobs.docstore import STORE_MIN_BYTES, DocumentWriter
 from jobs.identity import RunIdentity
 from jobs.payload import line_payload
 from jobs.serializer import serialize
+from jobs.verbatim import VerbatimJobs, VerbatimLine
 
 __all__ = [
     "CHUNK_BYTES",
@@ -177,7 +178,7 @@ def document_ttl_ms(result_ttl_ms: int, job_expiry_ms: int) -> int:
 async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its state)
     redis: Redis,
     batch: str,
-    lines: Iterable[DatasetLine],
+    lines: Iterable[DatasetLine | VerbatimLine],
     *,
     default_model: str,
     run: str,
@@ -222,15 +223,21 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
         in_flight.append((asyncio.ensure_future(send(pipe)), documents))
         await asyncio.sleep(0)
 
+    verbatim = VerbatimJobs(batch, default_model, run, corpus, no_cache)
     documents: dict[str, bytes] = {}
     enqueue_ms, entries, chunk_bytes = int(time.time() * 1000), [], 0
-    for line in lines:
-        payload = line_payload(batch, line, line.model or default_model, run, corpus)
-        if no_cache:
-            payload["no_cache"] = True
-        chunk_bytes += store.stash(payload, documents)
-        job = serialize(payload)  # arq's envelope is put back when it is read (jobs.serializer)
-        entries += [keys.job_id(batch, line.id), keys.line_member(line.id), line.line_no, job]
+    for each in lines:
+        if isinstance(each, VerbatimLine) and not store.active:
+            job = verbatim.job(each)
+            entries += [keys.job_id(batch, each.key), each.member, each.line_no, job]
+        else:
+            line = trusted_line(each.line_no, each.raw) if isinstance(each, VerbatimLine) else each
+            payload = line_payload(batch, line, line.model or default_model, run, corpus)
+            if no_cache:
+                payload["no_cache"] = True
+            chunk_bytes += store.stash(payload, documents)
+            job = serialize(payload)  # arq's envelope is put back when it is read (jobs.serializer)
+            entries += [keys.job_id(batch, line.id), keys.line_member(line.id), line.line_no, job]
         chunk_bytes += len(job)
         if len(entries) >= 4 * CHUNK_LINES or chunk_bytes >= CHUNK_BYTES:
             await flush(enqueue_ms, entries, documents)

@@ -228,7 +228,7 @@ async def test_a_batch_with_an_older_versions_single_line_set_keeps_it(
     assert await enqueue(redis, head, run_of=path) == (10, 0, 0)
     bucket = keys.batch_line_bucket("b", 0)
     await redis.rename(bucket, keys.batch_lines("b"))  # as an older version wrote it
-    await redis.hdel(keys.batch("b"), "line_buckets")
+    await redis.hdel(keys.batch("b"), "line_buckets")  # type: ignore[misc]
     assert await enqueue(redis, path) == (20, 10, 0)
     assert await redis.zcard(keys.batch_lines("b")) == 30 and not await redis.exists(bucket)
     assert (await batch_status(redis, "b")).total == 30
