@@ -80,12 +80,16 @@ class LineIndex:
             if line_no in report.duplicate_lines:
                 continue
             kind = self._kinds[at - 1]
-            if kind == _REBUILT:
+            member = self._members[self._ends[at - 2] if at > 1 else 0 : self._ends[at - 1]]
+            # a line that no longer holds the id validation saw (the file changed meanwhile;
+            # enqueue reports that once done), or spells it with other escapes: rebuilt, so its
+            # job id and its payload always name the same line
+            if kind == _REBUILT or member not in raw:
                 yield trusted_line(line_no, raw)
                 continue
-            member = self._members[self._ends[at - 2] if at > 1 else 0 : self._ends[at - 1]].decode()
-            key = orjson.loads(member) if member.startswith('"') else member
-            yield VerbatimLine(line_no, key, member, raw, kind == _OWN_MODEL)
+            text = member.decode()
+            key = orjson.loads(member) if text.startswith('"') else text
+            yield VerbatimLine(line_no, key, text, raw, kind == _OWN_MODEL)
 
 
 class VerbatimJobs:

@@ -43,25 +43,18 @@ def indexed(path: Path) -> list[VerbatimLine | DatasetLine]:
 def test_a_verbatim_job_reads_as_the_rebuilt_payload(
     tmp_path: Path, spaced: bool, corpus: str | None, no_cache: bool
 ) -> None:
-    """json.dumps writes spaces after separators, orjson none: both are copied as they are."""
+    """json.dumps writes spaces after separators, orjson none: both are copied as they are (an id
+    written with escapes is another matter: the next test)."""
     path = tmp_path / "d.jsonl"
-    path.write_bytes(
-        b"".join((json.dumps(x) if spaced else orjson.dumps(x).decode()).encode() + b"\n" for x in LINES)
-    )
+
+    def dumps(line: Any) -> str:
+        return json.dumps(line, ensure_ascii=False) if spaced else orjson.dumps(line).decode()
+
+    path.write_text("".join(dumps(line) + "\n" for line in LINES))
     jobs = VerbatimJobs("b", "local/bm25", "r" * 32, corpus, no_cache)
     found = indexed(path)
-    assert [line.line_no for line in found] == [
-        1,
-        2,
-        3,
-        4,
-        5,
-        6,
-        7,
-        8,
-        9,
-        12,
-    ]  # not the duplicate, the bad line
+    no_duplicate_no_bad_line = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12]
+    assert [line.line_no for line in found] == no_duplicate_no_bad_line
     verbatim = [line for line in found if isinstance(line, VerbatimLine)]
     assert [line.line_no for line in verbatim] == [1, 2, 3, 4, 5, 7, 12]
     for line in verbatim:
@@ -73,3 +66,17 @@ def test_a_verbatim_job_reads_as_the_rebuilt_payload(
         assert job["f"] == keys.JOB_FUNCTION
         assert {k: v for k, v in job["a"][0].items() if v is not None} == expected
         assert (line.key, line.member) == (keys.line_key(rebuilt.id), keys.line_member(rebuilt.id))
+
+
+def test_a_line_whose_id_changed_since_validation_is_rebuilt_from_what_it_says(tmp_path: Path) -> None:
+    """The file changed between the passes (enqueue then reports it): a line that no longer holds
+    the id validation noted is rebuilt, so its job id and its payload name the same line."""
+    path = tmp_path / "d.jsonl"
+    escaped = '{"id": "\\u00e9", "query": "q", "documents": ["a"]}\n'
+    path.write_text('{"id": "q1", "query": "q", "documents": ["a"]}\n' + escaped)
+    index = LineIndex()
+    report = validate_file(path, ModelCheck(), lambda error: None, on_valid=index.add)
+    path.write_text('{"id": "q9", "query": "q", "documents": ["a"]}\n' + escaped)
+    first, second = index.lines(path, report)
+    assert isinstance(first, DatasetLine) and first.id == "q9"
+    assert isinstance(second, DatasetLine) and second.id == "é"  # written escaped: rebuilt too
