@@ -25,12 +25,13 @@ bounded by what was used within that time.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from jobs import keys
 from providers import params
@@ -44,7 +45,9 @@ from providers.types import Document, RankedDocument, RerankRequest, RerankRespo
 
 __all__ = [
     "CACHE_VERSION",
+    "CacheRead",
     "CacheStats",
+    "CacheWrite",
     "ScoreCache",
     "Scorer",
     "document_hash",
@@ -151,6 +154,37 @@ async def peek(redis: Redis, scorer: Scorer, request: RerankRequest) -> list[int
     return sorted(first.values())
 
 
+@dataclass(frozen=True, slots=True)
+class CacheRead:
+    """Where a line's cached scores are: read on its own or in the line-state round trip."""
+
+    key: str
+    hashes: tuple[str, ...] | None
+    """Pairs: each document's hash, by position (the hash's fields); None: the line's entry."""
+
+    def fields(self) -> list[str]:
+        return list(dict.fromkeys(self.hashes or ()))
+
+    def queue(self, pipe: Pipeline) -> None:
+        """Adds the read to ``pipe``: its reply is what :meth:`ScoreCache.rerank_found` takes."""
+        if self.hashes is None:
+            pipe.get(self.key)
+        else:
+            pipe.hmget(self.key, self.fields())
+
+
+@dataclass(frozen=True, slots=True)
+class CacheWrite:
+    """A line's cache write, sent with its record write (:meth:`jobs.records.RecordWriter.record`)."""
+
+    key: str
+    op: str
+    """``hash``: ``args`` are field, score pairs; ``string``: ``args`` is the line's entry;
+    ``touch``: only the expiry is renewed (a hit)."""
+    ttl_ms: int
+    args: tuple[str | bytes, ...] = ()
+
+
 class ScoreCache:
     """Reads and writes the cache around :meth:`Reranker.rerank`; one per worker."""
 
@@ -171,63 +205,90 @@ class ScoreCache:
     ) -> tuple[RerankResponse, CacheStats]:
         """The line's response and how much of it the cache served; ``read=False`` requests
         every document (and stores the fresh scores)."""
+        looked = self.lookup(model, request)
+        found = await self.fetch(looked) if read else None
+        response, stats, write = await self.rerank_found(model, request, looked, found)
+        if write is not None:
+            await self.apply(write)
+        return response, stats
+
+    def lookup(self, model: str, request: RerankRequest) -> CacheRead:
         scorer = self.scorer(model)
         if scorer.pairs:
-            return await self._by_pairs(scorer, model, request, read)
-        return await self._by_line(scorer, model, request, read)
+            key = keys.score_cache(scorer.namespace, pair_key(request, scorer.unscored))
+            return CacheRead(key, tuple(document_hash(d) for d in request.documents))
+        key = keys.score_cache(scorer.namespace, "line:" + line_key(request, scorer.unscored))
+        return CacheRead(key, None)
+
+    async def fetch(self, looked: CacheRead) -> Any:
+        if looked.hashes == ():
+            return []  # HMGET needs a field
+        async with self.redis.pipeline(transaction=False) as pipe:
+            looked.queue(pipe)
+            [found] = await pipe.execute()
+        return found
+
+    async def rerank_found(
+        self, model: str, request: RerankRequest, looked: CacheRead, found: Any
+    ) -> tuple[RerankResponse, CacheStats, CacheWrite | None]:
+        """:meth:`rerank` given what ``looked`` read (None: not read, every document is
+        requested), answering the cache write to make instead of making it."""
+        if looked.hashes is None:
+            return await self._by_line(looked.key, model, request, found)
+        return await self._by_pairs(looked, model, request, found)
+
+    async def apply(self, write: CacheWrite) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if write.op == "hash":
+                pipe.hset(write.key, items=list(write.args))
+                pipe.pexpire(write.key, write.ttl_ms)
+            elif write.op == "string":
+                pipe.set(write.key, write.args[0], px=write.ttl_ms)
+            else:
+                pipe.pexpire(write.key, write.ttl_ms)
+            await pipe.execute()
 
     async def _by_line(
-        self, scorer: Scorer, model: str, request: RerankRequest, read: bool
-    ) -> tuple[RerankResponse, CacheStats]:
-        key = keys.score_cache(scorer.namespace, "line:" + line_key(request, scorer.unscored))
+        self, key: str, model: str, request: RerankRequest, cached: bytes | None
+    ) -> tuple[RerankResponse, CacheStats, CacheWrite | None]:
         documents = len(request.documents)
-        if read and (cached := await self.redis.get(key)) is not None:
-            await self.redis.pexpire(key, self.ttl_ms)
+        if cached is not None:
             results = [RankedDocument(index, score) for index, score in orjson.loads(cached)]
-            return _from_cache(results), CacheStats(documents, 0)
+            return _from_cache(results), CacheStats(documents, 0), CacheWrite(key, "touch", self.ttl_ms)
         response = await self.reranker.rerank(model, request)
+        write = None
         if not response.fallback_from:
             pairs = [[r.index, r.relevance_score] for r in response.results]
-            await self.redis.set(key, orjson.dumps(pairs), px=self.ttl_ms)
-        return response, CacheStats(0, documents)
+            write = CacheWrite(key, "string", self.ttl_ms, (orjson.dumps(pairs),))
+        return response, CacheStats(0, documents), write
 
     async def _by_pairs(
-        self, scorer: Scorer, model: str, request: RerankRequest, read: bool
-    ) -> tuple[RerankResponse, CacheStats]:
-        key = keys.score_cache(scorer.namespace, pair_key(request, scorer.unscored))
-        hashes = [document_hash(d) for d in request.documents]
-        unique = list(dict.fromkeys(hashes))
+        self, looked: CacheRead, model: str, request: RerankRequest, values: list[bytes | None] | None
+    ) -> tuple[RerankResponse, CacheStats, CacheWrite | None]:
+        hashes = looked.hashes or ()
         known: dict[str, float] = {}
-        if read:
-            values = await self.redis.hmget(key, unique)  # type: ignore[misc]
-            known = {h: float(v) for h, v in zip(unique, values, strict=True) if v is not None}
+        if values is not None:
+            known = {h: float(v) for h, v in zip(looked.fields(), values, strict=True) if v is not None}
         wanted = {h: i for i, h in reversed(list(enumerate(hashes))) if h not in known}
         response: RerankResponse | None = None
+        write = CacheWrite(looked.key, "touch", self.ttl_ms) if known else None
         if wanted:
             positions = sorted(wanted.values())
             part = replace(request, documents=[request.documents[i] for i in positions], top_n=None)
             response = await self.reranker.rerank(model, part)
             fresh = {hashes[positions[r.index]]: r.relevance_score for r in response.results}
-            await self._store(key, fresh)
+            if fresh:
+                pairs = [item for h, score in fresh.items() for item in (h, repr(score))]
+                write = CacheWrite(looked.key, "hash", self.ttl_ms, tuple(pairs))
             known.update(fresh)
-        elif known:
-            await self.redis.pexpire(key, self.ttl_ms)
         scored = [RankedDocument(i, known[h]) for i, h in enumerate(hashes) if h in known]
         results = sort_and_cut(scored, request.top_n)
         misses = sum(1 for h in hashes if h in wanted)
         stats = CacheStats(len(hashes) - misses, misses)
         if response is None:
-            return _from_cache(results), stats
+            return _from_cache(results), stats, write
         response.results = results
-        return response, stats
-
-    async def _store(self, key: str, scores: Mapping[str, float]) -> None:
-        if not scores:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping={h: repr(s) for h, s in scores.items()})
-            pipe.pexpire(key, self.ttl_ms)
-            await pipe.execute()
+        return response, stats, write
 
 
 def _secret(name: str) -> bool:

@@ -25,6 +25,7 @@ __all__ = [
     "arq_in_progress",
     "arq_in_progress_of_batch",
     "arq_job",
+    "arq_retry",
     "batch",
     "batch_evaluation",
     "batch_failed",
@@ -75,6 +76,11 @@ def line_member(line_id: str | int) -> str:
 def arq_job(job: str) -> str:
     """arq's payload key for a queued job (deleted by arq once the job finishes)."""
     return ARQ_JOB_PREFIX + job
+
+
+def arq_retry(job: str) -> str:
+    """arq's try counter of a job (the claim script counts it, the record script deletes it)."""
+    return ARQ_RETRY_PREFIX + job
 
 
 def arq_in_progress(job: str) -> str:

@@ -30,42 +30,67 @@ __all__ = [
     "BEAT_LUA",
     "FORGET_AFTER_MS",
     "REAP_LUA",
+    "RETRY_KEY_SECONDS",
     "TAKE_LUA",
+    "Claim",
     "Liveness",
     "WorkerInfo",
     "list_workers",
     "new_worker_id",
 ]
 
+RETRY_KEY_SECONDS = 88_400
+"""arq's lifetime of a job's retry counter (its ``run_job`` sets the same)."""
 FORGET_AFTER_MS = 3_600_000
 """A worker's registry entry is dropped this long after its last heartbeat."""
 
 TAKE_LUA = """
 local queue, leases = KEYS[1], KEYS[2]
 local worker_id, ttl, now, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local progress_prefix = ARGV[5]
-local scores, taken = {}, {}
-for i = 6, #ARGV do
+local progress_prefix, job_prefix, retry_prefix, retry_ttl = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local replies, taken = {}, {}
+for i = 9, #ARGV do
   local job = ARGV[i]
   local in_progress = progress_prefix .. job
-  local holder = redis.call('GET', in_progress)
-  local score = -1
-  if not holder or holder == worker_id then
+  local fresh = redis.call('SET', in_progress, worker_id, 'NX', 'PX', ttl)
+  local again = not fresh and redis.call('GET', in_progress) == worker_id
+  local reply = {-2}
+  if fresh or again then
+    reply = {-1}
     local queued = redis.call('ZSCORE', queue, job)
     if queued and tonumber(queued) <= now then
-      redis.call('SET', in_progress, worker_id, 'PX', ttl)
+      local retry = retry_prefix .. job
+      local value = redis.call('GET', job_prefix .. job)
+      local try = 1
+      if again then
+        -- a call retried after it ran: this worker already counted this try
+        redis.call('PEXPIRE', in_progress, ttl)
+        try = tonumber(redis.call('GET', retry) or '1')
+      elseif value and not redis.call('SET', retry, 1, 'NX', 'EX', retry_ttl) then
+        try = redis.call('INCR', retry)
+        redis.call('EXPIRE', retry, retry_ttl)
+      end
       taken[#taken + 1] = job
-      score = tonumber(queued)
+      reply = {tonumber(queued), value or false, try}
+    elseif fresh then
+      redis.call('DEL', in_progress)
     end
   end
-  scores[#scores + 1] = score
+  replies[#replies + 1] = reply
 end
 if #taken > 0 then
   redis.call('SADD', leases, unpack(taken))
   redis.call('PEXPIRE', leases, keep)
 end
-return scores
+return replies
 """
+"""Claims jobs: for each one due and held by nobody else, marks it in progress (arq's key,
+holding the worker's id), reads its value and counts its try (arq's retry key, as arq's
+``run_job`` start pipeline does; a first try costs one ``SET NX`` instead of ``INCR`` +
+``EXPIRE``; no ``SET NX GET``, which needs Redis 7), and leases it.  Answers
+``{score, value, try}`` per job, ``{-1}`` when not taken (not due, not queued), ``{-2}`` when
+another worker runs it.  The in-progress key is set first (undone when the job is not due):
+a job free to take costs two commands before its value is read, one another worker runs two."""
 
 BEAT_LUA = """
 local registry, heartbeat, leases = KEYS[1], KEYS[2], KEYS[3]
@@ -116,6 +141,15 @@ return handed
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A job this worker took: its queue score, its value (None: expired, gone) and its try."""
+
+    score: int
+    value: bytes | None
+    job_try: int
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -144,7 +178,16 @@ class Liveness:
 
     async def take_many(self, jobs: Sequence[str], in_progress_ms: int, now_ms: int) -> list[int | None]:
         """:meth:`take` for several jobs in one round trip (each taken or not on its own)."""
-        scores = await self._take(
+        claims, _ = await self.claim(jobs, in_progress_ms, now_ms)
+        return [claim.score if claim else None for claim in claims]
+
+    async def claim(
+        self, jobs: Sequence[str], in_progress_ms: int, now_ms: int
+    ) -> tuple[list[Claim | None], set[str]]:
+        """:meth:`take_many`, answering for each job taken its value and try number too (what
+        arq's ``run_job`` reads in its own round trip before it runs a job), and which of the
+        jobs not taken another worker runs."""
+        replies = await self._take(
             keys=[keys.QUEUE, keys.worker_leases(self.worker_id)],
             args=[
                 self.worker_id,
@@ -152,10 +195,14 @@ class Liveness:
                 now_ms,
                 self.lease_keep_ms,
                 keys.ARQ_IN_PROGRESS_PREFIX,
+                keys.ARQ_JOB_PREFIX,
+                keys.ARQ_RETRY_PREFIX,
+                RETRY_KEY_SECONDS,
                 *jobs,
             ],
         )
-        return [None if int(score) < 0 else int(score) for score in scores]
+        claims = [Claim(int(r[0]), r[1], int(r[2])) if int(r[0]) >= 0 else None for r in replies]
+        return claims, {job for job, r in zip(jobs, replies, strict=True) if int(r[0]) == -2}
 
     async def beat(self, running: Iterable[str], released: Iterable[str] = ()) -> None:
         """Renew the heartbeat; lease ``running`` and drop the leases of ``released`` jobs."""

@@ -12,7 +12,10 @@ arq's semantics and adds, around them:
 * a job whose bookkeeping around the function failed is handed back (its in-progress key
   deleted) once Redis answers, never left to the 310 s expiry;
 * jobs taken with their lease in one atomic step, and a background task that renews the
-  heartbeat and leases and runs the reaper (:mod:`jobs.liveness`).
+  heartbeat and leases and runs the reaper (:mod:`jobs.liveness`);
+* arq's start pipeline and finish transaction gone from a line's path: the claim step reads
+  each job's value and counts its try, and the line's record write finishes it
+  (:class:`jobs.runner.LeanRunner`, which documents what differs from arq's ``run_job``).
 
 ``python worker.py`` (and ``rerank-runner worker``) run it; local mode and ``arq
 worker.WorkerSettings`` run arq's plain ``Worker``, without these guarantees.
@@ -31,7 +34,6 @@ from typing import Any
 
 from arq.connections import RedisSettings, create_pool
 from arq.utils import timestamp_ms
-from arq.worker import Worker
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -39,9 +41,11 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs import keys
-from jobs.liveness import Liveness
+from jobs.liveness import Claim, Liveness
+from jobs.runner import LeanRunner
 
 __all__ = [
+    "BUSY_SKIP_SECONDS",
     "COMMAND_RETRIES",
     "HEALTH_CHECK_SECONDS",
     "OUTAGE_BACKOFF_CAP",
@@ -57,6 +61,10 @@ COMMAND_RETRIES = 6
 HEALTH_CHECK_SECONDS = 10
 """A connection idle this long is pinged (and replaced if dead) before it carries a command."""
 OUTAGE_BACKOFF_CAP = 5.0
+BUSY_SKIP_SECONDS = 1.0
+"""A job another worker was found running is not asked for again for this long: each poll reads
+the head of the queue, where the other workers' running jobs are (a job handed back by the
+reaper waits at most this much longer)."""
 
 
 def resilient_redis_settings(settings: RedisSettings) -> RedisSettings:
@@ -92,7 +100,7 @@ async def wait_for_redis(
         delay = min(delay * 2, OUTAGE_BACKOFF_CAP)
 
 
-class ResilientWorker(Worker):
+class ResilientWorker(LeanRunner):
     """arq's ``Worker`` that survives Redis outages and publishes a heartbeat (module docstring)."""
 
     def __init__(
@@ -113,6 +121,8 @@ class ResilientWorker(Worker):
         self._released: set[str] = set()
         """Jobs whose run here ended since the last beat: their leases are dropped then."""
         self._beat_task: asyncio.Task[None] | None = None
+        self._busy: dict[str, float] = {}
+        """Jobs other workers run, until when they are not asked for (:data:`BUSY_SKIP_SECONDS`)."""
         self._chained_startup = self.on_startup
         self._chained_shutdown = self.on_shutdown
         self.on_startup = self._startup
@@ -177,9 +187,12 @@ class ResilientWorker(Worker):
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """arq's ``start_jobs`` (same slots, same checks: not in progress, due), except that jobs
         are marked in progress and leased to this worker in one Lua step (:meth:`Liveness.take_many`)
-        instead of a WATCH/MULTI of each in-progress key alone, and that every slot free at that
-        moment is filled by that one step (arq takes one job per round trip)."""
-        pending = [raw_id.decode() for raw_id in reversed(job_ids)]
+        instead of a WATCH/MULTI of each in-progress key alone, that every slot free at that
+        moment is filled by that one step (arq takes one job per round trip), and that the step
+        also reads each job's value and counts its try (:meth:`LeanRunner.run_claimed`)."""
+        now = time.monotonic()
+        self._busy = {job: until for job, until in self._busy.items() if until > now}
+        pending = [job for raw_id in reversed(job_ids) if (job := raw_id.decode()) not in self._busy]
         while pending:
             slots = await self._free_slots(len(pending))
             if not slots:
@@ -210,16 +223,18 @@ class ResilientWorker(Worker):
             return
         try:
             in_progress_ms = int(self.in_progress_timeout_s * 1000)
-            scores = await self.liveness.take_many(fresh, in_progress_ms, timestamp_ms())
+            claims, busy = await self.liveness.claim(fresh, in_progress_ms, timestamp_ms())
         except BaseException:
             for _ in fresh:
                 self._release_sem_dec_counter_on_complete()
             raise
-        for job_id, score in zip(fresh, scores, strict=True):
-            if score is None:  # running elsewhere, finished, or deferred
+        until = time.monotonic() + BUSY_SKIP_SECONDS
+        self._busy.update(dict.fromkeys(busy, until))
+        for job_id, claim in zip(fresh, claims, strict=True):
+            if claim is None:  # running elsewhere, finished, or deferred
                 self._release_sem_dec_counter_on_complete()
                 continue
-            task = self.loop.create_task(self.run_job(job_id, score))
+            task = self.loop.create_task(self._run_claimed(job_id, claim))
             task.add_done_callback(functools.partial(self._job_ended, job_id))
             self.tasks[job_id] = task
 
@@ -227,9 +242,9 @@ class ResilientWorker(Worker):
         self._released.add(job_id)
         self._release_sem_dec_counter_on_complete()
 
-    async def run_job(self, job_id: str, score: int) -> None:
+    async def _run_claimed(self, job_id: str, claim: Claim) -> None:
         try:
-            await super().run_job(job_id, score)
+            await self.run_claimed(job_id, claim)
         except RedisError as exc:
             log.warning("job %s: Redis failed around the job (%s); handing it back", job_id, exc)
             await self._hand_back(job_id)

@@ -21,11 +21,12 @@ from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from jobs import keys
-from jobs.cache import CacheStats, ScoreCache
+from jobs.cache import CacheRead, CacheStats, CacheWrite, ScoreCache
 from jobs.corpus_stats import StatisticsCache
 from jobs.docstore import document_keys, hydrate
 from jobs.payload import LinePayload, rerank_request
-from jobs.records import FAILED, SUCCEEDED, RecordWriter, failure_record, success_record
+from jobs.records import FAILED, SUCCEEDED, RecordWriter, Written, failure_record, success_record
+from jobs.runner import FINISHED
 from providers.errors import (
     ConfigurationError,
     DeadlineExceededError,
@@ -80,15 +81,44 @@ class WorkerState:
     """Hears of each line's outcome once its record is written (metrics, stats, logs)."""
 
 
-async def _rerank(state: WorkerState, line: LinePayload) -> tuple[RerankResponse, CacheStats | None]:
+@dataclass(frozen=True, slots=True)
+class _Prefetched:
+    """The line's cache read, made in the line-state round trip, and what it found."""
+
+    looked: CacheRead
+    found: Any
+
+
+_Scored = tuple[RerankResponse, CacheStats | None, CacheWrite | None]
+
+
+async def _rerank(state: WorkerState, line: LinePayload, prefetched: _Prefetched | None) -> _Scored:
     request = rerank_request(line)
     if (corpus := line.get("corpus")) and state.reranker.ranks_locally(line["model"]):
         if state.statistics is None:
             raise ConfigurationError(f"line names corpus {corpus} but this worker cannot load statistics")
         request = replace(request, collection=await state.statistics.get(corpus))
     if state.cache is None:
-        return await state.reranker.rerank(line["model"], request), None
-    return await state.cache.rerank(line["model"], request, read=not line.get("no_cache", False))
+        return await state.reranker.rerank(line["model"], request), None, None
+    if prefetched is not None:
+        looked, found = prefetched.looked, prefetched.found
+    else:
+        looked = state.cache.lookup(line["model"], request)
+        found = None if line.get("no_cache", False) else await state.cache.fetch(looked)
+    return await state.cache.rerank_found(line["model"], request, looked, found)
+
+
+def _cache_read(state: WorkerState, line: LinePayload) -> CacheRead | None:
+    """The line's cache read when it can ride with the line-state read: not when the line's
+    documents are still in the document store or its scores depend on corpus statistics."""
+    if state.cache is None or line.get("no_cache", False) or not line["documents"] or document_keys(line):
+        return None
+    if line.get("corpus") and state.reranker.ranks_locally(line["model"]):
+        return None
+    try:
+        return state.cache.lookup(line["model"], rerank_request(line))
+    except RerankError:  # the line fails when it is re-ranked, with its record
+        return None
 
 
 def _hand_back(job: str, what: str, exc: BaseException) -> Retry:
@@ -96,32 +126,49 @@ def _hand_back(job: str, what: str, exc: BaseException) -> Retry:
     return Retry(defer=HAND_BACK_DEFER_SECONDS)
 
 
-async def _line_state(
-    redis: Redis, line: LinePayload, job: str
-) -> tuple[bool, bool, bool, list[bytes | None]]:
-    """(batch cancelled, batch now holds another run than the line's, line already succeeded,
-    the line's stored documents) in one round trip."""
+@dataclass(frozen=True, slots=True)
+class _LineState:
+    cancelled: bool
+    stale: bool
+    """The batch now holds another run than the line's."""
+    succeeded: bool
+    """The line already has its result."""
+    documents: list[bytes | None]
+    """The line's stored documents."""
+    prefetched: _Prefetched | None
+
+
+async def _line_state(redis: Redis, line: LinePayload, job: str, looked: CacheRead | None) -> _LineState:
+    """What the line needs to know before it is sent, and its cache read, in one round trip."""
     stored = document_keys(line)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hmget(keys.batch(line["batch"]), ["cancelled", "run"])
         pipe.hget(keys.result(job), "status")
         if stored:
             pipe.mget(stored)
-        (cancelled, run), status, *documents = await pipe.execute()
-    stale = (run or b"").decode() != line.get("run", "")
-    return (
-        bool(cancelled),
-        stale,
-        status is not None and status.decode() == SUCCEEDED,
-        documents[0] if stored else [],
+        if looked is not None:
+            looked.queue(pipe)
+        (cancelled, run), status, *more = await pipe.execute()
+    return _LineState(
+        cancelled=bool(cancelled),
+        stale=(run or b"").decode() != line.get("run", ""),
+        succeeded=status is not None and status.decode() == SUCCEEDED,
+        documents=more[0] if stored else [],
+        prefetched=_Prefetched(looked, more[-1]) if looked is not None else None,
     )
 
 
 async def _record(
-    state: WorkerState, line: LinePayload, job: str, outcome: tuple[str, dict[str, Any]], deadline: float
-) -> None:
-    """Write the outcome, retrying Redis errors until ``deadline`` (event-loop time); then hold it
-    and hand the line back."""
+    state: WorkerState,
+    line: LinePayload,
+    job: str,
+    outcome: tuple[str, dict[str, Any]],
+    deadline: float,
+    cache: CacheWrite | None = None,
+) -> Written:
+    """Write the outcome (and finish the job, and write the cache), retrying Redis errors until
+    ``deadline`` (event-loop time); then hold it and hand the line back.  A lost cache write
+    costs only a later miss, so it is not held."""
     status, record = outcome
     now = asyncio.get_running_loop().time()
     budget = deadline - now
@@ -135,13 +182,16 @@ async def _record(
                 reraise=True,
             ):
                 with attempt:
-                    await state.writer.write(line["batch"], job, status, record, line)
+                    written = await state.writer.record(
+                        line["batch"], job, status, record, line, finish=True, cache=cache
+                    )
     except (RedisError, TimeoutError) as exc:
         if len(state.held) >= MAX_HELD_OUTCOMES:
             state.held.pop(next(iter(state.held)))
         state.held[job] = outcome
         raise _hand_back(job, "writing its record", exc) from exc
     state.held.pop(job, None)
+    return written
 
 
 def _failed(line: LinePayload, exc: RerankError, started: float) -> tuple[str, dict[str, Any]]:
@@ -151,64 +201,68 @@ def _failed(line: LinePayload, exc: RerankError, started: float) -> tuple[str, d
 
 
 async def _outcome(
-    ctx: dict[str, Any], state: WorkerState, line: LinePayload, job: str
-) -> tuple[str, dict[str, Any]]:
-    """Re-rank the line: its record, or an arq ``Retry`` that hands it back."""
+    ctx: dict[str, Any], state: WorkerState, line: LinePayload, job: str, prefetched: _Prefetched | None
+) -> tuple[str, dict[str, Any], CacheWrite | None]:
+    """Re-rank the line: its record and cache write, or an arq ``Retry`` that hands it back."""
     started = time.monotonic()
     try:
         async with asyncio.timeout(state.line_deadline):
-            response, stats = await _rerank(state, line)
+            response, stats, write = await _rerank(state, line, prefetched)
         record = success_record(line, response, time.monotonic() - started)
         if stats is not None:
             record["cache"] = stats.to_json()
-        return SUCCEEDED, record
+        return SUCCEEDED, record, write
     except RedisError as exc:  # the shared limiter was unreachable: nothing was sent
         raise _hand_back(job, "asking the rate limiter", exc) from exc
     except DeferredError as exc:
         if ctx.get("job_try", 1) < state.max_tries - 1:
             # nothing can take the line soon: free this slot, come back when capacity is due
             raise Retry(defer=exc.delay) from exc
-        return _failed(line, exc, started)
+        return *_failed(line, exc, started), None
     except TimeoutError:
         deadline_error = DeadlineExceededError(f"line did not finish within {state.line_deadline:g}s")
-        return _failed(line, deadline_error, started)
+        return *_failed(line, deadline_error, started), None
     except RerankError as exc:
         state.redactor.error(exc)
-        return _failed(line, exc, started)
+        return *_failed(line, exc, started), None
     except Exception as exc:  # a bug must still leave a record, never a silently lost line
         log.exception("line %s of %s crashed", line["id"], line["batch"])
         error = {"code": "internal", "message": repr(exc), "retryable": False}
-        return FAILED, failure_record(line, error, time.monotonic() - started)
+        return FAILED, failure_record(line, error, time.monotonic() - started), None
 
 
 async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
+    """Sets ``ctx[FINISHED]`` once the record write has also finished the job (arq's finish is
+    then skipped by :class:`jobs.runner.LeanRunner`; arq's plain ``Worker`` repeats it, harmlessly)."""
     state: WorkerState = ctx["state"]
     batch = line["batch"]
     job = keys.job_id(batch, line["id"])
     deadline = asyncio.get_running_loop().time() + state.job_timeout - WRITE_MARGIN_SECONDS
     if held := state.held.get(job):
-        await _record(state, line, job, held, deadline)
+        ctx[FINISHED] = await _record(state, line, job, held, deadline) != Written.STALE
         state.observer.line_finished(*held)
         return
     try:
-        cancelled, stale, succeeded, documents = await _line_state(ctx["redis"], line, job)
+        found = await _line_state(ctx["redis"], line, job, _cache_read(state, line))
     except RedisError as exc:
         raise _hand_back(job, "checking the batch", exc) from exc
-    if cancelled or succeeded:  # a redelivered line that already has its result is not paid twice
+    if found.cancelled or found.succeeded:  # a redelivered line that already has its result is not paid twice
         return
-    if stale:
+    if found.stale:
         # the batch was replaced (or expired) since this job was queued: its scores belong to
         # no batch, so the line is not worth a request
         log.warning("line %s of %s skipped: the batch now holds another run", line["id"], batch)
         return
+    write = None
     try:
-        line = hydrate(line, documents)  # the line as written, before anything else sees it
-        status, record = await _outcome(ctx, state, line, job)
+        line = hydrate(line, found.documents)  # the line as written, before anything else sees it
+        status, record, write = await _outcome(ctx, state, line, job, found.prefetched)
     except DocumentMissingError as exc:
         log.warning("line %s of %s failed: %s", line["id"], batch, exc, extra={"code": exc.code})
         status, record = FAILED, failure_record(line, exc.to_record(), 0.0)
     if status == FAILED:
         record["error"] = state.redactor.record(record["error"])
     record["job_try"] = ctx.get("job_try", 1)
-    await _record(state, line, job, (status, record), deadline)
+    written = await _record(state, line, job, (status, record), deadline, write)
+    ctx[FINISHED] = written != Written.STALE
     state.observer.line_finished(status, record)

@@ -7,7 +7,7 @@ import asyncio
 from arq import ArqRedis
 
 from jobs import keys
-from jobs.liveness import Liveness, list_workers
+from jobs.liveness import RETRY_KEY_SECONDS, Claim, Liveness, list_workers
 
 IN_PROGRESS_MS = 310_000
 NOW_MS = 10_000
@@ -106,3 +106,22 @@ async def test_a_beat_adds_running_drops_released_and_a_clean_stop_withdraws(red
     await worker.withdraw()
     assert await list_workers(redis) == []
     assert not await redis.exists(keys.worker("w"))
+
+
+async def test_a_claim_reads_the_job_and_counts_each_try_once(redis: ArqRedis) -> None:
+    one = liveness(redis, "one")
+    await queued(redis, "b:1")
+    await redis.zadd(keys.QUEUE, {"b:gone": 1000})  # its value expired
+    [first, gone], _ = await one.claim(["b:1", "b:gone"], IN_PROGRESS_MS, NOW_MS)
+    assert first == Claim(1000, b"payload", 1) and gone == Claim(1000, None, 1)
+    [again], _ = await one.claim(["b:1"], IN_PROGRESS_MS, NOW_MS)  # a retried call: the same try
+    assert again == Claim(1000, b"payload", 1)
+    await redis.delete(keys.arq_in_progress("b:1"))  # handed back (a reaper, a Retry)
+    [second], _ = await one.claim(["b:1"], IN_PROGRESS_MS, NOW_MS)
+    assert second == Claim(1000, b"payload", 2)
+    await queued(redis, "b:later", score=NOW_MS + 5000)
+    other = liveness(redis, "other")
+    # another worker learns which jobs one runs; a job not due yet is left as it was
+    assert await other.claim(["b:1", "b:later"], IN_PROGRESS_MS, NOW_MS) == ([None, None], {"b:1"})
+    assert await redis.exists(keys.arq_in_progress("b:later")) == 0
+    assert 0 < await redis.ttl(keys.arq_retry("b:1")) <= RETRY_KEY_SECONDS

@@ -11,9 +11,10 @@ from arq import ArqRedis
 
 from jobs import keys
 from jobs.batches import batch_status
+from jobs.cache import CacheWrite
 from jobs.payload import LinePayload
 from jobs.queue import register_batch
-from jobs.records import FAILED, SUCCEEDED, RecordWriter
+from jobs.records import FAILED, SUCCEEDED, RecordWriter, Written
 from jobs.work import WorkerState, rerank_line
 from tests.support import RUN, unit_line
 
@@ -100,3 +101,61 @@ async def test_a_line_out_of_time_is_failed_and_logged_with_its_code(
     assert (
         getattr(logged, "code", None) == "deadline_exceeded" and "line x of b failed" in logged.getMessage()
     )
+
+
+async def arq_keys_left(redis: ArqRedis, job: str) -> int:
+    found = await redis.exists(keys.arq_job(job), keys.arq_retry(job), keys.arq_in_progress(job))
+    return int(found) + (await redis.zscore(keys.QUEUE, job) is not None)
+
+
+async def running(redis: ArqRedis, job: str) -> None:
+    """What arq leaves in Redis for a job that is running: its value, try, marker, queue entry."""
+    await redis.set(keys.arq_job(job), b"value")
+    await redis.set(keys.arq_retry(job), 1)
+    await redis.set(keys.arq_in_progress(job), b"w")
+    await redis.zadd(keys.QUEUE, {job: 1000})
+
+
+async def test_the_record_write_finishes_the_job_unless_the_line_is_stale(redis: ArqRedis) -> None:
+    await register_batch(redis, "b", RUN, "src", 0)
+    writer = RecordWriter(redis, ttl_ms=0)
+    for job in ("b:1", "b:2", "b:3"):
+        await running(redis, job)
+    assert await writer.record("b", "b:1", SUCCEEDED, {"id": "1"}, LINE, finish=True) == Written.CHANGED
+    assert await arq_keys_left(redis, "b:1") == 0
+    # a line that already succeeded is finished too: its job is done
+    assert await writer.record("b", "b:2", SUCCEEDED, {"id": "2"}, LINE) == Written.CHANGED
+    assert await writer.record("b", "b:2", FAILED, {"id": "2"}, LINE, finish=True) == Written.KEPT
+    assert await arq_keys_left(redis, "b:2") == 0
+    # a job of another run is left for arq's own finish (its id may be queued again by the new run)
+    stale: LinePayload = {**LINE, "run": "run-0"}
+    assert await writer.record("b", "b:3", SUCCEEDED, {"id": "3"}, stale, finish=True) == Written.STALE
+    assert await arq_keys_left(redis, "b:3") == 4
+
+
+async def test_the_cache_write_rides_with_the_record_even_for_a_stale_line(redis: ArqRedis) -> None:
+    await register_batch(redis, "b", RUN, "src", 0)
+    writer = RecordWriter(redis, ttl_ms=0)
+    pairs = CacheWrite("rr:cache:t:pairs", "hash", 60_000, ("h1", "0.5", "h2", "0.25"))
+    line = CacheWrite("rr:cache:t:line", "string", 60_000, (b"[[0,0.5]]",))
+    stale: LinePayload = {**LINE, "run": "run-0"}
+    await writer.record("b", "b:1", SUCCEEDED, {"id": "1"}, LINE, cache=pairs)
+    await writer.record("b", "b:2", SUCCEEDED, {"id": "2"}, stale, cache=line)
+    assert await redis.hgetall(pairs.key) == {b"h1": b"0.5", b"h2": b"0.25"}  # type: ignore[misc]
+    assert await redis.get(line.key) == b"[[0,0.5]]"
+    await redis.persist(line.key)
+    await writer.record("b", "b:1", SUCCEEDED, {"id": "1"}, LINE, cache=CacheWrite(line.key, "touch", 60_000))
+    assert 0 < await redis.pttl(line.key) <= 60_000  # a hit renews the entry's expiry
+
+
+async def test_the_line_that_ends_the_batch_stamps_its_end(redis: ArqRedis) -> None:
+    await register_batch(redis, "b", RUN, "src", 0)
+    await redis.hset(keys.batch("b"), "total", "2")  # type: ignore[misc]
+    writer = RecordWriter(redis, ttl_ms=0)
+    await writer.write("b", "b:1", SUCCEEDED, {"id": "1"}, LINE)
+    first = await batch_status(redis, "b")
+    await asyncio.sleep(0.05)
+    await writer.write("b", "b:2", FAILED, {"id": "2", "error": {}}, LINE)
+    last = await batch_status(redis, "b")
+    assert last.finished and first.updated_at is not None and last.updated_at is not None
+    assert last.updated_at > first.updated_at and last.started_at == first.started_at
