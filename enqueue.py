@@ -43,23 +43,19 @@ from jobs.connection import (
     connect,
     redacted,
 )
-from jobs.corpus_stats import store_statistics
 from jobs.dataset import (
     MAX_DOCUMENT_BYTES,
     MAX_LINE_BYTES,
 )
-from jobs.dryrun import dry_runs, resolver
 from jobs.firststage import DEFAULT_DEPTH
 from jobs.identity import default_batch_name
 from jobs.preflight import (
     valid_lines,
 )
-from jobs.progress import wait_for_batch
 from jobs.queue import BatchConflictError, EnqueueCounts, enqueue_lines, register_batch
 from jobs.runs import PROG, Run, group_of, prepare_runs
 from jobs.validation import fingerprint
 from providers.registry import LOCAL_PROVIDER
-from worker import local_run, run_local_batches
 
 __all__ = [
     "conflict_message",
@@ -241,6 +237,8 @@ async def enqueue_and_follow(run: Run, *siblings: Run, group: str | None = None)
             await register_group(conn.redis, group, [r.batch for r in runs], settings.result_ttl_ms)
         async with contextlib.AsyncExitStack() as local:
             if conn.embedded:
+                from worker import local_run  # only local mode runs workers: spared otherwise
+
                 for each in runs:
                     await local.enter_async_context(local_run(conn.redis, each.batch))
             for each in runs:
@@ -252,12 +250,16 @@ async def enqueue_and_follow(run: Run, *siblings: Run, group: str | None = None)
 async def corpus_statistics(run: Run, conn: Connection) -> str | None:
     """With --corpus and a model that ranks locally: the corpus's statistics stored for the
     workers (computed once per corpus), and the digest the lines' jobs name."""
+    from jobs.dryrun import resolver  # with the provider machinery it needs, only here
+
     resolved = resolver(run.settings, run.identity.models).values()
     if not any(d.provider == LOCAL_PROVIDER for deployments, _ in resolved for d in deployments):
         return None
     if run.corpus is None:
         print("note: without --corpus, local models score each line with its own candidates' statistics")
         return None
+    from jobs.corpus_stats import store_statistics
+
     if await store_statistics(conn.redis, run.corpus, run.settings.result_ttl_ms):
         print(f"corpus statistics for the local models: {len(run.corpus.documents)} documents")
     return run.corpus.digest
@@ -271,7 +273,9 @@ async def _enqueue(run: Run, conn: Connection, *, bakeoff: bool = False) -> int 
     counts: EnqueueCounts = await enqueue_lines(
         conn.redis,
         batch,
-        valid_lines(args.dataset, run.report, settings.max_line_bytes, run.corpus),
+        run.index.lines(args.dataset, run.report, settings.max_line_bytes)
+        if run.index is not None
+        else valid_lines(args.dataset, run.report, settings.max_line_bytes, run.corpus),
         default_model=settings.default_model,
         run=run.identity.digest,
         no_cache=args.no_cache,
@@ -301,10 +305,14 @@ async def _follow_and_export(runs: list[Run], conn: Connection, group: str | Non
     batches = [run.batch for run in runs]
     show = not args.no_progress
     if conn.embedded:
+        from worker import run_local_batches
+
         for batch in batches:
             print(f"batch {batch}: running locally (Redis state in {args.state_dir}/)")
         statuses = await run_local_batches(conn.url, conn.redis, settings, batches, show=show)
     elif args.wait:
+        from jobs.progress import wait_for_batch
+
         print_group(runs, conn, group)
         statuses = [await wait_for_batch(conn.redis, batch, show=show) for batch in batches]
     else:
@@ -346,7 +354,11 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         return runs
     group = group_of(args, runs)
     try:
-        return asyncio.run(dry_runs(runs) if args.dry_run else enqueue_and_follow(*runs, group=group))
+        if args.dry_run:
+            from jobs.dryrun import dry_runs
+
+            return asyncio.run(dry_runs(runs))
+        return asyncio.run(enqueue_and_follow(*runs, group=group))
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130

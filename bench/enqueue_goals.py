@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import orjson
+from arq import ArqRedis
 
 from bench.docstore_bench import key_bytes
 from bench.enqueue_bench import WORDS, baseline, check_queue, in_process, run_cli
@@ -65,6 +66,16 @@ async def raw_pipelined(path: Path, url: str, batch: str) -> float:
         await pool.aclose()
 
 
+async def line_set_bytes(pool: ArqRedis, batch: str) -> int:
+    """The batch's line set: its buckets, or the one sorted set of older versions."""
+    found = [keys.batch_lines(batch)]
+    found += [key async for key in pool.scan_iter(match=keys.batch_line_bucket(batch, "*"), count=5000)]
+    async with pool.pipeline(transaction=False) as pipe:
+        for key in found:
+            pipe.memory_usage(key, samples=0)
+        return sum(int(size or 0) for size in await pipe.execute())
+
+
 async def bytes_then_flush(url: str, batch: str) -> tuple[int, str]:
     """Every key's bytes, and where a line's go (its job key, its entries in the two sets)."""
     pool = await open_pool(url)
@@ -76,7 +87,7 @@ async def bytes_then_flush(url: str, batch: str) -> tuple[int, str]:
             "job key": int(await pool.memory_usage(keys.arq_job(job[0].decode()), samples=0) or 0),
             "value": int(await pool.strlen(keys.arq_job(job[0].decode()))),
             "queue entry": int(await pool.memory_usage(keys.QUEUE, samples=0) or 0) // lines,
-            "line-set entry": int(await pool.memory_usage(keys.batch_lines(batch), samples=0) or 0) // lines,
+            "line-set entry": await line_set_bytes(pool, batch) // lines,
         }
         await pool.flushall()
         return found, ", ".join(f"{name} {size:,} B" for name, size in parts.items())

@@ -127,21 +127,46 @@ async def list_batches(redis: Redis) -> list[str]:
     return [b.decode() for b in await redis.zrange(keys.BATCHES, 0, -1)]
 
 
-async def _line_chunks(redis: Redis, batch: str) -> AsyncIterator[list[tuple[Any, int, str]]]:
-    """(line id, line number, job id) in dataset order, a chunk at a time."""
-    start = 0
-    while True:
-        members = await redis.zrange(
-            keys.batch_lines(batch), start, start + EXPORT_CHUNK - 1, withscores=True
-        )
-        if not members:
-            return
+async def _line_chunks(
+    redis: Redis, batch: str, buckets: int | None = None
+) -> AsyncIterator[list[tuple[Any, int, str]]]:
+    """(line id, line number, job id) in dataset order, a chunk at a time; ``buckets``: the
+    batch hash's ``line_buckets`` when it is read beforehand."""
+    async for members in _line_members(redis, batch, buckets):
         chunk = []
         for raw_id, line_no in members:
             line_id = orjson.loads(raw_id)
             chunk.append((line_id, int(line_no), keys.job_id(batch, line_id)))
         yield chunk
-        start += EXPORT_CHUNK
+
+
+async def _line_buckets(redis: Redis, batch: str) -> int:
+    return int(await redis.hget(keys.batch(batch), "line_buckets") or 0)  # type: ignore[misc]
+
+
+async def _line_members(
+    redis: Redis, batch: str, buckets: int | None
+) -> AsyncIterator[list[tuple[bytes, float]]]:
+    """The line set's (member, line number) pairs in dataset order, about EXPORT_CHUNK at a time:
+    bucket by bucket, or from the one sorted set of a batch an older version enqueued."""
+    if await redis.exists(keys.batch_lines(batch)):
+        start = 0
+        while members := await redis.zrange(
+            keys.batch_lines(batch), start, start + EXPORT_CHUNK - 1, withscores=True
+        ):
+            yield members
+            start += EXPORT_CHUNK
+        return
+    if buckets is None:
+        buckets = await _line_buckets(redis, batch)
+    step = max(1, EXPORT_CHUNK // keys.LINES_PER_BUCKET)
+    for first in range(0, buckets, step):
+        async with redis.pipeline(transaction=False) as pipe:
+            for bucket in range(first, min(first + step, buckets)):
+                pipe.zrange(keys.batch_line_bucket(batch, bucket), 0, -1, withscores=True)
+            found = [member for members in await pipe.execute() for member in members]
+        if found:
+            yield found
 
 
 @dataclass
@@ -212,7 +237,8 @@ async def drop(redis: Redis, batch: str) -> int:
     is running.  The batch hash goes first: from then on no record of the old run can be
     written (its ``run`` no longer matches) and a worker skips the old run's jobs."""
     running = 0
-    async for chunk in _line_chunks(redis, batch):
+    buckets = await _line_buckets(redis, batch)  # the batch hash goes before the lines
+    async for chunk in _line_chunks(redis, batch, buckets):
         async with redis.pipeline(transaction=False) as pipe:
             for _, _, job in chunk:
                 pipe.exists(keys.arq_in_progress(job))
@@ -224,7 +250,7 @@ async def drop(redis: Redis, batch: str) -> int:
     await redis.delete(keys.batch(batch))
     await redis.zrem(keys.BATCHES, batch)
     lines = 0
-    async for chunk in _line_chunks(redis, batch):
+    async for chunk in _line_chunks(redis, batch, buckets):
         jobs = [job for _, _, job in chunk]
         lines += len(jobs)
         async with redis.pipeline(transaction=False) as pipe:
@@ -233,6 +259,7 @@ async def drop(redis: Redis, batch: str) -> int:
             await pipe.execute()
     await redis.delete(
         keys.batch_lines(batch),
+        *(keys.batch_line_bucket(batch, bucket) for bucket in range(buckets)),
         keys.batch_failed(batch),
         keys.batch_stats(batch),
         keys.batch_evaluation(batch),

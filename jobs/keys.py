@@ -17,6 +17,7 @@ __all__ = [
     "BATCHES",
     "DOCUMENT_PREFIX",
     "JOB_FUNCTION",
+    "LINES_PER_BUCKET",
     "QUEUE",
     "RESULT_PREFIX",
     "WORKERS",
@@ -28,6 +29,7 @@ __all__ = [
     "batch",
     "batch_evaluation",
     "batch_failed",
+    "batch_line_bucket",
     "batch_lines",
     "batch_stats",
     "corpus_stats",
@@ -66,7 +68,7 @@ def job_id(batch: str, line_id: str | int) -> str:
 
 
 def line_member(line_id: str | int) -> str:
-    """How a line id is kept in the batch's line set (:func:`batch_lines`): JSON, so its type
+    """How a line id is kept in the batch's line set (:func:`batch_line_bucket`): JSON, so its type
     (string or integer) survives to the export."""
     return orjson.dumps(line_id).decode()
 
@@ -105,8 +107,23 @@ def batch(name: str) -> str:
     return f"rr:batch:{name}"
 
 
+LINES_PER_BUCKET = 100
+"""Line numbers per bucket of a batch's line set (:func:`batch_line_bucket`): fewer than Redis's
+``zset-max-listpack-entries`` (128), so each bucket stays a packed list, about 15 bytes a line
+where one sorted set of them all costs about 105."""
+
+
+def batch_line_bucket(name: str, bucket: int | str) -> str:
+    """The batch's line set, one sorted set per :data:`LINES_PER_BUCKET` line numbers
+    (``line // LINES_PER_BUCKET``): JSON-encoded line id -> line number in the dataset.  The
+    batch hash's ``line_buckets`` is one past the highest bucket written; a bucket whose lines
+    were all invalid is absent."""
+    return f"rr:batch:{name}:lines:{bucket}"
+
+
 def batch_lines(name: str) -> str:
-    """Sorted set: JSON-encoded line id -> line number in the dataset."""
+    """The line set of a batch enqueued by an older version, in one sorted set (JSON-encoded
+    line id -> line number); such a batch keeps it, a resume adds to it."""
     return f"rr:batch:{name}:lines"
 
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -30,6 +30,7 @@ from jobs.identity import LinesDigest
 from jobs.redis_url import RedisUrlError, redis_settings
 from jobs.settings import RunnerSettings, SettingsError, load_settings, model_list
 from jobs.validation import ModelCheck, ValidationReport, validate_file
+from jobs.verbatim import LineIndex
 from providers.errors import ConfigurationError
 
 __all__ = [
@@ -144,11 +145,18 @@ def validate(
     corpus: Corpus | None,
     limits: LineLimits = DEFAULT_LIMITS,
     lines: LinesDigest | None = None,
+    index: LineIndex | None = None,
 ) -> tuple[ValidationReport, RejectLog]:
-    """Validate the whole file (feeding the run identity's ``lines`` on the way)."""
+    """Validate the whole file (feeding the run identity's ``lines`` and the enqueue pass's
+    ``index`` on the way)."""
     partial = Path("results") / f".{args.dataset.name}.{os.getpid()}.rejects.partial"
     rejects = RejectLog(args.rejects or partial)
-    on_valid = lines.add if lines is not None else None
+    fed = [each.add for each in (lines, index) if each is not None]
+
+    def on_valid(line_no: int, raw: bytes, obj: dict[str, Any]) -> None:
+        for add in fed:
+            add(line_no, raw, obj)
+
     try:
         report = validate_file(args.dataset, models, rejects, limits, corpus=corpus, on_valid=on_valid)
     finally:

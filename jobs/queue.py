@@ -17,16 +17,16 @@ from typing import Any
 
 import msgpack
 import orjson
-from arq.jobs import serialize_job
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from jobs import keys
-from jobs.dataset import DatasetLine
+from jobs.dataset import DatasetLine, trusted_line
 from jobs.docstore import STORE_MIN_BYTES, DocumentWriter
 from jobs.identity import RunIdentity
 from jobs.payload import line_payload
 from jobs.serializer import serialize
+from jobs.verbatim import VerbatimJobs, VerbatimLine
 
 __all__ = [
     "CHUNK_BYTES",
@@ -49,16 +49,45 @@ IN_FLIGHT = 2
 a third.  Each chunk is idempotent on its own, so their order does not matter."""
 
 ENQUEUE_LUA = """
-local queue, batch_key, lines_key = KEYS[1], KEYS[2], KEYS[3]
+local queue, batch_key, legacy_lines = KEYS[1], KEYS[2], KEYS[3]
 local ttl, score = ARGV[1], ARGV[2]
 local job_prefix, progress_prefix, result_prefix = ARGV[3], ARGV[4], ARGV[5]
 local lines = cmsgpack.unpack(ARGV[6])
-local members = {}
-for i = 1, #lines, 4 do
-  members[#members + 1] = lines[i + 2]
-  members[#members + 1] = lines[i + 1]
+local lines_prefix, lines_ttl, bucket_size = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
+local new_lines = 0
+if redis.call('EXISTS', legacy_lines) == 1 then
+  local members = {}
+  for i = 1, #lines, 4 do
+    members[#members + 1] = lines[i + 2]
+    members[#members + 1] = lines[i + 1]
+  end
+  new_lines = redis.call('ZADD', legacy_lines, 'NX', unpack(members))
+else
+  local buckets, top = {}, -1
+  for i = 1, #lines, 4 do
+    local bucket = math.floor(lines[i + 2] / bucket_size)
+    local members = buckets[bucket]
+    if not members then
+      members = {}
+      buckets[bucket] = members
+    end
+    members[#members + 1] = lines[i + 2]
+    members[#members + 1] = lines[i + 1]
+    if bucket > top then
+      top = bucket
+    end
+  end
+  for bucket, members in pairs(buckets) do
+    local key = lines_prefix .. bucket
+    new_lines = new_lines + redis.call('ZADD', key, 'NX', unpack(members))
+    if lines_ttl > 0 then
+      redis.call('PEXPIRE', key, lines_ttl)
+    end
+  end
+  if top + 1 > tonumber(redis.call('HGET', batch_key, 'line_buckets') or '0') then
+    redis.call('HSET', batch_key, 'line_buckets', top + 1)
+  end
 end
-local new_lines = redis.call('ZADD', lines_key, 'NX', unpack(members))
 if new_lines > 0 then
   redis.call('HINCRBY', batch_key, 'total', new_lines)
 end
@@ -149,7 +178,7 @@ def document_ttl_ms(result_ttl_ms: int, job_expiry_ms: int) -> int:
 async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its state)
     redis: Redis,
     batch: str,
-    lines: Iterable[DatasetLine],
+    lines: Iterable[DatasetLine | VerbatimLine],
     *,
     default_model: str,
     run: str,
@@ -164,6 +193,7 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
     store = DocumentWriter(redis, document_ttl_ms(result_ttl_ms, job_expiry_ms), store_min_bytes)
     counts = EnqueueCounts()
     script_keys = [keys.QUEUE, keys.batch(batch), keys.batch_lines(batch)]
+    buckets = [keys.batch_line_bucket(batch, ""), result_ttl_ms, keys.LINES_PER_BUCKET]
     in_flight: deque[tuple[asyncio.Task[list[Any]], dict[str, bytes]]] = deque()
 
     async def settle(task: asyncio.Task[list[Any]], documents: dict[str, bytes]) -> None:
@@ -185,7 +215,7 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
         prefixes = [keys.ARQ_JOB_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX, keys.RESULT_PREFIX]
         # One packed argument per chunk: redis-py's per-argument encoding would cost more
         # than the script itself.
-        args = [job_expiry_ms, enqueue_ms, *prefixes, msgpack.packb(entries, use_bin_type=False)]
+        args = [job_expiry_ms, enqueue_ms, *prefixes, msgpack.packb(entries, use_bin_type=False), *buckets]
         pipe = redis.pipeline(transaction=False)
         await store.queue_writes(pipe, documents)  # before the jobs: no worker sees a job without them
         await script(keys=script_keys, args=args, client=pipe)  # queued, not yet sent
@@ -193,15 +223,21 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
         in_flight.append((asyncio.ensure_future(send(pipe)), documents))
         await asyncio.sleep(0)
 
+    verbatim = VerbatimJobs(batch, default_model, run, corpus, no_cache)
     documents: dict[str, bytes] = {}
     enqueue_ms, entries, chunk_bytes = int(time.time() * 1000), [], 0
-    for line in lines:
-        payload = line_payload(batch, line, line.model or default_model, run, corpus)
-        if no_cache:
-            payload["no_cache"] = True
-        chunk_bytes += store.stash(payload, documents)
-        job = serialize_job(keys.JOB_FUNCTION, (payload,), {}, None, enqueue_ms, serializer=serialize)
-        entries += [keys.job_id(batch, line.id), keys.line_member(line.id), line.line_no, job]
+    for each in lines:
+        if isinstance(each, VerbatimLine) and not store.active:
+            job = verbatim.job(each)
+            entries += [keys.job_id(batch, each.key), each.member, each.line_no, job]
+        else:
+            line = trusted_line(each.line_no, each.raw) if isinstance(each, VerbatimLine) else each
+            payload = line_payload(batch, line, line.model or default_model, run, corpus)
+            if no_cache:
+                payload["no_cache"] = True
+            chunk_bytes += store.stash(payload, documents)
+            job = serialize(payload)  # arq's envelope is put back when it is read (jobs.serializer)
+            entries += [keys.job_id(batch, line.id), keys.line_member(line.id), line.line_no, job]
         chunk_bytes += len(job)
         if len(entries) >= 4 * CHUNK_LINES or chunk_bytes >= CHUNK_BYTES:
             await flush(enqueue_ms, entries, documents)
@@ -210,6 +246,6 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
         await flush(enqueue_ms, entries, documents)
     while in_flight:
         await settle(*in_flight.popleft())
-    if result_ttl_ms:
+    if result_ttl_ms:  # a batch enqueued by an older version keeps its one line set
         await redis.pexpire(keys.batch_lines(batch), result_ttl_ms)
     return counts

@@ -23,6 +23,7 @@ from jobs.preflight import (
 )
 from jobs.settings import RunnerSettings, provider_credentials
 from jobs.validation import ValidationReport
+from jobs.verbatim import LineIndex
 
 __all__ = ["PROG", "Run", "group_of", "prepare_runs"]
 
@@ -40,8 +41,10 @@ class Run:
     report: ValidationReport
     identity: RunIdentity
     prog: str = PROG
-    corpus: Corpus | None = None
     """How this command was run, so the next steps it prints are run the same way."""
+    corpus: Corpus | None = None
+    index: LineIndex | None = None
+    """What validation noted of each line for the enqueue pass (None with a corpus)."""
 
 
 def _first_stage(args: argparse.Namespace) -> Corpus:
@@ -75,7 +78,8 @@ def prepare_runs(args: argparse.Namespace, prog: str = PROG) -> list[Run] | int:
         print(f"error: --corpus {exc}", file=sys.stderr)
         return 2
     lines = LinesDigest()  # validation hashes the lines: enqueue reads the file once more
-    report, rejects = validate(args, checks[0], corpus, every[0].line_limits, lines)
+    index = LineIndex() if corpus is None else None  # and notes what that pass needs of them
+    report, rejects = validate(args, checks[0], corpus, every[0].line_limits, lines, index)
     runs = []
     for settings in every:
         identity = run_identity(
@@ -89,7 +93,8 @@ def prepare_runs(args: argparse.Namespace, prog: str = PROG) -> list[Run] | int:
             lines,
         )
         batch = args.batch or default_batch_name(args.dataset, identity)
-        runs.append(Run(args, settings, batch, paths_for(args, batch), report, identity, prog, corpus))
+        paths = paths_for(args, batch)
+        runs.append(Run(args, settings, batch, paths, report, identity, prog, corpus, index))
     rejects.move_to(runs[0].paths.rejects)
     if (status := stop_before_enqueue(args, report, runs[0].paths)) is not None:
         return status

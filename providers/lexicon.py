@@ -14,6 +14,7 @@ carry them through Redis.  Nothing here does I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections import Counter
@@ -23,7 +24,6 @@ from typing import Any
 
 import msgpack
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
 
 from providers.types import Document
 
@@ -40,7 +40,6 @@ STATS_FORMAT = 1
 """Bumped whenever the tokenizer or the blob changes, so stored statistics are never misread."""
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
-_STOPWORDS = frozenset(STOPWORDS_EN)
 _STEMMER = Stemmer.Stemmer("english")
 _STEMS: dict[str, str] = {}
 _MAX_MEMO = 1_000_000
@@ -56,8 +55,18 @@ def _stem(word: str) -> str:
     return stem
 
 
+@functools.cache
+def _stopwords() -> frozenset[str]:
+    # Imported on first use: bm25s's package import pulls in scipy (~0.13 s), which enqueue,
+    # importing this module through the provider table, never needs.
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
 def tokenize(text: str) -> list[str]:
-    return [_stem(word) for word in _TOKEN.findall(text.lower()) if word not in _STOPWORDS]
+    stopwords = _stopwords()
+    return [_stem(word) for word in _TOKEN.findall(text.lower()) if word not in stopwords]
 
 
 def _scalar(value: Any) -> str:

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import redis as sync_redis
-from arq.jobs import serialize_job
 
 from jobs import keys
 from jobs.dataset import DatasetLine, parse_line
 from jobs.payload import line_payload
-from jobs.serializer import serialize
+from jobs.serializer import deserialize, serialize
 from jobs.settings import DEFAULT_MODEL
 from tests.servers.cohere import CohereServer
 from tests.support import ROOT, env_with, read_jsonl, run_script, start_worker, wait_until
@@ -207,16 +206,13 @@ class RedisProbe:
         run = cast(bytes | None, self.client.hget(keys.batch(batch), "run")) or b""
         payload = line_payload(batch, parsed, parsed.model or DEFAULT_MODEL, run.decode())
         job = keys.job_id(batch, parsed.id)
-        self.client.set(
-            keys.arq_job(job),
-            serialize_job(keys.JOB_FUNCTION, (payload,), {}, None, now_ms, serializer=serialize),
-        )
+        self.client.set(keys.arq_job(job), serialize(payload))  # the bare line (jobs.serializer)
         self.client.zadd(keys.QUEUE, {job: now_ms})
         return job
 
     def job_line(self, job: str) -> int:
         """The dataset line number inside a queued job's JSON payload."""
-        payload = json.loads(cast(bytes, self.client.get(keys.arq_job(job))))
+        payload = deserialize(cast(bytes, self.client.get(keys.arq_job(job))))
         return int(payload["a"][0]["line"])
 
 

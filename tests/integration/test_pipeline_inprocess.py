@@ -14,12 +14,13 @@ from arq.worker import Worker
 
 from enqueue import enqueue_and_follow, parse_args
 from jobs import keys
-from jobs.batches import batch_status, cancel, export
+from jobs.batches import batch_status, cancel, drop, export
 from jobs.connection import open_pool
 from jobs.identity import run_identity
 from jobs.preflight import Paths, valid_lines
 from jobs.queue import enqueue_lines, register_batch
 from jobs.runs import Run
+from jobs.serializer import deserialize
 from jobs.settings import RunnerSettings
 from jobs.validation import ModelCheck, validate_file
 from tests.support import synthetic_lines, write_dataset
@@ -77,9 +78,11 @@ async def test_enqueue_is_idempotent_and_jobs_are_json(redis: ArqRedis, tmp_path
     assert await enqueue(redis, path) == (120, 0, 0)
     assert await enqueue(redis, path) == (0, 120, 0)
     assert await redis.zcard(keys.QUEUE) == 120
-    payload = orjson.loads(await redis.get(keys.arq_job("b:q7")))  # JSON, never a pickle
-    assert payload["f"] == keys.JOB_FUNCTION
-    assert payload["a"][0]["id"] == "q7" and payload["a"][0]["model"] == "local/bm25"
+    raw = await redis.get(keys.arq_job("b:q7"))
+    payload = orjson.loads(raw)  # JSON, never a pickle: the bare line, arq's envelope left out
+    assert "f" not in payload and "batch" in payload
+    assert payload["id"] == "q7" and payload["model"] == "local/bm25"
+    assert deserialize(raw)["f"] == keys.JOB_FUNCTION and deserialize(raw)["a"] == [payload]
     assert (await batch_status(redis, "b")).total == 120
 
 
@@ -190,3 +193,45 @@ async def test_a_file_changed_since_validation_is_not_enqueued(
     run = Run(args, RunnerSettings(redis_url=redis_url), "b", paths, report, identity)
     assert await enqueue_and_follow(run) == 1
     assert await redis.dbsize() == 0
+
+
+async def test_the_line_set_spans_buckets_in_dataset_order_and_drop_removes_them(
+    redis: ArqRedis, redis_url: str, tmp_path: Path
+) -> None:
+    """Lines 1-99, 200-250 valid; lines 100-199 (one whole bucket of the line set) invalid."""
+    lines = synthetic_lines(250, docs_per_line=2)
+    for line in lines[99:199]:
+        line["query"] = ""
+    path = write_dataset(tmp_path / "d.jsonl", lines)
+    assert await enqueue(redis, path) == (150, 0, 0)
+    assert await enqueue(redis, path) == (0, 150, 0)
+    assert (await batch_status(redis, "b")).total == 150
+    assert sorted(await redis.keys(keys.batch_line_bucket("b", "*"))) == [
+        keys.batch_line_bucket("b", n).encode() for n in (0, 2)
+    ]
+    await run_burst(redis_url)
+    results, errors = await exported(redis)
+    assert errors == []
+    assert [r["id"] for r in results] == [line["id"] for n, line in enumerate(lines) if not 99 <= n < 199]
+    assert [r["line"] for r in results] == [*range(1, 100), *range(200, 251)]
+    assert await drop(redis, "b") == 150
+    assert await redis.keys("rr:batch:b*") == []
+
+
+async def test_a_batch_with_an_older_versions_single_line_set_keeps_it(
+    redis: ArqRedis, redis_url: str, tmp_path: Path
+) -> None:
+    """A resume of a batch an older version enqueued (one sorted set of its lines) adds to that
+    set: nothing counted twice, no bucket written, every line exported in order."""
+    path = write_dataset(tmp_path / "d.jsonl", synthetic_lines(30, docs_per_line=2))
+    head = write_dataset(tmp_path / "head.jsonl", synthetic_lines(10, docs_per_line=2))
+    assert await enqueue(redis, head, run_of=path) == (10, 0, 0)
+    bucket = keys.batch_line_bucket("b", 0)
+    await redis.rename(bucket, keys.batch_lines("b"))  # as an older version wrote it
+    await redis.hdel(keys.batch("b"), "line_buckets")  # type: ignore[misc]
+    assert await enqueue(redis, path) == (20, 10, 0)
+    assert await redis.zcard(keys.batch_lines("b")) == 30 and not await redis.exists(bucket)
+    assert (await batch_status(redis, "b")).total == 30
+    await run_burst(redis_url)
+    results, _ = await exported(redis)
+    assert [r["line"] for r in results] == list(range(1, 31))

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from jobs import keys
-from jobs.dataset import DatasetLine, LineError, parse_line
+from jobs import dataset, keys
+from jobs.dataset import DatasetLine, LineError, check_line, parse_line
 from jobs.payload import line_payload, rerank_request
 from jobs.validation import ModelCheck, ValidationReport, validate_file
 from tests.support import run_script, synthetic_lines, write_dataset
@@ -201,3 +201,32 @@ def test_a_line_of_ids_is_rejected_by_line_number_and_never_enqueued(tmp_path: P
     )
     assert done.returncode == 1 and "nothing enqueued" in done.stderr and "line 2: documents" in done.stderr
     assert [json.loads(line)["line"] for line in rejects.read_text().splitlines()] == [2]
+
+
+BASE: dict[str, Any] = {"id": "a", "query": "q", "documents": ["x", "y"]}
+NEAR_PLAIN = [
+    *({**BASE, "id": value} for value in ("", " ", "\u2003", "i" * 512, "i" * 513, 0, -(2**63), 2**64 - 1)),
+    *({**BASE, "id": value} for value in (2**64, -(2**63) - 1, True, 1.5, None, ["a"], {"a": 1})),
+    *({**BASE, "query": value} for value in ("", " \t", "\u2003", 5, None, ["q"])),
+    *({**BASE, "documents": value} for value in ([], ["a"] * 10_000, ["a"] * 10_001, ["", " "])),
+    *({**BASE, "documents": value} for value in (["a", 1], ["a", None], ["a", {"text": "t"}], "a", None)),
+    *({**BASE, "top_n": value} for value in (None, 0, 1, -1, True, 2.0, "3", 2**64 - 1, 2**64)),
+    *({**BASE, "model": m} for m in (None, "", " ", "bogus", "nope/m", "local/bm25", "local/bm99", 5)),
+    {**BASE, "topk": 3},
+    {**BASE, "metadata": None},
+    {"query": "q", "documents": ["x"]},
+    {"id": "a", "documents": ["x"]},
+]
+
+
+@pytest.mark.parametrize("obj", NEAR_PLAIN)
+def test_the_plain_line_shortcut_decides_as_the_full_checks_do(
+    obj: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines of the shortcut's shape and just off it: accepted or refused, with the same
+    errors, whether the shortcut runs or every field is checked one by one."""
+    raw = json.dumps(obj).encode()
+    models = ModelCheck()
+    shortcut = check_line(5, raw, models.problem)
+    monkeypatch.setattr(dataset, "_plain", lambda *_: False)
+    assert shortcut == check_line(5, raw, models.problem)

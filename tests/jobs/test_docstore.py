@@ -16,6 +16,7 @@ from jobs.docstore import STORE_MIN_BYTES, DocumentWriter, content_hash, documen
 from jobs.payload import LinePayload, line_payload
 from jobs.queue import document_ttl_ms, enqueue_lines, register_batch
 from jobs.records import RecordWriter
+from jobs.serializer import deserialize
 from jobs.work import WorkerState, rerank_line
 from providers.errors import DocumentMissingError, InvalidRequestError
 from providers.types import RerankRequest, RerankResponse
@@ -45,7 +46,7 @@ async def queued_payloads(redis: ArqRedis, batch: str, count: int) -> list[LineP
     for n in range(count):
         raw = await redis.get(keys.arq_job(keys.job_id(batch, f"q{n}")))
         assert raw is not None
-        found.append(orjson.loads(raw)["a"][0])
+        found.append(deserialize(raw)["a"][0])
     return found
 
 
