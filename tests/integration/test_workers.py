@@ -172,6 +172,9 @@ def test_sigkilled_worker_lines_rerun_and_count_once(
         RR_MAX_JOBS="8", RR_CACHE_TTL_DAYS="0",
     )  # fmt: skip
     assert enqueue(redis_url, path, "kill") == (200, 0, 0, 0)
+    # requests slow enough that the lines seen on the wire are still there when the signals land,
+    # however loaded the machine is between the check and the kill
+    server.delay = 1.0
     victim, sleeper, survivor = (start_verbose_worker(workers, env) for _ in range(3))
 
     def on_the_wire(worker: VerboseWorker) -> bool:
@@ -206,10 +209,11 @@ def test_sigkilled_worker_lines_rerun_and_count_once(
         assert [r["id"] for r in results if r["results"][0]["index"] != 0] == []
         by_id = {r["id"]: r for r in results}
 
-        # every stranded line was started again elsewhere, on a later try ...
+        # every stranded line without a record was started again elsewhere, on a later try (one
+        # whose record was written is finished in that same step, though its log may not say so) ...
         others = [survivor.log(), replacement.log()]
         retried = {job for log in others for job, tries in log.started.items() if max(tries) >= 2}
-        assert stranded <= retried, stranded - retried
+        assert unrecorded <= retried, unrecorded - retried
         # ... and a line with no record when its worker died or froze got it from such a re-run
         assert all(by_id[line_of(job)]["job_try"] >= 2 for job in unrecorded)
         rerun_records = {r["id"] for r in results if r["job_try"] >= 2}
