@@ -169,11 +169,11 @@ def _safe(pick: Callable[[Figures], float], figures: Figures) -> float:
         return float("nan")
 
 
-def profile(bench: Bench, out: Path, env: dict[str, str]) -> None:
-    """One worker at 0 ms under ``py-spy record``: where its CPU goes."""
+def profile(bench: Bench, out: Path, env: dict[str, str], latency_ms: int = 0) -> None:
+    """One worker under ``py-spy record``: where its CPU goes."""
     wrap = (py_spy(), "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o", str(out), "--")
-    print("  rerank-runner, 1 worker, 0 ms, under py-spy", flush=True)
-    rr_run(bench, 0, 1, env, wrap=wrap)
+    print(f"  rerank-runner, 1 worker, {latency_ms} ms, under py-spy", flush=True)
+    rr_run(bench, latency_ms, 1, env, wrap=wrap)
     print("\n".join(summary(out)))
 
 
@@ -192,7 +192,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--litellm-venv", type=Path, default=ROOT / ".bench-venv-litellm")
     parser.add_argument("--litellm-spec", default="litellm", help="what pip installs there")
     parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="run 1 worker at 0 ms under py-spy too (samples to FILE)")  # fmt: skip
+                        help="run 1 worker under py-spy too (samples to FILE)")  # fmt: skip
+    parser.add_argument("--profile-latency", type=int, default=0, metavar="MS",
+                        help="mock latency for --profile (--rounds 0: profile only)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, dataset)")
     return parser.parse_args(argv)
 
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append(one_round(args, bench, python))
             print("\n".join(table(rounds[-1:], max_jobs)), flush=True)
         if args.profile:
-            profile(bench, args.profile.resolve(), env)
+            profile(bench, args.profile.resolve(), env, args.profile_latency)
     except (ratelimit_bench.BenchError, enqueue_bench.BenchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
