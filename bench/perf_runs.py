@@ -37,6 +37,7 @@ from bench.ratelimit_bench import (
     Mock,
     RunningMock,
     clean_env,
+    flush,
     run,
     start_mock,
     write_config,
@@ -152,15 +153,6 @@ def _measure(
     )
 
 
-def _reset(url: str) -> None:
-    client = sync_redis.Redis.from_url(url)
-    try:
-        client.flushall()
-        client.config_resetstat()
-    finally:
-        client.close()
-
-
 def _stop(bench: Bench, workers: list[Child], *, wrapped: bool = False) -> None:
     """Stop the workers; a wrapped worker (a profiler's child) is stopped itself, so that the
     profiler sees it exit and writes its samples."""
@@ -189,7 +181,7 @@ def rr_run(
     config = bench.work / "config.yaml"
     limited = dataclasses.replace(mock, deployment=dataclasses.replace(mock.deployment, rpm=rpm))
     write_config(config, MODEL, [limited])
-    _reset(bench.url)
+    flush(bench.url)
     batch = f"perf-{latency_ms}-{workers}"
     enqueue = [sys.executable, "enqueue.py", str(bench.dataset), "--config", str(config)]
     run([*enqueue, "--redis-url", bench.url, "--batch", batch, "--no-progress"], clean_env({}))
@@ -215,7 +207,7 @@ def rr_run(
 def plain_run(bench: Bench, latency_ms: int, workers: int, max_jobs: int) -> Throughput:
     """The same lines through ``workers`` plain arq + httpx worker processes."""
     mock = bench.mock(latency_ms)
-    _reset(bench.url)
+    flush(bench.url)
     lines = [orjson.loads(raw) for raw in bench.dataset.read_bytes().splitlines()]
 
     async def enqueue() -> None:
