@@ -341,6 +341,10 @@ def main(argv: list[str] | None = None, prog: str = "python worker.py") -> None:
         raise SystemExit(EXIT_REDIS_UNAVAILABLE) from None
     finally:
         mark_dead()
+        log.info(
+            "worker %s stopped: %d lines completed, %d failed, %d retried",
+            resilience["worker_id"], worker.jobs_complete, worker.jobs_failed, worker.jobs_retried,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from bench.ratelimit_bench import ROOT, Children
 from jobs.embedded import EmbeddedRedis
 from jobs.settings import RunnerSettings
 
-__all__ = ["Row", "main", "one_round", "rows"]
+__all__ = ["Row", "main", "one_round", "rows", "scale_out_rows"]
 
 Figures = dict[str, float]
 LIMITED_RPM = 6_000_000
@@ -54,6 +54,12 @@ def _throughput(figures: Figures, name: str, run: Throughput) -> None:
     if run.commands_per_line is not None:
         figures[f"{name}.cmd"] = run.commands_per_line
         figures[f"{name}.scripts"] = run.scripts_per_line or 0.0
+    for part, cpu in run.shared_cpu_ms_per_line.items():
+        figures[f"{name}.{part}"] = cpu
+    if shared := run.shared_cpu_ms_per_line:
+        figures[f"{name}.cores"] = (run.cpu_ms_per_line + sum(shared.values())) * run.lines_per_s / 1000
+    if per_worker := run.per_worker_lines_per_s():
+        figures[f"{name}.slowest"] = min(per_worker)
 
 
 def one_round(args: argparse.Namespace, bench: Bench, python: Path | None) -> Figures:
@@ -116,6 +122,7 @@ def rows(max_jobs: int) -> list[Row]:
             lambda r: r >= 1.8),
         Row("scale-out 2 vs 1 worker.py, 50 ms", "rr2_50.lps", "rr1_50.lps", "lines/s", ">= 1.8x",
             lambda r: r >= 1.8),
+        *scale_out_rows(),
         Row("Redis commands per line, limit configured (2 w)", "rrlim_50.cmd", "plain2_50.cmd", "cmds",
             "<= 20 (ratio: /20)", lambda r: r <= 1, lambda f: f["rrlim_50.cmd"] / 20),
         Row("Redis commands per line, no limits (1 w)", "rr1_50.cmd", "plain1_50.cmd", "cmds",
@@ -132,6 +139,22 @@ def rows(max_jobs: int) -> list[Row]:
         Row("Redis bytes per queued line vs its payload", "mem.redis", "mem.payload", "B", "<= 1.3x",
             lambda r: r <= 1.3),
     ]  # fmt: skip
+
+
+def scale_out_rows() -> list[Row]:
+    """What the two workers share, 2 workers vs 1 at each latency (ratio: 2 w / 1 w)."""
+    out = []
+    for ms in (0, 50):
+        for key, what, unit in (
+            ("cpu", "worker CPU per line (all workers)", "ms"),
+            ("mock", "mock provider CPU per line", "ms"),
+            ("redis", "redis-server CPU per line", "ms"),
+            ("cores", "cores busy (workers + mock + Redis)", "cores"),
+        ):
+            out.append(Row(f"  {ms} ms: {what}, 2 w vs 1 w", f"rr2_{ms}.{key}", f"rr1_{ms}.{key}", unit, "", None))
+        out.append(Row(f"  {ms} ms: lines/s of the slower of 2 workers vs 1 worker", f"rr2_{ms}.slowest",
+                       f"rr1_{ms}.lps", "lines/s", "", None))  # fmt: skip
+    return out
 
 
 def table(rounds: list[Figures], max_jobs: int) -> list[str]:
@@ -195,6 +218,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run 1 worker under py-spy too (samples to FILE)")  # fmt: skip
     parser.add_argument("--profile-latency", type=int, default=0, metavar="MS",
                         help="mock latency for --profile (--rounds 0: profile only)")  # fmt: skip
+    parser.add_argument("--mock-scores", choices=("position", "words"), default="position",
+                        help="the mock's scoring: position (precomputed, default) or words (reads "
+                        "every document: ~0.2 ms of mock CPU per line)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, dataset)")
     return parser.parse_args(argv)
 
@@ -211,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.start()
         dataset = write_rerank_dataset(work / "lines.jsonl", args.lines, 20, seed=3)
-        bench = Bench(server.url, children, work, dataset, args.lines)
+        bench = Bench(server.url, children, work, dataset, args.lines, redis_pid=server.server_pid,
+                      mock_scores=args.mock_scores)  # fmt: skip
         rounds = []
         for n in range(args.rounds):
             print(f"round {n + 1} of {args.rounds}", flush=True)

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,7 @@ __all__ = [
     "Bench",
     "Throughput",
     "commands",
+    "completed",
     "cpu_seconds",
     "ensure_litellm_venv",
     "litellm_run",
@@ -60,6 +62,7 @@ __all__ = [
 MODEL = "bench-rerank"
 DOC_CHARS = 200
 POLL_SECONDS = 0.02
+COMPLETED = re.compile(r"worker \S+ stopped: (\d+) lines completed")
 WORDS = ("solar", "wind", "river", "mountain", "coffee", "python", "redis", "ranking", "query", "search")
 
 
@@ -69,6 +72,15 @@ class Throughput:
     cpu_ms_per_line: float
     commands_per_line: float | None = None
     scripts_per_line: float | None = None
+    shared_cpu_ms_per_line: dict[str, float] = dataclasses.field(default_factory=dict)
+    """CPU per line of the processes the workers share (``mock``, ``redis``), same window."""
+    worker_lines: tuple[int, ...] = ()
+    """Lines each worker process completed over the whole run (its "stopped" log line)."""
+
+    def per_worker_lines_per_s(self) -> tuple[float, ...]:
+        """The window's lines/s split by each worker's share of the lines it completed."""
+        total = sum(self.worker_lines)
+        return tuple(self.lines_per_s * n / total for n in self.worker_lines) if total else ()
 
 
 @dataclass
@@ -82,10 +94,15 @@ class Bench:
     lines: int
     mocks: dict[int, RunningMock] = dataclasses.field(default_factory=dict)
     log: Callable[[str], None] = print
+    redis_pid: int | None = None
+    """redis-server's pid, to measure its CPU per line (None: not measured)."""
+    mock_scores: str = "position"
+    """The mock's ``--scores``: ``position`` costs it almost nothing per request."""
 
     def mock(self, latency_ms: int) -> RunningMock:
         if latency_ms not in self.mocks:
-            deployment = Deployment(Mock(latency_ms=latency_ms), None, f"{latency_ms} ms")
+            mock = Mock(latency_ms=latency_ms, scores=self.mock_scores)
+            deployment = Deployment(mock, None, f"{latency_ms} ms")
             self.mocks[latency_ms] = start_mock(self.children, f"mock-{latency_ms}ms", deployment, 1)
         return self.mocks[latency_ms]
 
@@ -122,18 +139,25 @@ def commands(client: sync_redis.Redis) -> tuple[int, int]:
 
 
 def _measure(
-    bench: Bench, done: Callable[[sync_redis.Redis], int], workers: list[Child], timeout: float
+    bench: Bench,
+    done: Callable[[sync_redis.Redis], int],
+    workers: list[Child],
+    timeout: float,
+    shared: dict[str, int] | None = None,
 ) -> Throughput:
-    """Poll ``done`` (one command per poll) until every line is answered; the window figures."""
+    """Poll ``done`` (one command per poll) until every line is answered; the window figures.
+    ``shared`` names other processes (by pid) whose CPU per line is measured over the same window."""
     client = sync_redis.Redis.from_url(bench.url)
-    marks: list[tuple[int, float, float]] = []
+    pids = {"workers": [w.process.pid for w in workers], **{k: [v] for k, v in (shared or {}).items()}}
+    marks: list[tuple[int, float, dict[str, float]]] = []
     polls = 0
     deadline = time.monotonic() + timeout
     try:
         while (count := done(client)) < bench.lines:
             polls += 1
             if len(marks) < 2 and count >= bench.lines * (0.1, 0.9)[len(marks)]:
-                marks.append((count, time.monotonic(), sum(cpu_seconds(w.process.pid) for w in workers)))
+                cpu = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
+                marks.append((count, time.monotonic(), cpu))
             for worker in workers:
                 if worker.process.poll() is not None:
                     raise BenchError(f"{worker.name} exited {worker.process.returncode}:\n{worker.tail()}")
@@ -148,9 +172,20 @@ def _measure(
     (n0, t0, c0), (n1, t1, c1) = marks
     own = polls + 1
     per_line = 1 / bench.lines
+    cpu_ms = {name: 1000 * (c1[name] - c0[name]) / (n1 - n0) for name in pids}
     return Throughput(
-        (n1 - n0) / (t1 - t0), 1000 * (c1 - c0) / (n1 - n0), (total - own) * per_line, scripts * per_line
+        (n1 - n0) / (t1 - t0),
+        cpu_ms.pop("workers"),
+        (total - own) * per_line,
+        scripts * per_line,
+        shared_cpu_ms_per_line=cpu_ms,
     )
+
+
+def completed(worker: Child) -> int | None:
+    """The lines a stopped worker completed: the count in its last "stopped" log line."""
+    found = COMPLETED.findall(worker.tail(20_000))
+    return int(found[-1]) if found else None
 
 
 def _stop(bench: Bench, workers: list[Child], *, wrapped: bool = False) -> None:
@@ -198,10 +233,17 @@ def rr_run(
             raise BenchError(f"{int(counts[1])} lines failed; see {started[0].log}")
         return sum(int(v or 0) for v in counts)
 
+    shared = {"mock": mock.child.process.pid}
+    if bench.redis_pid is not None:
+        shared["redis"] = bench.redis_pid
     try:
-        return _measure(bench, done, started, timeout=60 + bench.lines / 20)
+        measured = _measure(bench, done, started, timeout=60 + bench.lines / 20, shared=shared)
     finally:
         _stop(bench, started, wrapped=bool(wrap))
+    counts = [completed(worker) for worker in started]
+    if None in counts:
+        return measured
+    return dataclasses.replace(measured, worker_lines=tuple(n for n in counts if n is not None))
 
 
 def plain_run(bench: Bench, latency_ms: int, workers: int, max_jobs: int) -> Throughput:

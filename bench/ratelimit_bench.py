@@ -83,10 +83,11 @@ class Mock:
     fail_429: float = 0.0
     retry_after: int = 1
     down: bool = False
+    scores: str = "words"
 
     def argv(self, seed: int) -> list[str]:
         argv = ["--rps", f"{self.rps:g}", "--burst", f"{self.burst:g}"]
-        argv += ["--latency-ms", f"{self.latency_ms:g}"]
+        argv += ["--latency-ms", f"{self.latency_ms:g}", "--scores", self.scores]
         if self.fail_503 or self.fail_429:
             argv += ["--fail-503", f"{self.fail_503:g}", "--fail-429", f"{self.fail_429:g}"]
             argv += ["--retry-after", str(self.retry_after), "--seed", str(seed)]
