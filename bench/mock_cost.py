@@ -69,7 +69,9 @@ def mock_cpu_per_request(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--baseline", type=Path, required=True, help="another mock_provider.py to compare")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
@@ -79,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mock-cost-") as tmp:
         work = Path(tmp)
-        lines = write_rerank_dataset(work / "lines.jsonl", args.requests, 20, seed=3).read_bytes().splitlines()
+        lines = (
+            write_rerank_dataset(work / "lines.jsonl", args.requests, 20, seed=3).read_bytes().splitlines()
+        )
         bodies = [orjson.dumps({**orjson.loads(line), "model": "rerank-v3.5"}) for line in lines]
         children = Children(work)
         ratios = []
@@ -88,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                 order = [args.baseline.resolve(), MOCK][:: 1 if n % 2 == 0 else -1]
                 cost = {
                     script: mock_cpu_per_request(
-                        children, script, bodies, args.in_flight, ("--scores", args.scores) if script == MOCK else ()
+                        children,
+                        script,
+                        bodies,
+                        args.in_flight,
+                        ("--scores", args.scores) if script == MOCK else (),
                     )
                     for script in order
                 }

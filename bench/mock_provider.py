@@ -286,7 +286,6 @@ class MockProvider:
             return (200, {}, self.stats(events=events)), 0.0
         return (404, {}, {"message": f"no route for {method} {url.path}"}), 0.0
 
-
     # -- the provider --------------------------------------------------------------------
 
     def _rerank(self, headers: dict[str, str], raw: bytes) -> tuple[Reply, float]:
@@ -401,11 +400,14 @@ class Connection(asyncio.Protocol):
                     headers[name.strip().lower()] = value.strip()
             length = int(headers.get("content-length") or 0)
         except ValueError:
-            return self._fail(400, "malformed request")
+            self._fail(400, "malformed request")
+            return None
         if "transfer-encoding" in headers:
-            return self._fail(411, "send a Content-Length body")
+            self._fail(411, "send a Content-Length body")
+            return None
         if length > MAX_BODY:
-            return self._fail(413, "body too large")
+            self._fail(413, "body too large")
+            return None
         if len(self.buffer) < end + 4 + length:
             return None
         body = bytes(self.buffer[end + 4 : end + 4 + length])
@@ -417,7 +419,9 @@ class Connection(asyncio.Protocol):
     def _fail(self, status: int, message: str) -> None:
         self._send(status, {}, {"message": message}, False)
 
-    def _send_later(self, status: int, extra: dict[str, str], payload: dict[str, Any], keep_alive: bool) -> None:
+    def _send_later(
+        self, status: int, extra: dict[str, str], payload: dict[str, Any], keep_alive: bool
+    ) -> None:
         self.waiting = False
         self._send(status, extra, payload, keep_alive)
         self._serve()

@@ -17,6 +17,7 @@ failed line, a process that died), never on a missed goal.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -44,6 +45,7 @@ from jobs.settings import RunnerSettings
 __all__ = ["Row", "main", "one_round", "rows", "scale_out_rows"]
 
 Figures = dict[str, float]
+CORES = os.cpu_count() or 1
 LIMITED_RPM = 6_000_000
 """A limit that is configured (the gate runs its scripts) but never waits."""
 
@@ -57,7 +59,10 @@ def _throughput(figures: Figures, name: str, run: Throughput) -> None:
     for part, cpu in run.shared_cpu_ms_per_line.items():
         figures[f"{name}.{part}"] = cpu
     if shared := run.shared_cpu_ms_per_line:
-        figures[f"{name}.cores"] = (run.cpu_ms_per_line + sum(shared.values())) * run.lines_per_s / 1000
+        cpu_ms = run.cpu_ms_per_line + sum(shared.values())
+        figures[f"{name}.cores"] = cpu_ms * run.lines_per_s / 1000
+        figures[f"{name}.ceiling"] = CORES * 1000 / cpu_ms
+    figures[f"{name}.load"] = os.getloadavg()[0]
     if per_worker := run.per_worker_lines_per_s():
         figures[f"{name}.slowest"] = min(per_worker)
 
@@ -150,10 +155,14 @@ def scale_out_rows() -> list[Row]:
             ("mock", "mock provider CPU per line", "ms"),
             ("redis", "redis-server CPU per line", "ms"),
             ("cores", "cores busy (workers + mock + Redis)", "cores"),
+            ("load", "load average (1 min) at the run's end", ""),
         ):
-            out.append(Row(f"  {ms} ms: {what}, 2 w vs 1 w", f"rr2_{ms}.{key}", f"rr1_{ms}.{key}", unit, "", None))
+            out.append(Row(f"  {ms} ms: {what}, 2 w vs 1 w", f"rr2_{ms}.{key}", f"rr1_{ms}.{key}", unit, "",
+                           None))  # fmt: skip
         out.append(Row(f"  {ms} ms: lines/s of the slower of 2 workers vs 1 worker", f"rr2_{ms}.slowest",
                        f"rr1_{ms}.lps", "lines/s", "", None))  # fmt: skip
+        out.append(Row(f"  {ms} ms: 2 w lines/s if all {CORES} cores ran them (ceiling) vs 1 w",
+                       f"rr2_{ms}.ceiling", f"rr1_{ms}.lps", "lines/s", "", None))  # fmt: skip
     return out
 
 
