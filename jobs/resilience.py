@@ -49,6 +49,7 @@ __all__ = [
     "COMMAND_RETRIES",
     "HEALTH_CHECK_SECONDS",
     "OUTAGE_BACKOFF_CAP",
+    "READ_AHEAD_PAGES",
     "ResilientWorker",
     "resilient_redis_settings",
     "wait_for_redis",
@@ -65,6 +66,12 @@ BUSY_SKIP_SECONDS = 1.0
 """A job another worker was found running is not asked for again for this long: each poll reads
 the head of the queue, where the other workers' running jobs are (a job handed back by the
 reaper waits at most this much longer)."""
+READ_AHEAD_PAGES = 8
+"""Reads of ``queue_read_limit`` jobs one poll may make in all when free slots remain after a
+read: running jobs stay in the queue until they finish, so once the workers together run more
+jobs than one read returns (6 workers at the default 64 slots, reading 320), a worker that read
+only the head would find nothing it may take, and the workers together would run no more lines
+at once than one read returns (docs/performance.md, goal 3)."""
 
 
 def resilient_redis_settings(settings: RedisSettings) -> RedisSettings:
@@ -188,8 +195,24 @@ class ResilientWorker(LeanRunner):
         """arq's ``start_jobs`` (same slots, same checks: not in progress, due), except that jobs
         are marked in progress and leased to this worker in one Lua step (:meth:`Liveness.take_many`)
         instead of a WATCH/MULTI of each in-progress key alone, that every slot free at that
-        moment is filled by that one step (arq takes one job per round trip), and that the step
-        also reads each job's value and counts its try (:meth:`LeanRunner.run_claimed`)."""
+        moment is filled by that one step (arq takes one job per round trip), that the step
+        also reads each job's value and counts its try (:meth:`LeanRunner.run_claimed`), and
+        that slots still free after a full read are offered the next jobs of the queue
+        (:data:`READ_AHEAD_PAGES`)."""
+        offset = self._queue_read_offset
+        for _ in range(READ_AHEAD_PAGES - 1):
+            await self._start_read(job_ids)
+            if len(job_ids) < self.queue_read_limit or self.sem.locked() or self.job_counter >= self.max_jobs:
+                return
+            offset += len(job_ids)
+            limit = self.queue_read_limit
+            job_ids = await self.pool.zrangebyscore(
+                self.queue_name, min=float("-inf"), max=timestamp_ms(), start=offset, num=limit
+            )
+        await self._start_read(job_ids)
+
+    async def _start_read(self, job_ids: list[bytes]) -> None:
+        """Offer the free slots the jobs of one read, in queue order."""
         now = time.monotonic()
         self._busy = {job: until for job, until in self._busy.items() if until > now}
         pending = [job for raw_id in reversed(job_ids) if (job := raw_id.decode()) not in self._busy]

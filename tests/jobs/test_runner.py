@@ -185,3 +185,23 @@ async def test_a_job_another_worker_runs_is_not_asked_for_again_at_once(redis: A
     assert "cmdstat_zrangebyscore" in stats  # it polled and saw the job ...
     assert "cmdstat_evalsha" not in stats and "cmdstat_set" not in stats  # ... and did not claim it
     assert await redis.get(keys.arq_in_progress(JOB)) == b"other"
+
+
+async def test_free_jobs_behind_a_full_read_of_jobs_running_elsewhere_are_taken(redis: ArqRedis) -> None:
+    # more jobs run elsewhere than one read returns: the head alone would never offer this one
+    running_elsewhere = [keys.job_id("b", f"busy{n}") for n in range(5)]
+    for job in running_elsewhere:
+        await redis.enqueue_job("sleeps", _job_id=job, _queue_name=keys.QUEUE)
+        await redis.set(keys.arq_in_progress(job), b"other")
+    await redis.enqueue_job("marks_finished", _job_id=JOB, _queue_name=keys.QUEUE)
+    polling = worker(redis, [sleeps, marks_finished], queue_read_limit=2)
+    running = asyncio.create_task(polling.main())
+    for _ in range(60):
+        if SEEN:
+            break
+        await asyncio.sleep(0.05)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    await polling.close()
+    assert SEEN == [{"job_try": 1}]
+    assert [await redis.get(keys.arq_in_progress(job)) for job in running_elsewhere] == [b"other"] * 5
