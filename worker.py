@@ -12,9 +12,9 @@ after ``RR_REDIS_OUTAGE_SECONDS`` without Redis), renews a heartbeat every
 ``RR_HEARTBEAT_SECONDS``, and queues again the lines of workers whose heartbeat expired.
 (``arq worker.WorkerSettings`` also works, as plain arq: without those guarantees.)
 
-It logs a start-up line and a throughput line every ``--summary-seconds``; ``--log-format
-json`` writes one JSON object per line; ``--metrics-port`` serves Prometheus metrics
-(docs/operations.md).
+It logs a start-up line, a throughput line every ``--summary-seconds`` and, when it stops,
+the lines it completed; ``--log-format json`` writes one JSON object per line;
+``--metrics-port`` serves Prometheus metrics (docs/operations.md).
 """
 
 from __future__ import annotations
