@@ -278,6 +278,7 @@ def test_sigterm_lets_in_flight_lines_finish(
     assert held and held <= set(log.finished)
     assert set(log.finished) == set(log.started) and log.handed_back == log.failed == []
     assert "0 ongoing to cancel" in log.text
+    assert f"stopped: {len(log.finished)} lines completed, 0 failed, 0 retried" in log.text
     # every line it started has its record; nothing is held; the rest is still queued
     for job in log.started:
         recorded = probe.record(job)
