@@ -5,7 +5,8 @@
     ./rr python -m bench.perf --worker-env RR_MAX_JOBS=16 --skip-enqueue   # one lever, before/after
 
 Everything is real except the provider: a throwaway ``redis-server``, ``bench/mock_provider.py``
-(Cohere wire, one process per latency, no limit), ``enqueue.py`` and ``worker.py`` processes at
+(Cohere wire, one process per latency, no limit, scores by document position unless
+``--mock-scores words``), ``enqueue.py`` and ``worker.py`` processes at
 their default settings; the anchors run the same lines against the same mock: ``litellm.arerank``
 in an asyncio loop (``bench/litellm_loop.py``) in its own virtual environment, created here
 (``--litellm-venv``, ``pip install litellm``), and plain arq + httpx workers
