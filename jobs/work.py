@@ -17,11 +17,13 @@ from typing import Any
 
 from arq import Retry
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from jobs import keys
 from jobs.cache import CacheRead, CacheStats, CacheWrite, ScoreCache
+from jobs.coalescer import Coalescer
 from jobs.corpus_stats import StatisticsCache
 from jobs.docstore import document_keys, hydrate
 from jobs.payload import LinePayload, rerank_request
@@ -79,6 +81,8 @@ class WorkerState:
     """Corpus statistics for the local models; None only where no line names a corpus."""
     observer: Observer = field(default=NO_OBSERVER)
     """Hears of each line's outcome once its record is written (metrics, stats, logs)."""
+    reads: Coalescer = field(default_factory=Coalescer)
+    """The line-state reads of lines that start together, sent in one round trip."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,17 +142,22 @@ class _LineState:
     prefetched: _Prefetched | None
 
 
-async def _line_state(redis: Redis, line: LinePayload, job: str, looked: CacheRead | None) -> _LineState:
-    """What the line needs to know before it is sent, and its cache read, in one round trip."""
+async def _line_state(
+    reads: Coalescer, redis: Redis, line: LinePayload, job: str, looked: CacheRead | None
+) -> _LineState:
+    """What the line needs to know before it is sent, and its cache read, in one round trip
+    (shared with the lines that start in the same event-loop turn)."""
     stored = document_keys(line)
-    async with redis.pipeline(transaction=False) as pipe:
+
+    def queue(pipe: Pipeline) -> None:
         pipe.hmget(keys.batch(line["batch"]), ["cancelled", "run"])
         pipe.hget(keys.result(job), "status")
         if stored:
             pipe.mget(stored)
         if looked is not None:
             looked.queue(pipe)
-        (cancelled, run), status, *more = await pipe.execute()
+
+    (cancelled, run), status, *more = await reads.execute(redis, queue)
     return _LineState(
         cancelled=bool(cancelled),
         stale=(run or b"").decode() != line.get("run", ""),
@@ -243,7 +252,7 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
         state.observer.line_finished(*held)
         return
     try:
-        found = await _line_state(ctx["redis"], line, job, _cache_read(state, line))
+        found = await _line_state(state.reads, ctx["redis"], line, job, _cache_read(state, line))
     except RedisError as exc:
         raise _hand_back(job, "checking the batch", exc) from exc
     if found.cancelled or found.succeeded:  # a redelivered line that already has its result is not paid twice

@@ -1,0 +1,108 @@
+"""Redis commands of concurrent jobs sent in one round trip.
+
+Lines claimed together start together: each asks Redis for its line state in the same
+event-loop turn.  Sent one pipeline each, every line pays a round trip and a ``send`` system
+call (which also wakes Redis: at 50 ms provider latency, when Redis is often idle, that is
+the costliest part of a line's Redis work).  :class:`Coalescer` queues what the callers of one
+turn ask for and sends it as one pipeline on the next turn; each caller gets its own replies.
+
+Errors reach exactly the callers they belong to: a command's error reply goes to the caller
+that queued the command (the others get their replies); an error that fails the whole round
+trip (connection lost, after redis-py's own retries) goes to every caller in it, since none
+of their commands has an answer.  A caller that stops waiting (cancelled) leaves the others
+unharmed.  Only reads belong here: redis-py re-sends a whole pipeline after a connection
+error, which a write with side effects must not risk being coalesced into.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+__all__ = ["Coalescer", "Queue"]
+
+Queue = Callable[[Pipeline], None]
+"""Adds one caller's commands to the shared pipeline."""
+
+
+@dataclass
+class _Round:
+    callers: list[tuple[Queue, asyncio.Future[list[Any]]]] = field(default_factory=list)
+
+
+class Coalescer:
+    """Coalesces the pipelines of callers in one event-loop turn (module docstring); one per
+    worker, shared by its jobs.  Callers on different clients are sent apart."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, _Round] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def execute(self, redis: Redis, queue: Queue) -> list[Any]:
+        """The replies to the commands ``queue`` adds, sent with those of the other callers of
+        this turn; raises the first error among them (a ``RedisError``)."""
+        loop = asyncio.get_running_loop()
+        found = self._open.get(id(redis))
+        if found is None:
+            found = self._open[id(redis)] = _Round()
+            task = loop.create_task(self._send(redis, found))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        found.callers.append((queue, future))
+        return await future
+
+    async def _send(self, redis: Redis, found: _Round) -> None:
+        # runs on the turn after the first caller's: every caller of that turn has queued
+        del self._open[id(redis)]
+        async with redis.pipeline(transaction=False) as pipe:
+            spans = _queue_all(pipe, found.callers)
+            if not spans:
+                return
+            try:
+                replies = await pipe.execute(raise_on_error=False)
+            except Exception as exc:  # the round trip failed: no command in it has an answer
+                for future, _, _ in spans:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+            except BaseException:
+                for future, _, _ in spans:
+                    future.cancel()
+                raise
+        for future, start, end in spans:
+            if not future.done():
+                _answer(future, replies[start:end])
+
+
+_Span = tuple["asyncio.Future[list[Any]]", int, int]
+
+
+def _queue_all(pipe: Pipeline, callers: list[tuple[Queue, asyncio.Future[list[Any]]]]) -> list[_Span]:
+    """Each waiting caller's commands, and where its replies will be."""
+    spans = []
+    for queue, future in callers:
+        if future.done():  # cancelled before its turn came
+            continue
+        start = len(pipe)
+        try:
+            queue(pipe)
+        except Exception as exc:  # this caller's own fault (a bad argument): its alone
+            del pipe.command_stack[start:]
+            future.set_exception(exc)
+            continue
+        spans.append((future, start, len(pipe)))
+    return spans
+
+
+def _answer(future: asyncio.Future[list[Any]], mine: list[Any]) -> None:
+    error = next((reply for reply in mine if isinstance(reply, Exception)), None)
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(mine)
