@@ -23,16 +23,19 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import DataError
 
 __all__ = ["Coalescer", "Queue"]
 
-Queue = Callable[[Pipeline], None]
+Queue = Callable[[Pipeline], object]
 """Adds one caller's commands to the shared pipeline."""
+_Caller = tuple[Queue, "asyncio.Future[list[Any]]"]
+_Span = tuple["asyncio.Future[list[Any]]", int, int]
 
 
 @dataclass
 class _Round:
-    callers: list[tuple[Queue, asyncio.Future[list[Any]]]] = field(default_factory=list)
+    callers: list[_Caller] = field(default_factory=list)
 
 
 class Coalescer:
@@ -50,40 +53,60 @@ class Coalescer:
         found = self._open.get(id(redis))
         if found is None:
             found = self._open[id(redis)] = _Round()
-            task = loop.create_task(self._send(redis, found))
+            task = loop.create_task(self._turn(redis, found))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         future: asyncio.Future[list[Any]] = loop.create_future()
         found.callers.append((queue, future))
         return await future
 
-    async def _send(self, redis: Redis, found: _Round) -> None:
+    async def _turn(self, redis: Redis, found: _Round) -> None:
         # runs on the turn after the first caller's: every caller of that turn has queued
         del self._open[id(redis)]
-        async with redis.pipeline(transaction=False) as pipe:
-            spans = _queue_all(pipe, found.callers)
-            if not spans:
-                return
-            try:
-                replies = await pipe.execute(raise_on_error=False)
-            except Exception as exc:  # the round trip failed: no command in it has an answer
-                for future, _, _ in spans:
-                    if not future.done():
-                        future.set_exception(exc)
-                return
-            except BaseException:
-                for future, _, _ in spans:
-                    future.cancel()
-                raise
-        for future, start, end in spans:
-            if not future.done():
-                _answer(future, replies[start:end])
+        await _send(redis, found.callers)
 
 
-_Span = tuple["asyncio.Future[list[Any]]", int, int]
+async def _send(redis: Redis, callers: list[_Caller]) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        spans = _queue_all(pipe, callers)
+        if not spans:
+            return
+        replies = await _execute(pipe, spans)
+    if isinstance(replies, DataError):  # an argument Redis cannot take, found as it was sent: whose?
+        if len(spans) == 1:
+            _fail(spans[0][0], replies)
+        for caller in callers if len(spans) > 1 else ():
+            await _send(redis, [caller])
+        return
+    if replies is None:
+        return
+    for future, start, end in spans:
+        if not future.done():
+            _answer(future, replies[start:end])
 
 
-def _queue_all(pipe: Pipeline, callers: list[tuple[Queue, asyncio.Future[list[Any]]]]) -> list[_Span]:
+async def _execute(pipe: Pipeline, spans: list[_Span]) -> list[Any] | DataError | None:
+    """The replies; None when the round trip failed (its callers are told)."""
+    try:
+        return await pipe.execute(raise_on_error=False)
+    except DataError as exc:
+        return exc
+    except Exception as exc:  # no command in the round trip has an answer
+        for future, _, _ in spans:
+            _fail(future, exc)
+        return None
+    except BaseException:
+        for future, _, _ in spans:
+            future.cancel()
+        raise
+
+
+def _fail(future: asyncio.Future[list[Any]], exc: Exception) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+def _queue_all(pipe: Pipeline, callers: list[_Caller]) -> list[_Span]:
     """Each waiting caller's commands, and where its replies will be."""
     spans = []
     for queue, future in callers:
