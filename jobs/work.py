@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,6 +43,7 @@ from providers.reranker import Reranker
 from providers.types import RerankResponse
 
 __all__ = [
+    "FIRST_RETRY_WAIT",
     "HAND_BACK_DEFER_SECONDS",
     "MAX_HELD_OUTCOMES",
     "MIN_WRITE_SECONDS",
@@ -57,6 +59,8 @@ WRITE_MARGIN_SECONDS = 2.0
 instead of arq timing the job out (which would drop it without a record)."""
 MIN_WRITE_SECONDS = 1.0
 HAND_BACK_DEFER_SECONDS = 1.0
+FIRST_RETRY_WAIT = 0.1
+"""A failed record write is tried again after up to this long, then backs off exponentially."""
 MAX_HELD_OUTCOMES = 10_000
 """Outcomes kept in memory while Redis is away; beyond this the oldest is dropped (its line
 runs again)."""
@@ -179,21 +183,28 @@ async def _record(
     ``deadline`` (event-loop time); then hold it and hand the line back.  A lost cache write
     costs only a later miss, so it is not held."""
     status, record = outcome
-    now = asyncio.get_running_loop().time()
-    budget = deadline - now
+    loop = asyncio.get_running_loop()
+
+    async def write() -> Written:
+        return await state.writer.record(line["batch"], job, status, record, line, finish=True, cache=cache)
+
     try:
         # one attempt at least, even when the job's time is spent (a process that was paused)
-        async with asyncio.timeout_at(max(deadline, now + MIN_WRITE_SECONDS)):
-            async for attempt in AsyncRetrying(
-                stop=stop_after_delay(max(budget, 0)),
-                wait=wait_random_exponential(multiplier=0.1, max=2.0),
-                retry=retry_if_exception_type(RedisError),
-                reraise=True,
-            ):
-                with attempt:
-                    written = await state.writer.record(
-                        line["batch"], job, status, record, line, finish=True, cache=cache
-                    )
+        async with asyncio.timeout_at(max(deadline, loop.time() + MIN_WRITE_SECONDS)):
+            try:
+                written = await write()
+            except RedisError:  # the retries' machinery is built only when a write fails
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(random.uniform(0, FIRST_RETRY_WAIT))
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_delay(max(deadline - loop.time(), 0)),
+                    wait=wait_random_exponential(multiplier=FIRST_RETRY_WAIT, max=2.0),
+                    retry=retry_if_exception_type(RedisError),
+                    reraise=True,
+                ):
+                    with attempt:
+                        written = await write()
     except (RedisError, TimeoutError) as exc:
         if len(state.held) >= MAX_HELD_OUTCOMES:
             state.held.pop(next(iter(state.held)))
