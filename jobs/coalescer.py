@@ -1,7 +1,8 @@
 """Redis commands of concurrent jobs sent in one round trip.
 
 Lines claimed together start together: each asks Redis for its line state in the same
-event-loop turn.  Sent one pipeline each, every line pays a round trip and a ``send`` system
+event-loop turn; lines sent together are answered together and write their records in the
+same turn.  Sent one pipeline each, every line pays a round trip and a ``send`` system
 call (which also wakes Redis: at 50 ms provider latency, when Redis is often idle, that is
 the costliest part of a line's Redis work).  :class:`Coalescer` queues what the callers of one
 turn ask for and sends it as one pipeline on the next turn; each caller gets its own replies.
@@ -10,8 +11,9 @@ Errors reach exactly the callers they belong to: a command's error reply goes to
 that queued the command (the others get their replies); an error that fails the whole round
 trip (connection lost, after redis-py's own retries) goes to every caller in it, since none
 of their commands has an answer.  A caller that stops waiting (cancelled) leaves the others
-unharmed.  Only reads belong here: redis-py re-sends a whole pipeline after a connection
-error, which a write with side effects must not risk being coalesced into.
+unharmed.  redis-py re-sends a whole round trip after a connection error (as it re-sends a
+lone command), so a write belongs here only if running it twice does no harm (the record
+script counts nothing twice: :mod:`jobs.records`).
 """
 
 from __future__ import annotations
