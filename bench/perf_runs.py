@@ -69,6 +69,8 @@ class Throughput:
     cpu_ms_per_line: float
     commands_per_line: float | None = None
     scripts_per_line: float | None = None
+    by_command: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Calls per line of each command Redis ran (``INFO commandstats``; inside scripts too)."""
 
 
 @dataclass
@@ -113,18 +115,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def commands(client: sync_redis.Redis) -> tuple[int, int]:
-    """(every command Redis ran except INFO, Lua script runs) since the last CONFIG RESETSTAT."""
+def commands(client: sync_redis.Redis) -> dict[str, int]:
+    """Calls of every command Redis ran since the last CONFIG RESETSTAT, by lower-case name
+    (``INFO`` and the reset itself left out); script runs are ``evalsha`` and ``eval``."""
     stats = cast(dict[str, dict[str, int]], client.info("commandstats"))
-    total = sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config|resetstat"))
-    scripts = sum(stats.get(f"cmdstat_{n}", {}).get("calls", 0) for n in ("evalsha", "eval"))
-    return total, scripts
+    skip = ("info", "config|resetstat")
+    return {name: v["calls"] for key, v in stats.items() if (name := key.removeprefix("cmdstat_")) not in skip}
 
 
 def _measure(
-    bench: Bench, done: Callable[[sync_redis.Redis], int], workers: list[Child], timeout: float
+    bench: Bench, done: Callable[[sync_redis.Redis], int], poll: str, workers: list[Child], timeout: float
 ) -> Throughput:
-    """Poll ``done`` (one command per poll) until every line is answered; the window figures."""
+    """Poll ``done`` (one ``poll`` command per poll) until every line is answered; the window
+    figures, and the commands per line without the polls."""
     client = sync_redis.Redis.from_url(bench.url)
     marks: list[tuple[int, float, float]] = []
     polls = 0
@@ -140,16 +143,17 @@ def _measure(
             if time.monotonic() > deadline:
                 raise BenchError(f"{count} of {bench.lines} lines answered after {timeout:g}s")
             time.sleep(POLL_SECONDS)
-        total, scripts = commands(client)
+        calls = commands(client)
     finally:
         client.close()
     if len(marks) < 2:
         raise BenchError("the run was too short to measure; use more --lines")
     (n0, t0, c0), (n1, t1, c1) = marks
-    own = polls + 1
-    per_line = 1 / bench.lines
+    calls[poll] -= polls + 1
+    by_command = {name: n / bench.lines for name, n in calls.items() if n > 0}
+    scripts = by_command.get("evalsha", 0.0) + by_command.get("eval", 0.0)
     return Throughput(
-        (n1 - n0) / (t1 - t0), 1000 * (c1 - c0) / (n1 - n0), (total - own) * per_line, scripts * per_line
+        (n1 - n0) / (t1 - t0), 1000 * (c1 - c0) / (n1 - n0), sum(by_command.values()), scripts, by_command
     )
 
 
@@ -199,7 +203,7 @@ def rr_run(
         return sum(int(v or 0) for v in counts)
 
     try:
-        return _measure(bench, done, started, timeout=60 + bench.lines / 20)
+        return _measure(bench, done, "hmget", started, timeout=60 + bench.lines / 20)
     finally:
         _stop(bench, started, wrapped=bool(wrap))
 
@@ -231,7 +235,7 @@ def plain_run(bench: Bench, latency_ms: int, workers: int, max_jobs: int) -> Thr
         return bench.lines - cast(int, client.zcard(plain_arq.QUEUE))
 
     try:
-        return _measure(bench, done, started, timeout=60 + bench.lines / 20)
+        return _measure(bench, done, "zcard", started, timeout=60 + bench.lines / 20)
     finally:
         _stop(bench, started)
 
