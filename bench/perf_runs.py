@@ -119,8 +119,8 @@ def commands(client: sync_redis.Redis) -> dict[str, int]:
     """Calls of every command Redis ran since the last CONFIG RESETSTAT, by lower-case name
     (``INFO`` and the reset itself left out); script runs are ``evalsha`` and ``eval``."""
     stats = cast(dict[str, dict[str, int]], client.info("commandstats"))
-    skip = ("info", "config|resetstat")
-    return {name: v["calls"] for key, v in stats.items() if (name := key.removeprefix("cmdstat_")) not in skip}
+    named = {key.removeprefix("cmdstat_"): v["calls"] for key, v in stats.items()}
+    return {name: calls for name, calls in named.items() if name not in ("info", "config|resetstat")}
 
 
 def _measure(

@@ -13,7 +13,8 @@ local function now_ms(given)
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 """
-"""Milliseconds on Redis's clock, or the clock a test gives (every script starts with it)."""
+"""Milliseconds on the clock the caller gives (Redis's, as the worker carries it:
+:mod:`providers.clock`; or a test's), else Redis's ``TIME`` (every script starts with it)."""
 
 ACQUIRE_LUA = (
     NOW_MS
