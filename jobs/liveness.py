@@ -13,6 +13,7 @@ queued again within ``RR_WORKER_TTL_SECONDS + RR_HEARTBEAT_SECONDS``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import time
@@ -45,15 +46,18 @@ FORGET_AFTER_MS = 3_600_000
 """A worker's registry entry is dropped this long after its last heartbeat."""
 
 TAKE_LUA = """
-local queue, leases = KEYS[1], KEYS[2]
+local queue, leases, claim = KEYS[1], KEYS[2], KEYS[3]
 local worker_id, ttl, now, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local progress_prefix, job_prefix, retry_prefix, retry_ttl = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+-- only a call retried after it ran can find jobs already held by this worker (the caller never
+-- asks for a job it runs), so only then is a job's holder read
+local retried = redis.call('SET', claim, ARGV[9], 'GET', 'PX', keep) == ARGV[9]
 local replies, taken = {}, {}
-for i = 9, #ARGV do
+for i = 10, #ARGV do
   local job = ARGV[i]
   local in_progress = progress_prefix .. job
   local fresh = redis.call('SET', in_progress, worker_id, 'NX', 'PX', ttl)
-  local again = not fresh and redis.call('GET', in_progress) == worker_id
+  local again = not fresh and retried and redis.call('GET', in_progress) == worker_id
   local reply = {-2}
   if fresh or again then
     reply = {-1}
@@ -90,7 +94,11 @@ holding the worker's id), reads its value and counts its try (arq's retry key, a
 ``EXPIRE``; no ``SET NX GET``, which needs Redis 7), and leases it.  Answers
 ``{score, value, try}`` per job, ``{-1}`` when not taken (not due, not queued), ``{-2}`` when
 another worker runs it.  The in-progress key is set first (undone when the job is not due):
-a job free to take costs two commands before its value is read, one another worker runs two."""
+a job free to take costs two commands before its value is read, one another worker runs one
+(with several workers each poll meets the others' running jobs at the head of the queue).
+Each call carries its number (one ``SET GET`` a call, Redis 6.2+): a job held by this worker
+is told apart from one held by another (a ``GET`` of its holder) only in a call retried after
+it ran, so claims must not overlap (the poll loop makes them one at a time)."""
 
 BEAT_LUA = """
 local registry, heartbeat, leases = KEYS[1], KEYS[2], KEYS[3]
@@ -167,6 +175,7 @@ class Liveness:
             {"host": socket.gethostname(), "pid": os.getpid(), **facts, "started_at": round(time.time(), 3)}
         )
         self._take = redis.register_script(TAKE_LUA)
+        self._calls = itertools.count(1)
         self._beat = redis.register_script(BEAT_LUA)
         self._reap = redis.register_script(REAP_LUA)
 
@@ -188,7 +197,7 @@ class Liveness:
         arq's ``run_job`` reads in its own round trip before it runs a job), and which of the
         jobs not taken another worker runs."""
         replies = await self._take(
-            keys=[keys.QUEUE, keys.worker_leases(self.worker_id)],
+            keys=[keys.QUEUE, keys.worker_leases(self.worker_id), keys.worker_claim(self.worker_id)],
             args=[
                 self.worker_id,
                 in_progress_ms,
@@ -198,6 +207,7 @@ class Liveness:
                 keys.ARQ_JOB_PREFIX,
                 keys.ARQ_RETRY_PREFIX,
                 RETRY_KEY_SECONDS,
+                next(self._calls),
                 *jobs,
             ],
         )
@@ -231,7 +241,8 @@ class Liveness:
     async def withdraw(self) -> None:
         """A clean stop: arq has already handed back what was running."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.worker(self.worker_id), keys.worker_leases(self.worker_id))
+            own = (keys.worker, keys.worker_leases, keys.worker_claim)
+            pipe.delete(*(key(self.worker_id) for key in own))
             pipe.zrem(keys.WORKERS, self.worker_id)
             await pipe.execute()
 

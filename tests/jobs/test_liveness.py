@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from arq import ArqRedis
 
 from jobs import keys
 from jobs.liveness import RETRY_KEY_SECONDS, Claim, Liveness, list_workers
+from tests.support import command_calls
 
 IN_PROGRESS_MS = 310_000
 NOW_MS = 10_000
@@ -16,6 +18,12 @@ NOW_MS = 10_000
 def liveness(redis: ArqRedis, worker_id: str, ttl: float = 60.0) -> Liveness:
     facts = {"max_jobs": 4}
     return Liveness(redis, worker_id=worker_id, ttl_seconds=ttl, lease_keep_seconds=600, facts=facts)
+
+
+def retry_last_call(worker: Liveness) -> Liveness:
+    """The next call carries the last one's number, as redis-py's retry of a call that ran does."""
+    worker._calls = itertools.count(next(worker._calls) - 1)
+    return worker
 
 
 async def queued(redis: ArqRedis, *jobs: str, score: int = 1000) -> None:
@@ -33,7 +41,7 @@ async def test_a_job_is_taken_once_and_only_when_due(redis: ArqRedis) -> None:
     assert await one.take("b:gone", IN_PROGRESS_MS, NOW_MS) is None  # finished: not queued
     assert await one.take("b:1", IN_PROGRESS_MS, NOW_MS) == 1000
     assert await other.take("b:1", IN_PROGRESS_MS, NOW_MS) is None  # held by one
-    assert await one.take("b:1", IN_PROGRESS_MS, NOW_MS) == 1000  # a retried call is still one's
+    assert await retry_last_call(one).take("b:1", IN_PROGRESS_MS, NOW_MS) == 1000  # still one's
     assert await redis.get(keys.arq_in_progress("b:1")) == b"one"
     assert 0 < await redis.pttl(keys.arq_in_progress("b:1")) <= IN_PROGRESS_MS
     assert await redis.smembers(keys.worker_leases("one")) == {b"b:1"}  # type: ignore[misc]
@@ -114,7 +122,7 @@ async def test_a_claim_reads_the_job_and_counts_each_try_once(redis: ArqRedis) -
     await redis.zadd(keys.QUEUE, {"b:gone": 1000})  # its value expired
     [first, gone], _ = await one.claim(["b:1", "b:gone"], IN_PROGRESS_MS, NOW_MS)
     assert first == Claim(1000, b"payload", 1) and gone == Claim(1000, None, 1)
-    [again], _ = await one.claim(["b:1"], IN_PROGRESS_MS, NOW_MS)  # a retried call: the same try
+    [again], _ = await retry_last_call(one).claim(["b:1"], IN_PROGRESS_MS, NOW_MS)  # the same try
     assert again == Claim(1000, b"payload", 1)
     await redis.delete(keys.arq_in_progress("b:1"))  # handed back (a reaper, a Retry)
     [second], _ = await one.claim(["b:1"], IN_PROGRESS_MS, NOW_MS)
@@ -125,3 +133,19 @@ async def test_a_claim_reads_the_job_and_counts_each_try_once(redis: ArqRedis) -
     assert await other.claim(["b:1", "b:later"], IN_PROGRESS_MS, NOW_MS) == ([None, None], {"b:1"})
     assert await redis.exists(keys.arq_in_progress("b:later")) == 0
     assert 0 < await redis.ttl(keys.arq_retry("b:1")) <= RETRY_KEY_SECONDS
+
+
+async def test_a_job_another_worker_runs_costs_one_command_and_only_a_retried_call_reads_its_holder(
+    redis: ArqRedis,
+) -> None:
+    one, other = liveness(redis, "one"), liveness(redis, "other")
+    jobs = [f"b:{n}" for n in range(10)]
+    await queued(redis, *jobs)
+    await other.take_many(jobs, IN_PROGRESS_MS, NOW_MS)
+    await redis.config_resetstat()
+    assert await one.claim(jobs, IN_PROGRESS_MS, NOW_MS) == ([None] * 10, set(jobs))
+    assert await command_calls(redis) == {"evalsha": 1, "set": 11}  # its call number, and one SET NX a job
+    # a call of other's retried after it ran: its jobs are still its own, each try counted once
+    [claim, *_], busy = await retry_last_call(other).claim(jobs, IN_PROGRESS_MS, NOW_MS)
+    assert claim == Claim(1000, b"payload", 1) and not busy
+    assert await redis.smembers(keys.worker_leases("other")) == {j.encode() for j in jobs}  # type: ignore[misc]
