@@ -127,6 +127,10 @@ class GatePolicy:
     """A deployment with no limits: how long one read of its cool-down serves this worker's
     lines (a cool-down another worker sets is honoured here this much later at most; one this
     worker's own attempt causes, at once)."""
+    recheck_after: float = 0.01
+    """A reserved slot waited for longer than this is checked for a cool-down that started
+    meanwhile; a shorter wait is within the jitter between workers' readings of Redis's clock
+    (:mod:`providers.clock`), and a 429 in it costs at most this line's own attempt."""
     clock_refresh: float = 5.0
     """How often Redis's ``TIME`` is read again to carry its clock here (:mod:`providers.clock`)."""
 
@@ -212,19 +216,7 @@ class RedisGate:
                 lease.deployment = deployments[int(chosen)]
                 lease.settle = bool(int(streak))
                 lease.held = bool(lease.deployment.limits.max_concurrency)
-                if wait <= 0:
-                    return lease
-                self.observer.gate_wait(lease.deployment.label, wait)
-                try:
-                    await self.sleep(wait)
-                    # a 429 while this line slept cools the deployment for every worker:
-                    # give the reserved slot up and queue again behind the cool-down
-                    prefix = self.key_prefix(lease.deployment.label)
-                    cooling = int(await self._cooling(keys=[prefix], args=[await self._now()]))
-                except BaseException:
-                    await self.release(lease, RerankError("the attempt did not start"))
-                    raise
-                if not cooling:
+                if wait <= 0 or not await self._cooled_while_waiting(lease, wait):
                     return lease
                 await self.release(lease, RerankError("the deployment started cooling down"))
                 lease = Lease(deployments[0])
@@ -235,6 +227,21 @@ class RedisGate:
                 self.observer.deferred(names, wait)
                 raise DeferredError(f"{names}: no capacity for {wait:.1f}s", delay=wait)
             await self.sleep(wait)
+
+    async def _cooled_while_waiting(self, lease: Lease, wait: float) -> bool:
+        """Sleep until the reserved slot; whether a cool-down started meanwhile (a 429 while this
+        line slept cools the deployment for every worker: the slot is then given up).  A wait
+        within the workers' clock jitter (``recheck_after``) is not checked again."""
+        self.observer.gate_wait(lease.deployment.label, wait)
+        try:
+            await self.sleep(wait)
+            if wait <= self.policy.recheck_after:
+                return False
+            prefix = self.key_prefix(lease.deployment.label)
+            return bool(int(await self._cooling(keys=[prefix], args=[await self._now()])))
+        except BaseException:
+            await self.release(lease, RerankError("the attempt did not start"))
+            raise
 
     async def _now(self) -> int:
         """Milliseconds on the limiter's clock (Redis's), for the scripts."""

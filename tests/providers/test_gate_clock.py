@@ -11,7 +11,9 @@ from redis.asyncio import Redis
 from jobs import keys
 from providers.clock import RedisClock, monotonic_ms
 from providers.gate import GatePolicy, RedisGate
-from tests.providers.test_gate import deployment, gate_commands
+from tests.fake_clock import Clock
+from tests.providers.test_gate import deployment, gate, gate_commands
+from tests.support import command_calls
 
 HOURS = 3 * 3_600_000
 
@@ -126,3 +128,15 @@ async def test_workers_with_clocks_hours_apart_share_one_pace_on_redis_clock(red
     assert times[-1] - times[0] >= 10 * 100 - 100
     assert times[-1] - times[0] < 3_000
     assert min(ahead) < max(behind) and min(behind) < max(ahead)  # interleaved, neither starved
+
+
+@pytest.mark.parametrize(("rpm", "scripts"), [(12_000, 2), (3_000, 3)])
+async def test_only_a_wait_beyond_the_clock_jitter_is_checked_for_a_cool_down(
+    redis: Redis, rpm: int, scripts: int
+) -> None:
+    g = gate(redis, Clock(), burst_requests=0)
+    a = deployment("a", rpm=rpm)  # the second line waits 5 ms, or 20 ms
+    await redis.config_resetstat()
+    await g.acquire([a], 1, 1)
+    await g.acquire([a], 1, 1)
+    assert (await command_calls(redis))["evalsha"] == scripts
