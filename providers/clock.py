@@ -3,13 +3,17 @@
 The limiter must run on one clock for every worker, and the workers' own clocks may be far
 off.  Reading Redis's ``TIME`` inside each acquire costs a command per line; instead a worker
 reads ``TIME`` once, remembers the offset of its own monotonic clock from it, and derives
-Redis's time from that offset until the next reading (every ``refresh`` seconds).  A reading
-is uncertain by half its round trip (``TIME`` answered somewhere between sending and hearing
-back); the offset of the least uncertain reading is kept, its uncertainty growing with its age
-(the two clocks drift apart, NTP slewing Redis's), unless a new reading contradicts it beyond
-both uncertainties (Redis's clock stepped, or another Redis answers): then the new one is
-taken at once.  Two workers' derived clocks thus differ by at most their readings' half round
-trips, the same order as the jitter between a reply and the request it admits.
+Redis's time from that offset until the next reading (every ``refresh`` seconds).
+
+``TIME`` is answered somewhere between sending and hearing back, but not in the middle: the
+request leaves at once, while a busy worker's event loop may take many milliseconds to get to
+the reply.  So a reading's offset is taken at its sending (Redis's time minus the local time
+just before the request: late by Redis's own delay in answering) and its uncertainty is the
+whole round trip.  The least uncertain reading is kept, its uncertainty growing with its age
+(the clocks drift apart, NTP slewing Redis's), unless a new reading contradicts it beyond both
+uncertainties (Redis's clock stepped, or another Redis answers): then the new one is taken at
+once.  Two workers' derived clocks thus differ by about Redis's delay in answering, not by
+their event loops' lag.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ class Reading:
     offset: float
     """Redis's clock minus the local one, milliseconds."""
     uncertainty: float
-    """Half the round trip of the reading, milliseconds."""
+    """The round trip of the reading, milliseconds (Redis's time is later than the offset
+    says by at most this)."""
     at: float
     """The local clock when it was read."""
 
@@ -76,7 +81,7 @@ class RedisClock:
         before = self._local()
         seconds, micros = await self._read_time()
         after = self._local()
-        found = Reading(seconds * 1000 + micros / 1000 - (before + after) / 2, (after - before) / 2, after)
+        found = Reading(seconds * 1000 + micros / 1000 - before, after - before, after)
         kept = self.reading
         if kept is None or found.uncertainty <= kept.aged(after):
             self.reading = found

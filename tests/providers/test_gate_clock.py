@@ -19,8 +19,8 @@ HOURS = 3 * 3_600_000
 
 
 class FakeRedisTime:
-    """A local clock and a Redis ``TIME`` ``offset`` ms ahead of it, answered in the middle of
-    a round trip of ``rtt`` ms (which moves the local clock)."""
+    """A local clock and a Redis ``TIME`` ``offset`` ms ahead of it, answered at once and heard
+    ``rtt`` ms later (a busy event loop; the wait moves the local clock)."""
 
     def __init__(self, offset: float, rtt: float = 2.0) -> None:
         self.local, self.offset, self.rtt, self.reads = 1_000_000.0, offset, rtt, 0
@@ -30,9 +30,8 @@ class FakeRedisTime:
 
     async def read(self) -> tuple[int, int]:
         self.reads += 1
-        self.local += self.rtt / 2
         redis_us = round((self.local + self.offset) * 1000)
-        self.local += self.rtt / 2
+        self.local += self.rtt
         return redis_us // 1_000_000, redis_us % 1_000_000
 
 
@@ -41,7 +40,7 @@ def fake_clock(fake: FakeRedisTime, refresh: float = 5.0) -> RedisClock:
 
 
 async def test_redis_time_is_read_once_per_refresh_and_carried_between() -> None:
-    fake = FakeRedisTime(offset=HOURS)
+    fake = FakeRedisTime(offset=HOURS, rtt=50)  # a reply heard late does not set the clock back
     clock = fake_clock(fake)
     assert await clock.now_ms() == fake.local + HOURS
     fake.local += 4_000
@@ -64,9 +63,9 @@ async def test_a_slower_reading_does_not_replace_a_more_certain_one() -> None:
     clock = fake_clock(fake, refresh=1)
     await clock.now_ms()
     fake.rtt, fake.local = 80, fake.local + 1_000
-    fake.offset = 30  # within the slow reading's own uncertainty (40 ms): noise, not a jump
+    fake.offset = 60  # within the slow reading's own uncertainty (80 ms): noise, not a jump
     await clock.now_ms()
-    assert clock.reading is not None and clock.reading.uncertainty == 1
+    assert clock.reading is not None and clock.reading.uncertainty == 2
     assert await clock.now_ms() == fake.local
 
 
