@@ -35,7 +35,7 @@ from providers.clock import RedisClock
 from providers.deployment import Deployment
 from providers.errors import DeferredError, RateLimitedError, RerankError
 from providers.events import NO_OBSERVER, Observer
-from providers.gate_scripts import ACQUIRE_LUA, COOLING_LUA, OPEN_LUA, RELEASE_LUA
+from providers.gate_scripts import ACQUIRE_LUA, OPEN_LUA, RELEASE_LUA
 from providers.render import document_text
 from providers.types import RerankRequest
 
@@ -127,10 +127,12 @@ class GatePolicy:
     """A deployment with no limits: how long one read of its cool-down serves this worker's
     lines (a cool-down another worker sets is honoured here this much later at most; one this
     worker's own attempt causes, at once)."""
-    recheck_after: float = 0.01
+    recheck_after: float = 0.025
     """A reserved slot waited for longer than this is checked for a cool-down that started
-    meanwhile; a shorter wait is within the jitter between workers' readings of Redis's clock
-    (:mod:`providers.clock`), and a 429 in it costs at most this line's own attempt."""
+    meanwhile (one ``GET``).  Shorter waits are mostly the workers' own jitter: each passes the
+    limiter the time on its carried clock (:mod:`providers.clock`), and the script runs a few
+    milliseconds later, more on a loaded machine; a 429 in such a wait costs this line's own
+    attempt at most."""
     clock_refresh: float = 5.0
     """How often Redis's ``TIME`` is read again to carry its clock here (:mod:`providers.clock`)."""
 
@@ -161,7 +163,6 @@ class RedisGate:
         self.clock = clock or RedisClock(lambda: redis.time(), refresh=self.policy.clock_refresh)
         """Redis's clock, as this worker carries it."""
         self._acquire = redis.register_script(ACQUIRE_LUA)
-        self._cooling = redis.register_script(COOLING_LUA)
         self._turn = itertools.count()
         self._release = redis.register_script(RELEASE_LUA)
         self._open = redis.register_script(OPEN_LUA)
@@ -237,8 +238,8 @@ class RedisGate:
             await self.sleep(wait)
             if wait <= self.policy.recheck_after:
                 return False
-            prefix = self.key_prefix(lease.deployment.label)
-            return bool(int(await self._cooling(keys=[prefix], args=[await self._now()])))
+            cooling_until = await self.redis.get(self.key_prefix(lease.deployment.label) + ":cool")
+            return cooling_until is not None and float(cooling_until) > await self._now()
         except BaseException:
             await self.release(lease, RerankError("the attempt did not start"))
             raise

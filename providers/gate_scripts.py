@@ -4,7 +4,7 @@ unlimited deployments' cool-down read, and release.  What they decide is describ
 
 from __future__ import annotations
 
-__all__ = ["ACQUIRE_LUA", "COOLING_LUA", "NOW_MS", "OPEN_LUA", "RELEASE_LUA"]
+__all__ = ["ACQUIRE_LUA", "NOW_MS", "OPEN_LUA", "RELEASE_LUA"]
 
 NOW_MS = """
 local function now_ms(given)
@@ -75,14 +75,6 @@ if tonumber(ARGV[best + 5]) > 0 then
 end
 -- the third answer: whether a failure streak runs there (only then must a success be reported)
 return {(best - 6) / 8, math.ceil(math.max(best_wait, 0)), best_streak}
-"""
-)
-
-COOLING_LUA = (
-    NOW_MS
-    + """
-local now = now_ms(ARGV[1])
-return math.max(tonumber(redis.call('GET', KEYS[1] .. ':cool') or now) - now, 0)
 """
 )
 
