@@ -2,8 +2,9 @@
 
 The limiter must run on one clock for every worker, and the workers' own clocks may be far
 off.  Reading Redis's ``TIME`` inside each acquire costs a command per line; instead a worker
-reads ``TIME`` once, remembers the offset of its own monotonic clock from it, and derives
-Redis's time from that offset until the next reading (every ``refresh`` seconds).
+reads ``TIME`` (a few times in a row, the quickest answer kept), remembers the offset of its
+own monotonic clock from it, and derives Redis's time from that offset until the next reading
+(every ``refresh`` seconds).
 
 ``TIME`` is answered somewhere between sending and hearing back, but not in the middle: the
 request leaves at once, while a busy worker's event loop may take many milliseconds to get to
@@ -23,10 +24,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-__all__ = ["DRIFT", "Reading", "RedisClock", "monotonic_ms"]
+__all__ = ["DRIFT", "SAMPLES", "Reading", "RedisClock", "monotonic_ms"]
 
-DRIFT = 0.001
-"""How fast a kept reading grows uncertain: 1 ms a second (NTP slews a clock by at most 0.5)."""
+DRIFT = 0.0005
+"""How fast a kept reading grows uncertain: 0.5 ms a second (NTP slews a clock by at most that)."""
+SAMPLES = 3
+"""``TIME`` calls in a row per reading; the one with the shortest round trip is kept (on a
+loaded machine a round trip now and then takes tens of milliseconds)."""
 
 
 def monotonic_ms() -> float:
@@ -74,14 +78,18 @@ class RedisClock:
         assert self.reading is not None
         return round(self._local() + self.reading.offset)
 
+    async def _sample(self) -> Reading:
+        before = self._local()
+        seconds, micros = await self._read_time()
+        after = self._local()
+        return Reading(seconds * 1000 + micros / 1000 - before, after - before, after)
+
     def _read_done(self, _: asyncio.Future[None]) -> None:
         self._reading = None
 
     async def _read(self) -> None:
-        before = self._local()
-        seconds, micros = await self._read_time()
-        after = self._local()
-        found = Reading(seconds * 1000 + micros / 1000 - before, after - before, after)
+        found = min([await self._sample() for _ in range(SAMPLES)], key=lambda r: r.uncertainty)
+        after = found.at
         kept = self.reading
         if kept is None or found.uncertainty <= kept.aged(after):
             self.reading = found

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from jobs import keys
-from providers.clock import RedisClock, monotonic_ms
+from providers.clock import SAMPLES, RedisClock, monotonic_ms
 from providers.gate import GatePolicy, RedisGate
 from tests.fake_clock import Clock
 from tests.providers.test_gate import deployment, gate, gate_commands
@@ -45,17 +45,17 @@ async def test_redis_time_is_read_once_per_refresh_and_carried_between() -> None
     assert await clock.now_ms() == fake.local + HOURS
     fake.local += 4_000
     assert await clock.now_ms() == fake.local + HOURS
-    assert fake.reads == 1
+    assert fake.reads == SAMPLES
     fake.local += 1_000
     await clock.now_ms()
-    assert fake.reads == 2
+    assert fake.reads == 2 * SAMPLES
 
 
 async def test_lines_arriving_together_share_one_reading() -> None:
     fake = FakeRedisTime(offset=-HOURS)
     clock = fake_clock(fake)
     await asyncio.gather(*(clock.now_ms() for _ in range(20)))
-    assert fake.reads == 1
+    assert fake.reads == SAMPLES
 
 
 async def test_a_slower_reading_does_not_replace_a_more_certain_one() -> None:
@@ -75,6 +75,19 @@ async def test_a_reading_that_contradicts_the_kept_one_is_taken_at_once() -> Non
     await clock.now_ms()
     fake.rtt, fake.local, fake.offset = 20, fake.local + 1_000, 60_000  # Redis's clock stepped
     assert await clock.now_ms() == fake.local + 60_000
+
+
+async def test_the_quickest_of_a_readings_round_trips_is_kept() -> None:
+    fake = FakeRedisTime(offset=0, rtt=40)
+    rtts = iter([40, 2, 30])
+
+    async def varying() -> tuple[int, int]:
+        fake.rtt = next(rtts)
+        return await fake.read()
+
+    clock = RedisClock(varying, local=fake)
+    await clock.now_ms()
+    assert clock.reading is not None and clock.reading.uncertainty == 2
 
 
 async def test_a_failed_reading_raises_and_is_tried_again() -> None:
