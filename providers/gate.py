@@ -213,7 +213,9 @@ class RedisGate:
             wait = int(wait_ms) / 1000
             if int(chosen) >= 0:
                 # the slot is reserved at its time on the limiter's clock: wait for it and go,
-                # without asking again (no herd of waiters polling, no extra jitter)
+                # without asking again (no herd of waiters polling, no extra jitter); its time
+                # is counted from the time passed, so the round trip is not waited on top
+                wait = (args[0] + int(wait_ms) - await self._now()) / 1000
                 lease.deployment = deployments[int(chosen)]
                 lease.settle = bool(int(streak))
                 lease.held = bool(lease.deployment.limits.max_concurrency)

@@ -153,3 +153,20 @@ async def test_only_a_wait_beyond_the_clock_jitter_is_checked_for_a_cool_down(
     await g.acquire([a], 1, 1)
     calls = await command_calls(redis)
     assert (calls["evalsha"], calls.get("get", 0)) == (2, checks)
+
+
+class SlowTrips(Clock):
+    """A fake clock that moves 30 ms between each reading (each Redis round trip, say)."""
+
+    def __call__(self) -> int:
+        self.ms += 30
+        return self.ms - 30
+
+
+async def test_a_reserved_slot_is_waited_for_from_the_time_passed_not_from_the_reply(redis: Redis) -> None:
+    clock = SlowTrips()
+    g = gate(redis, clock, burst_requests=0)
+    a = deployment("a", rpm=600)  # one per 100 ms: the second line's slot is 40 ms after it asks
+    await g.acquire([a], 1, 1)
+    await g.acquire([a], 1, 1)
+    assert clock.sleeps == [0.01]  # 40 ms less the 30 ms the answer took
