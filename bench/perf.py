@@ -43,7 +43,7 @@ from bench.ratelimit_bench import ROOT, Children
 from jobs.embedded import EmbeddedRedis
 from jobs.settings import RunnerSettings
 
-__all__ = ["Row", "main", "one_round", "rows", "scale_out_rows"]
+__all__ = ["BREAKDOWN", "Row", "breakdown", "main", "one_round", "rows", "scale_out_rows"]
 
 Figures = dict[str, float]
 CORES = os.cpu_count() or 1
@@ -57,6 +57,8 @@ def _throughput(figures: Figures, name: str, run: Throughput, workers: int = 1) 
     if run.commands_per_line is not None:
         figures[f"{name}.cmd"] = run.commands_per_line
         figures[f"{name}.scripts"] = run.scripts_per_line or 0.0
+        for command, per_line in run.by_command.items():
+            figures[f"{name}.cmd:{command}"] = per_line
     for part, cpu in run.shared_cpu_ms_per_line.items():
         figures[f"{name}.{part}"] = cpu
     if shared := run.shared_cpu_ms_per_line:
@@ -192,6 +194,36 @@ def table(rounds: list[Figures], max_jobs: int) -> list[str]:
     return out
 
 
+BREAKDOWN = (("no limits, 1 w", "rr1_50"), ("no limits, 2 w", "rr2_50"), ("limit, 2 w", "rrlim_50"))
+
+
+def breakdown(rounds: list[Figures], top: int = 14) -> list[str]:
+    """Where the Redis commands go: calls per line of each command (medians of the rounds),
+    for the three commands-per-line rows, the busiest commands first."""
+    names = {k.split(":", 1)[1] for f in rounds for k in f if ":" in k}
+    if not names:
+        return []
+
+    def median(key: str) -> float:
+        return statistics.median(f.get(key, 0.0) for f in rounds)
+
+    cells = {(run, name): median(f"{run}.cmd:{name}") for _, run in BREAKDOWN for name in names}
+    order = sorted(names, key=lambda n: -max(cells[(run, n)] for _, run in BREAKDOWN))
+    head = " | ".join(label for label, _ in BREAKDOWN)
+    out = [f"| Redis calls per line (50 ms) | {head} |", "|---|---:|---:|---:|"]
+    rest = [0.0 for _ in BREAKDOWN]
+    for n, name in enumerate(order):
+        values = [cells[(run, name)] for _, run in BREAKDOWN]
+        if n < top:
+            out.append(f"| {name.upper()} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+        else:
+            rest = [r + v for r, v in zip(rest, values, strict=True)]
+    if len(order) > top:
+        out.append("| (the others) | " + " | ".join(f"{v:.2f}" for v in rest) + " |")
+    out.append("| total | " + " | ".join(f"{median(f'{run}.cmd'):.2f}" for _, run in BREAKDOWN) + " |")
+    return out
+
+
 def _picker(key: str) -> Callable[[Figures], float]:
     return lambda figures: figures[key]
 
@@ -254,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(args.rounds):
             print(f"round {n + 1} of {args.rounds}", flush=True)
             rounds.append(one_round(args, bench, python))
-            print("\n".join(table(rounds[-1:], max_jobs)), flush=True)
+            print("\n".join([*table(rounds[-1:], max_jobs), "", *breakdown(rounds[-1:])]), flush=True)
         if args.profile:
             profile(bench, args.profile.resolve(), env, args.profile_latency)
     except (ratelimit_bench.BenchError, enqueue_bench.BenchError) as exc:
@@ -269,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     if args.rounds > 1:
         print(f"\nmedians of {args.rounds} rounds")
-        print("\n".join(table(rounds, max_jobs)))
+        print("\n".join([*table(rounds, max_jobs), "", *breakdown(rounds)]))
     print(f"\n{args.lines} lines per worker run, worker env {env or 'defaults'}; "
           f"{time.monotonic() - started:.0f}s")  # fmt: skip
     return 0

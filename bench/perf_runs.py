@@ -72,6 +72,8 @@ class Throughput:
     cpu_ms_per_line: float
     commands_per_line: float | None = None
     scripts_per_line: float | None = None
+    by_command: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Calls per line of each command Redis ran (``INFO commandstats``; inside scripts too)."""
     shared_cpu_ms_per_line: dict[str, float] = dataclasses.field(default_factory=dict)
     """CPU per line of the processes the workers share (``mock``, ``redis``), same window."""
     worker_lines: tuple[int, ...] = ()
@@ -130,23 +132,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def commands(client: sync_redis.Redis) -> tuple[int, int]:
-    """(every command Redis ran except INFO, Lua script runs) since the last CONFIG RESETSTAT."""
+def commands(client: sync_redis.Redis) -> dict[str, int]:
+    """Calls of every command Redis ran since the last CONFIG RESETSTAT, by lower-case name
+    (``INFO`` and the reset itself left out); script runs are ``evalsha`` and ``eval``."""
     stats = cast(dict[str, dict[str, int]], client.info("commandstats"))
-    total = sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config|resetstat"))
-    scripts = sum(stats.get(f"cmdstat_{n}", {}).get("calls", 0) for n in ("evalsha", "eval"))
-    return total, scripts
+    named = {key.removeprefix("cmdstat_"): v["calls"] for key, v in stats.items()}
+    return {name: calls for name, calls in named.items() if name not in ("info", "config|resetstat")}
 
 
 def _measure(
     bench: Bench,
     done: Callable[[sync_redis.Redis], int],
+    poll: str,
     workers: list[Child],
     timeout: float,
     shared: dict[str, int] | None = None,
 ) -> Throughput:
-    """Poll ``done`` (one command per poll) until every line is answered; the window figures.
-    ``shared`` names other processes (by pid) whose CPU per line is measured over the same window."""
+    """Poll ``done`` (one ``poll`` command per poll) until every line is answered; the window
+    figures, and the commands per line without the polls.  ``shared`` names other processes
+    (by pid) whose CPU per line is measured over the same window."""
     client = sync_redis.Redis.from_url(bench.url)
     pids = {"workers": [w.process.pid for w in workers], **{k: [v] for k, v in (shared or {}).items()}}
     marks: list[tuple[int, float, dict[str, float]]] = []
@@ -164,20 +168,22 @@ def _measure(
             if time.monotonic() > deadline:
                 raise BenchError(f"{count} of {bench.lines} lines answered after {timeout:g}s")
             time.sleep(POLL_SECONDS)
-        total, scripts = commands(client)
+        calls = commands(client)
     finally:
         client.close()
     if len(marks) < 2:
         raise BenchError("the run was too short to measure; use more --lines")
     (n0, t0, c0), (n1, t1, c1) = marks
-    own = polls + 1
-    per_line = 1 / bench.lines
+    calls[poll] -= polls + 1
+    by_command = {name: n / bench.lines for name, n in calls.items() if n > 0}
+    scripts = by_command.get("evalsha", 0.0) + by_command.get("eval", 0.0)
     cpu_ms = {name: 1000 * (c1[name] - c0[name]) / (n1 - n0) for name in pids}
     return Throughput(
         (n1 - n0) / (t1 - t0),
         cpu_ms.pop("workers"),
-        (total - own) * per_line,
-        scripts * per_line,
+        sum(by_command.values()),
+        scripts,
+        by_command,
         shared_cpu_ms_per_line=cpu_ms,
     )
 
@@ -239,7 +245,7 @@ def rr_run(
     if bench.redis_pid is not None:
         shared["redis"] = bench.redis_pid
     try:
-        measured = _measure(bench, done, started, timeout=60 + bench.lines / 20, shared=shared)
+        measured = _measure(bench, done, "hmget", started, timeout=60 + bench.lines / 20, shared=shared)
     finally:
         _stop(bench, started, wrapped=bool(wrap))
     counts = [completed(worker) for worker in started]
@@ -275,7 +281,7 @@ def plain_run(bench: Bench, latency_ms: int, workers: int, max_jobs: int) -> Thr
         return bench.lines - cast(int, client.zcard(plain_arq.QUEUE))
 
     try:
-        return _measure(bench, done, started, timeout=60 + bench.lines / 20)
+        return _measure(bench, done, "zcard", started, timeout=60 + bench.lines / 20)
     finally:
         _stop(bench, started)
 

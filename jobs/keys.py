@@ -42,6 +42,7 @@ __all__ = [
     "result",
     "score_cache",
     "worker",
+    "worker_claim",
     "worker_leases",
 ]
 
@@ -201,3 +202,9 @@ def worker_leases(worker_id: str) -> str:
     """Set of the job ids a worker is running, rewritten with every heartbeat.  When the heartbeat
     is gone the reaper hands these jobs back to the queue and deletes the set."""
     return f"{WORKER_PREFIX}{worker_id}:leases"
+
+
+def worker_claim(worker_id: str) -> str:
+    """The number of a worker's last claim call (a string that expires): a call retried after it
+    ran finds its own number there (:data:`jobs.liveness.TAKE_LUA`)."""
+    return f"{WORKER_PREFIX}{worker_id}:claim"

@@ -13,6 +13,7 @@ queued again within ``RR_WORKER_TTL_SECONDS + RR_HEARTBEAT_SECONDS``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import time
@@ -45,33 +46,42 @@ FORGET_AFTER_MS = 3_600_000
 """A worker's registry entry is dropped this long after its last heartbeat."""
 
 TAKE_LUA = """
-local queue, leases = KEYS[1], KEYS[2]
+local queue, leases, claim = KEYS[1], KEYS[2], KEYS[3]
 local worker_id, ttl, now, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local progress_prefix, job_prefix, retry_prefix, retry_ttl = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+-- only a call retried after it ran can find jobs already held by this worker (the caller never
+-- asks for a job it runs), so only then is a job's holder read
+local retried = redis.call('SET', claim, ARGV[9], 'GET', 'PX', keep) == ARGV[9]
 local replies, taken = {}, {}
-for i = 9, #ARGV do
+for i = 10, #ARGV do
   local job = ARGV[i]
   local in_progress = progress_prefix .. job
   local fresh = redis.call('SET', in_progress, worker_id, 'NX', 'PX', ttl)
-  local again = not fresh and redis.call('GET', in_progress) == worker_id
+  local again = not fresh and retried and redis.call('GET', in_progress) == worker_id
   local reply = {-2}
   if fresh or again then
     reply = {-1}
-    local queued = redis.call('ZSCORE', queue, job)
-    if queued and tonumber(queued) <= now then
-      local retry = retry_prefix .. job
-      local value = redis.call('GET', job_prefix .. job)
-      local try = 1
-      if again then
+    local retry = retry_prefix .. job
+    local value = redis.call('GET', job_prefix .. job)
+    local try, score = 1, -3
+    -- a job never tried is queued as the poll found it, due: only a try moves a job's score or
+    -- takes it off the queue (a finish deletes its value and retry counter with it), so the
+    -- score of a first try is not read
+    if not (fresh and value and redis.call('SET', retry, 1, 'NX', 'EX', retry_ttl)) then
+      local queued = redis.call('ZSCORE', queue, job)
+      score = queued and tonumber(queued) <= now and tonumber(queued)
+      if score and again then
         -- a call retried after it ran: this worker already counted this try
         redis.call('PEXPIRE', in_progress, ttl)
         try = tonumber(redis.call('GET', retry) or '1')
-      elseif value and not redis.call('SET', retry, 1, 'NX', 'EX', retry_ttl) then
+      elseif score and value then
         try = redis.call('INCR', retry)
         redis.call('EXPIRE', retry, retry_ttl)
       end
+    end
+    if score then
       taken[#taken + 1] = job
-      reply = {tonumber(queued), value or false, try}
+      reply = {score, value or false, try}
     elseif fresh then
       redis.call('DEL', in_progress)
     end
@@ -88,9 +98,16 @@ return replies
 holding the worker's id), reads its value and counts its try (arq's retry key, as arq's
 ``run_job`` start pipeline does; a first try costs one ``SET NX`` instead of ``INCR`` +
 ``EXPIRE``; no ``SET NX GET``, which needs Redis 7), and leases it.  Answers
-``{score, value, try}`` per job, ``{-1}`` when not taken (not due, not queued), ``{-2}`` when
-another worker runs it.  The in-progress key is set first (undone when the job is not due):
-a job free to take costs two commands before its value is read, one another worker runs two."""
+``{score, value, try}`` per job (score ``-3``: a first try, whose score was not read),
+``{-1}`` when not taken (not due, not queued), ``{-2}`` when another worker runs it.  The
+in-progress key is set first (undone when the job is not taken): a first try costs three
+commands (``SET NX`` in progress, ``GET`` value, ``SET NX`` retry), a later one five (plus
+``ZSCORE``, ``INCR`` + ``EXPIRE`` instead of the ``SET NX``), one another worker runs one
+(with several workers each poll meets the others' running jobs at the head of the queue).
+Each call carries its number (one ``SET GET`` a call, Redis 6.2+): a job held by this worker
+is told apart from one held by another (a ``GET`` of its holder) only in a call retried after
+it ran, so claims must not overlap (the poll loop makes them one at a time)."""
+
 
 BEAT_LUA = """
 local registry, heartbeat, leases = KEYS[1], KEYS[2], KEYS[3]
@@ -143,11 +160,22 @@ return handed
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A job this worker took: its queue score, its value (None: expired, gone) and its try."""
+    """A job this worker took: its queue score (None: a first try, due, whose score was not
+    read), its value (None: expired, gone) and its try."""
 
-    score: int
+    score: int | None
     value: bytes | None
     job_try: int
+
+
+BUSY, FIRST_TRY = -2, -3
+
+
+def _claim(reply: list[Any]) -> Claim | None:
+    score = int(reply[0])
+    if score < 0 and score != FIRST_TRY:
+        return None
+    return Claim(None if score == FIRST_TRY else score, reply[1], int(reply[2]))
 
 
 def new_worker_id() -> str:
@@ -167,19 +195,20 @@ class Liveness:
             {"host": socket.gethostname(), "pid": os.getpid(), **facts, "started_at": round(time.time(), 3)}
         )
         self._take = redis.register_script(TAKE_LUA)
+        self._calls = itertools.count(1)
         self._beat = redis.register_script(BEAT_LUA)
         self._reap = redis.register_script(REAP_LUA)
 
-    async def take(self, job: str, in_progress_ms: int, now_ms: int) -> int | None:
+    async def take(self, job: str, in_progress_ms: int, now_ms: int) -> bool:
         """Mark ``job`` in progress (arq's key, holding this worker's id) and lease it, in one
-        step, if it is due and nobody else runs it: its queue score, else None.  Taking a job
-        this worker already holds answers its score again (a command retried after it ran)."""
+        step, if it is due and nobody else runs it: whether it was taken.  A call retried after
+        it ran takes again what it took (a command retried after it ran)."""
         return (await self.take_many([job], in_progress_ms, now_ms))[0]
 
-    async def take_many(self, jobs: Sequence[str], in_progress_ms: int, now_ms: int) -> list[int | None]:
+    async def take_many(self, jobs: Sequence[str], in_progress_ms: int, now_ms: int) -> list[bool]:
         """:meth:`take` for several jobs in one round trip (each taken or not on its own)."""
         claims, _ = await self.claim(jobs, in_progress_ms, now_ms)
-        return [claim.score if claim else None for claim in claims]
+        return [claim is not None for claim in claims]
 
     async def claim(
         self, jobs: Sequence[str], in_progress_ms: int, now_ms: int
@@ -188,7 +217,7 @@ class Liveness:
         arq's ``run_job`` reads in its own round trip before it runs a job), and which of the
         jobs not taken another worker runs."""
         replies = await self._take(
-            keys=[keys.QUEUE, keys.worker_leases(self.worker_id)],
+            keys=[keys.QUEUE, keys.worker_leases(self.worker_id), keys.worker_claim(self.worker_id)],
             args=[
                 self.worker_id,
                 in_progress_ms,
@@ -198,11 +227,12 @@ class Liveness:
                 keys.ARQ_JOB_PREFIX,
                 keys.ARQ_RETRY_PREFIX,
                 RETRY_KEY_SECONDS,
+                next(self._calls),
                 *jobs,
             ],
         )
-        claims = [Claim(int(r[0]), r[1], int(r[2])) if int(r[0]) >= 0 else None for r in replies]
-        return claims, {job for job, r in zip(jobs, replies, strict=True) if int(r[0]) == -2}
+        claims = [_claim(reply) for reply in replies]
+        return claims, {job for job, r in zip(jobs, replies, strict=True) if int(r[0]) == BUSY}
 
     async def beat(self, running: Iterable[str], released: Iterable[str] = ()) -> None:
         """Renew the heartbeat; lease ``running`` and drop the leases of ``released`` jobs."""
@@ -231,7 +261,8 @@ class Liveness:
     async def withdraw(self) -> None:
         """A clean stop: arq has already handed back what was running."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.worker(self.worker_id), keys.worker_leases(self.worker_id))
+            own = (keys.worker, keys.worker_leases, keys.worker_claim)
+            pipe.delete(*(key(self.worker_id) for key in own))
             pipe.zrem(keys.WORKERS, self.worker_id)
             await pipe.execute()
 

@@ -52,8 +52,8 @@ elseif cache_op == 'string' then
 elseif cache_op == 'touch' then
   redis.call('PEXPIRE', cache_key, cache_ttl)
 end
-local batch = redis.call(
-  'HMGET', batch_key, 'run', 'started_at', 'updated_at', 'total', 'succeeded', 'failed')
+local batch = redis.call('HMGET', batch_key, 'run', 'started_at', 'updated_at', 'total', 'succeeded',
+  'failed', 'cache_hits', 'cache_misses')
 if (batch[1] or '') ~= run then
   return -1
 end
@@ -74,36 +74,45 @@ redis.call('HSET', result_key, 'status', status, 'record', record, 'run', run)
 if ttl > 0 then
   redis.call('PEXPIRE', result_key, ttl)
 end
+-- the counters are written from what was read above, in one HSET (the script is atomic, so
+-- this counts exactly as HINCRBY would)
 local counts = {succeeded = tonumber(batch[5] or '0'), failed = tonumber(batch[6] or '0')}
+local fields = {}
 if previous ~= status then
   if previous then
-    redis.call('HINCRBY', batch_key, previous, -1)
     counts[previous] = counts[previous] - 1
+    fields = {previous, counts[previous]}
   end
-  redis.call('HINCRBY', batch_key, status, 1)
   counts[status] = counts[status] + 1
+  fields[#fields + 1] = status
+  fields[#fields + 1] = counts[status]
   if status == 'succeeded' and cache_hits > 0 then
-    redis.call('HINCRBY', batch_key, 'cache_hits', cache_hits)
+    fields[#fields + 1] = 'cache_hits'
+    fields[#fields + 1] = tonumber(batch[7] or '0') + cache_hits
   end
   if status == 'succeeded' and cache_misses > 0 then
-    redis.call('HINCRBY', batch_key, 'cache_misses', cache_misses)
+    fields[#fields + 1] = 'cache_misses'
+    fields[#fields + 1] = tonumber(batch[8] or '0') + cache_misses
   end
 end
 -- stamped (and the batch's expiry renewed) once a second, and by the line that ends the batch
 local done = counts.succeeded + counts.failed >= tonumber(batch[4] or '0')
-local stamp = {}
+local stamped = false
 if not batch[2] then
-  stamp = {'started_at', now}
+  fields[#fields + 1] = 'started_at'
+  fields[#fields + 1] = now
+  stamped = true
 end
 if done or not batch[3] or math.floor(tonumber(batch[3])) ~= math.floor(tonumber(now)) then
-  stamp[#stamp + 1] = 'updated_at'
-  stamp[#stamp + 1] = now
+  fields[#fields + 1] = 'updated_at'
+  fields[#fields + 1] = now
+  stamped = true
 end
-if #stamp > 0 then
-  redis.call('HSET', batch_key, unpack(stamp))
-  if ttl > 0 then
-    redis.call('PEXPIRE', batch_key, ttl)
-  end
+if #fields > 0 then
+  redis.call('HSET', batch_key, unpack(fields))
+end
+if stamped and ttl > 0 then
+  redis.call('PEXPIRE', batch_key, ttl)
 end
 if previous == status then
   return 0

@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -197,7 +198,8 @@ class ResilientWorker(LeanRunner):
         instead of a WATCH/MULTI of each in-progress key alone, that every slot free at that
         moment is filled by that one step (arq takes one job per round trip), that the step
         also reads each job's value and counts its try (:meth:`LeanRunner.run_claimed`), and
-        that slots still free after a full read are offered the next jobs of the queue
+        that the jobs of a read are taken from a random place among them, not the head, and that
+        slots still free after a full read are offered the next jobs of the queue
         (:data:`READ_AHEAD_PAGES`)."""
         offset = self._queue_read_offset
         for _ in range(READ_AHEAD_PAGES - 1):
@@ -212,10 +214,14 @@ class ResilientWorker(LeanRunner):
         await self._start_read(job_ids)
 
     async def _start_read(self, job_ids: list[bytes]) -> None:
-        """Offer the free slots the jobs of one read, in queue order."""
+        """Offer the free slots the jobs of one read, from a random place among them."""
         now = time.monotonic()
         self._busy = {job: until for job, until in self._busy.items() if until > now}
-        pending = [job for raw_id in reversed(job_ids) if (job := raw_id.decode()) not in self._busy]
+        # taken from a random place in what the poll read, wrapping round: workers that all start
+        # at the head of the queue mostly meet each other's running jobs there (a command each)
+        start = random.randrange(len(job_ids)) if job_ids else 0
+        ids = [*job_ids[start:], *job_ids[:start]]
+        pending = [job for raw_id in reversed(ids) if (job := raw_id.decode()) not in self._busy]
         while pending:
             slots = await self._free_slots(len(pending))
             if not slots:

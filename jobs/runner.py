@@ -9,7 +9,8 @@ finish when the job's own last write already did it (the record script: the job 
 ``arq.worker`` logger and the same counters (``jobs_complete``, ``jobs_failed``,
 ``jobs_retried``):
 
-* ``job_try``, ``job_id``, ``enqueue_time`` and ``score`` in the job's context; a try number
+* ``job_try``, ``job_id``, ``enqueue_time`` and ``score`` in the job's context (``score`` is
+  None on a first try: the claim does not read it; a ``Retry(defer)`` reads it then); a try number
   stored in the job (``_job_try``) above the counted one wins and is written back;
 * a missing or expired job value, a value that does not deserialise, an unknown function, and
   a try beyond ``max_tries``: the job fails before it runs (arq's ``finish_failed_job``);
@@ -75,13 +76,24 @@ class LeanRunner(Worker):
         }
         if self.on_job_start:
             await self.on_job_start(ctx)
-        finish, incr_score = await self._call(job_id, job, ctx, claim.score)
+        finish, defer_ms = await self._call(job_id, job, ctx, claim.score)
+        incr_score = await self._score_move(job_id, claim.score, defer_ms) if defer_ms else defer_ms
         if self.on_job_end:
             await self.on_job_end(ctx)
         if not ctx.get(FINISHED):
             await asyncio.shield(self.finish_job(job_id, finish, None, None, False, incr_score, None))
         if self.after_job_end:
             await self.after_job_end(ctx)
+
+    async def _score_move(self, job_id: str, score: int | None, defer_ms: int) -> int | None:
+        """How far arq moves a deferred job's score: the delay plus how late the job ran (a first
+        try's score is read now; the claim did not)."""
+        if score is None:
+            found = await self.pool.zscore(self.queue_name, job_id)
+            if found is None:  # no longer queued (its batch deleted): nothing to move
+                return None
+            score = int(found)
+        return defer_ms + (timestamp_ms() - score)
 
     async def _unpack(self, job_id: str, claim: Claim) -> _Job | None:
         """The job to run, or None when it failed before it could start."""
@@ -118,13 +130,15 @@ class LeanRunner(Worker):
         self.jobs_failed += 1
         await asyncio.shield(self.finish_failed_job(job_id, None))
 
-    async def _call(self, job_id: str, job: _Job, ctx: dict[str, Any], score: int) -> tuple[bool, int | None]:
-        """Run the job: (finish it, move its score by this much instead)."""
+    async def _call(
+        self, job_id: str, job: _Job, ctx: dict[str, Any], score: int | None
+    ) -> tuple[bool, int | None]:
+        """Run the job: (finish it, queue it again this many milliseconds from now instead)."""
         ref = f"{job_id}:{job.function.name}"
         start_ms = timestamp_ms()
         if log.isEnabledFor(logging.INFO):
             extra = f" try={job.job_try}" if job.job_try > 1 else ""
-            if start_ms - score > 1200:
+            if score is not None and start_ms - score > 1200:
                 extra += f" delayed={(start_ms - score) / 1000:0.2f}s"
             shown = args_to_string(job.args, job.kwargs)
             log.info(ARQ_JOB_START, (start_ms - job.enqueue_ms) / 1000, ref, shown, extra)
@@ -134,20 +148,20 @@ class LeanRunner(Worker):
         try:
             await asyncio.wait_for(task, timeout_s)
         except (Exception, asyncio.CancelledError) as exc:
-            return self._ended_by(exc, ref, start_ms, score)
+            return self._ended_by(exc, ref, start_ms)
         finally:
             del self.job_tasks[job_id]
         self.jobs_complete += 1
         log.info("%6.2fs ← %s ● ", (timestamp_ms() - start_ms) / 1000, ref)
         return True, None
 
-    def _ended_by(self, exc: BaseException, ref: str, start_ms: int, score: int) -> tuple[bool, int | None]:
+    def _ended_by(self, exc: BaseException, ref: str, start_ms: int) -> tuple[bool, int | None]:
         took = (timestamp_ms() - start_ms) / 1000
         if self.retry_jobs and isinstance(exc, Retry):
             delay = exc.defer_score
             log.info("%6.2fs ↻ %s retrying job in %0.2fs", took, ref, (delay or 0) / 1000)
             self.jobs_retried += 1
-            return False, delay + (timestamp_ms() - score) if delay else delay
+            return False, delay
         if self.retry_jobs and isinstance(exc, asyncio.CancelledError | RetryJob):
             log.info("%6.2fs ↻ %s cancelled, will be run again", took, ref)
             self.jobs_retried += 1

@@ -4,10 +4,12 @@ Each deployment has a GCRA limiter per dimension (requests per minute, estimated
 per minute) kept as a "theoretical arrival time" in Redis, a sorted set of leases for
 its concurrency cap, a cool-down key set when the provider says 429 (for its
 ``Retry-After``) or after a streak of failures, and a failure counter.  One Lua script
-looks at every deployment that can serve a line, using Redis's own clock, and admits
+looks at every deployment that can serve a line, on Redis's clock, and admits
 the line on the one whose next slot comes first, atomically.  A slot due within
 ``defer_after`` is reserved and the caller sleeps until it (waiting lines never poll);
-when none is, it answers how long to wait.  Clients' clocks never matter.
+when none is, it answers how long to wait.  Clients' clocks never matter: each worker
+carries Redis's clock between ``TIME`` readings (:class:`providers.clock.RedisClock`), so
+an acquire needs no ``TIME`` of its own.
 
 Token cost is estimated as characters / 4 over the query and every document, per
 request (see :func:`estimate_tokens`): providers count tokens with their own tokenizers,
@@ -29,10 +31,11 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from providers.clock import RedisClock
 from providers.deployment import Deployment
 from providers.errors import DeferredError, RateLimitedError, RerankError
 from providers.events import NO_OBSERVER, Observer
-from providers.gate_scripts import ACQUIRE_LUA, COOLING_LUA, OPEN_LUA, RELEASE_LUA
+from providers.gate_scripts import ACQUIRE_LUA, OPEN_LUA, RELEASE_LUA
 from providers.render import document_text
 from providers.types import RerankRequest
 
@@ -124,6 +127,14 @@ class GatePolicy:
     """A deployment with no limits: how long one read of its cool-down serves this worker's
     lines (a cool-down another worker sets is honoured here this much later at most; one this
     worker's own attempt causes, at once)."""
+    recheck_after: float = 0.025
+    """A reserved slot waited for longer than this is checked for a cool-down that started
+    meanwhile (one ``GET``).  Shorter waits are mostly the workers' own jitter: each passes the
+    limiter the time on its carried clock (:mod:`providers.clock`), and the script runs a few
+    milliseconds later, more on a loaded machine; a 429 in such a wait costs this line's own
+    attempt at most."""
+    clock_refresh: float = 5.0
+    """How often Redis's ``TIME`` is read again to carry its clock here (:mod:`providers.clock`)."""
 
 
 class RedisGate:
@@ -140,6 +151,7 @@ class RedisGate:
         sleep: Sleep = asyncio.sleep,
         now_ms: Callable[[], int] | None = None,
         observer: Observer = NO_OBSERVER,
+        clock: RedisClock | None = None,
     ) -> None:
         self.redis = redis
         self.observer = observer
@@ -148,8 +160,9 @@ class RedisGate:
         self.sleep = sleep
         self.now_ms = now_ms
         """A fake clock for tests; by default Redis's own clock is used."""
+        self.clock = clock or RedisClock(lambda: redis.time(), refresh=self.policy.clock_refresh)
+        """Redis's clock, as this worker carries it."""
         self._acquire = redis.register_script(ACQUIRE_LUA)
-        self._cooling = redis.register_script(COOLING_LUA)
         self._turn = itertools.count()
         self._release = redis.register_script(RELEASE_LUA)
         self._open = redis.register_script(OPEN_LUA)
@@ -195,30 +208,18 @@ class RedisGate:
         for deployment in deployments:
             args += self._args(deployment, requests, tokens)
         while True:
-            if self.now_ms is not None:
-                args[0] = self.now_ms()
+            args[0] = await self._now()
             chosen, wait_ms, streak = await self._acquire(keys=[], args=args)
             wait = int(wait_ms) / 1000
             if int(chosen) >= 0:
                 # the slot is reserved at its time on the limiter's clock: wait for it and go,
-                # without asking again (no herd of waiters polling, no extra jitter)
+                # without asking again (no herd of waiters polling, no extra jitter); its time
+                # is counted from the time passed, so the round trip is not waited on top
+                wait = (args[0] + int(wait_ms) - await self._now()) / 1000
                 lease.deployment = deployments[int(chosen)]
                 lease.settle = bool(int(streak))
                 lease.held = bool(lease.deployment.limits.max_concurrency)
-                if wait <= 0:
-                    return lease
-                self.observer.gate_wait(lease.deployment.label, wait)
-                try:
-                    await self.sleep(wait)
-                    # a 429 while this line slept cools the deployment for every worker:
-                    # give the reserved slot up and queue again behind the cool-down
-                    prefix = self.key_prefix(lease.deployment.label)
-                    now = self.now_ms() if self.now_ms is not None else ""
-                    cooling = int(await self._cooling(keys=[prefix], args=[now]))
-                except BaseException:
-                    await self.release(lease, RerankError("the attempt did not start"))
-                    raise
-                if not cooling:
+                if wait <= 0 or not await self._cooled_while_waiting(lease, wait):
                     return lease
                 await self.release(lease, RerankError("the deployment started cooling down"))
                 lease = Lease(deployments[0])
@@ -229,6 +230,25 @@ class RedisGate:
                 self.observer.deferred(names, wait)
                 raise DeferredError(f"{names}: no capacity for {wait:.1f}s", delay=wait)
             await self.sleep(wait)
+
+    async def _cooled_while_waiting(self, lease: Lease, wait: float) -> bool:
+        """Sleep until the reserved slot; whether a cool-down started meanwhile (a 429 while this
+        line slept cools the deployment for every worker: the slot is then given up).  A wait
+        within the workers' clock jitter (``recheck_after``) is not checked again."""
+        self.observer.gate_wait(lease.deployment.label, wait)
+        try:
+            await self.sleep(wait)
+            if wait <= self.policy.recheck_after:
+                return False
+            cooling_until = await self.redis.get(self.key_prefix(lease.deployment.label) + ":cool")
+            return cooling_until is not None and float(cooling_until) > await self._now()
+        except BaseException:
+            await self.release(lease, RerankError("the attempt did not start"))
+            raise
+
+    async def _now(self) -> int:
+        """Milliseconds on the limiter's clock (Redis's), for the scripts."""
+        return self.now_ms() if self.now_ms is not None else await self.clock.now_ms()
 
     def _clock_ms(self) -> float:
         return self.now_ms() if self.now_ms is not None else time.monotonic() * 1000
@@ -270,8 +290,7 @@ class RedisGate:
         return [states[d.label] for d in deployments]
 
     async def _read_open(self, deployments: Sequence[Deployment], now: float) -> dict[str, OpenState]:
-        args: list[Any] = [self.now_ms() if self.now_ms is not None else ""]
-        args += [self.key_prefix(d.label) for d in deployments]
+        args: list[Any] = [await self._now(), *(self.key_prefix(d.label) for d in deployments)]
         changes = self._open_changes
         found = [int(v) for v in await self._open(keys=[], args=args)]
         states = {

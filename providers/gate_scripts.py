@@ -4,7 +4,7 @@ unlimited deployments' cool-down read, and release.  What they decide is describ
 
 from __future__ import annotations
 
-__all__ = ["ACQUIRE_LUA", "COOLING_LUA", "NOW_MS", "OPEN_LUA", "RELEASE_LUA"]
+__all__ = ["ACQUIRE_LUA", "NOW_MS", "OPEN_LUA", "RELEASE_LUA"]
 
 NOW_MS = """
 local function now_ms(given)
@@ -13,7 +13,8 @@ local function now_ms(given)
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 """
-"""Milliseconds on Redis's clock, or the clock a test gives (every script starts with it)."""
+"""Milliseconds on the clock the caller gives (Redis's, as the worker carries it:
+:mod:`providers.clock`; or a test's), else Redis's ``TIME`` (every script starts with it)."""
 
 ACQUIRE_LUA = (
     NOW_MS
@@ -74,14 +75,6 @@ if tonumber(ARGV[best + 5]) > 0 then
 end
 -- the third answer: whether a failure streak runs there (only then must a success be reported)
 return {(best - 6) / 8, math.ceil(math.max(best_wait, 0)), best_streak}
-"""
-)
-
-COOLING_LUA = (
-    NOW_MS
-    + """
-local now = now_ms(ARGV[1])
-return math.max(tonumber(redis.call('GET', KEYS[1] .. ':cool') or now) - now, 0)
 """
 )
 

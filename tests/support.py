@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from jobs.identity import RunIdentity
 from jobs.payload import LinePayload
@@ -136,3 +137,10 @@ def refused(
     path.write_text(content)
     with pytest.raises(error, match=message):
         read(path)
+
+
+async def command_calls(redis: Redis) -> dict[str, int]:
+    """Calls per command since the last ``CONFIG RESETSTAT`` (``INFO``, ``CONFIG`` left out)."""
+    stats = await redis.info("commandstats")
+    named = {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
+    return {k: calls for k, calls in named.items() if k.split("|")[0] not in ("info", "config")}

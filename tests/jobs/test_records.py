@@ -16,7 +16,7 @@ from jobs.payload import LinePayload
 from jobs.queue import register_batch
 from jobs.records import FAILED, SUCCEEDED, RecordWriter, Written
 from jobs.work import WorkerState, rerank_line
-from tests.support import RUN, unit_line
+from tests.support import RUN, command_calls, unit_line
 
 LINE = unit_line()
 
@@ -159,3 +159,25 @@ async def test_the_line_that_ends_the_batch_stamps_its_end(redis: ArqRedis) -> N
     last = await batch_status(redis, "b")
     assert last.finished and first.updated_at is not None and last.updated_at is not None
     assert last.updated_at > first.updated_at and last.started_at == first.started_at
+
+
+async def test_counters_stay_exact_over_many_concurrent_writes_in_one_hset_each(redis: ArqRedis) -> None:
+    await register_batch(redis, "b", RUN, "src", 0)
+    writer = RecordWriter(redis, ttl_ms=60_000)
+    await writer.write("b", "b:0", FAILED, {"id": "0", "error": {}}, LINE)
+
+    def hits(n: int) -> dict[str, object]:
+        return {"id": str(n), "cache": {"hits": n % 3, "misses": 2}}
+
+    await redis.config_resetstat()
+    written = await asyncio.gather(
+        *(writer.write("b", f"b:{n}", SUCCEEDED, hits(n), LINE) for n in range(60)),  # b:0 was a failure
+        *(writer.write("b", f"b:{n}", SUCCEEDED, hits(n), LINE) for n in range(50, 60)),  # run twice
+    )
+    assert written.count(True) == 60
+    status = await batch_status(redis, "b")
+    assert (status.succeeded, status.failed) == (60, 0)
+    assert (status.cache_hits, status.cache_misses) == (sum(n % 3 for n in range(60)), 120)
+    calls = await command_calls(redis)
+    assert "hincrby" not in calls
+    assert calls["hset"] <= 2 * 60 + 1  # the record's and the counters' (b:0: one more)

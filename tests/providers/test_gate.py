@@ -31,6 +31,7 @@ from providers.gate import GatePolicy, Lease, RedisGate, estimate_tokens
 from providers.retry import RetryPolicy
 from providers.types import RerankRequest
 from tests.fake_clock import Clock
+from tests.support import command_calls
 
 
 def deployment(
@@ -337,10 +338,7 @@ async def gate_commands(redis: Redis, g: RedisGate, a: Deployment, lines: int) -
     await redis.config_resetstat()
     for _ in range(lines):
         await g.release(await g.acquire([a], 1, 1), None)
-    stats = await redis.info("commandstats")
-    ignored = ("info", "config")
-    named = {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
-    return {k: calls for k, calls in named.items() if k.split("|")[0] not in ignored}
+    return await command_calls(redis)
 
 
 async def test_an_rpm_limited_success_runs_one_script_and_no_release(redis: Redis) -> None:
