@@ -1,15 +1,12 @@
 """Pipelined, idempotent enqueue of dataset lines as arq jobs.
 
-Each chunk of lines takes two round trips.  A small read-only script (:data:`CHECK_LUA`) says
-per line whether it is new (no result, no job, not running), queued or running, or done.  Then
-one MULTI/EXEC transaction writes the new lines' jobs with plain ``SET NX PX`` (a job value never
-passes through Lua: handing Redis's Lua a 4 KB string and setting it from there costs about ten
-times a plain ``SET``, docs/performance.md), the line set and the batch's total
-(:data:`ENQUEUE_LUA`, ids and line numbers only) and their queue entries, all or nothing.  Job
-ids are ``batch:line id``, so running the same enqueue again adds nothing (a resume).  A line
-that a concurrent enqueue of the same batch adds between the two steps is written once (``NX``);
-one that then also finishes is at worst queued again, and a worker skips a line whose record
-already exists.
+One MULTI/EXEC transaction a chunk of lines, all or nothing: one ``MSET`` writes every line's job
+value, then :data:`ENQUEUE_LUA` (job ids and line numbers only) sorts the lines out: a line whose
+record exists is done (the value just written goes again unless the job is still queued), one
+queued or running stays as it is, any other is new and gets a queue entry; every job keeps an
+expiry.  Job values never pass through Lua: handing Redis's Lua a 4 KB string and setting it
+from there costs about ten times a plain write (docs/performance.md).  Job ids are
+``batch:line id``, so running the same enqueue again adds nothing (a resume).
 """
 
 from __future__ import annotations
@@ -18,23 +15,22 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from jobs import keys
 from jobs.dataset import DatasetLine, trusted_line
 from jobs.docstore import STORE_MIN_BYTES, DocumentWriter
 from jobs.identity import RunIdentity
 from jobs.payload import line_payload
+from jobs.resp import Command, transaction
 from jobs.serializer import serialize
 from jobs.verbatim import VerbatimJobs, VerbatimLine
 
 __all__ = [
-    "CHECK_LUA",
     "CHUNK_BYTES",
     "CHUNK_LINES",
     "ENQUEUE_LUA",
@@ -51,50 +47,34 @@ CHUNK_LINES = 500
 CHUNK_BYTES = 4 * 1024 * 1024
 """A chunk closes at whichever limit comes first, so long lines cannot blow up memory."""
 IN_FLIGHT = 2
-"""Chunk writes sent and not yet answered: Redis always has the next one while this process
-builds a third.  Each chunk is idempotent on its own, so their order does not matter."""
-NEW, QUEUED, DONE = ord("n"), ord("q"), ord("d")
-
-CHECK_LUA = """
-local job_prefix, progress_prefix, result_prefix = ARGV[1], ARGV[2], ARGV[3]
-local found = {}
-for i = 4, #ARGV do
-  local jid = ARGV[i]
-  local result_key = result_prefix .. jid
-  if redis.call('EXISTS', result_key, job_prefix .. jid, progress_prefix .. jid) == 0 then
-    found[#found + 1] = 'n'
-  elseif redis.call('EXISTS', result_key) == 1 then
-    found[#found + 1] = 'd'
-  else
-    found[#found + 1] = 'q'
-  end
-end
-return table.concat(found)
-"""
-"""Per job id: ``n`` new, ``q`` queued or running, ``d`` done (its record exists)."""
+"""Chunks sent and not yet answered: Redis always has the next one while this process builds
+a third.  Each chunk is idempotent on its own, so their order does not matter."""
 
 ENQUEUE_LUA = """
-local batch_key, legacy_lines = KEYS[1], KEYS[2]
-local lines_prefix, lines_ttl, bucket_size = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local queue, batch_key, legacy_lines = KEYS[1], KEYS[2], KEYS[3]
+local ttl, score = ARGV[1], ARGV[2]
+local job_prefix, progress_prefix, result_prefix = ARGV[3], ARGV[4], ARGV[5]
+local lines_prefix, lines_ttl, bucket_size = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+local first = 9
 local new_lines = 0
 if redis.call('EXISTS', legacy_lines) == 1 then
   local members = {}
-  for i = 4, #ARGV, 2 do
+  for i = first, #ARGV, 3 do
+    members[#members + 1] = ARGV[i + 2]
     members[#members + 1] = ARGV[i + 1]
-    members[#members + 1] = ARGV[i]
   end
   new_lines = redis.call('ZADD', legacy_lines, 'NX', unpack(members))
 else
   local buckets, top = {}, -1
-  for i = 4, #ARGV, 2 do
-    local bucket = math.floor(tonumber(ARGV[i + 1]) / bucket_size)
+  for i = first, #ARGV, 3 do
+    local bucket = math.floor(tonumber(ARGV[i + 2]) / bucket_size)
     local members = buckets[bucket]
     if not members then
       members = {}
       buckets[bucket] = members
     end
+    members[#members + 1] = ARGV[i + 2]
     members[#members + 1] = ARGV[i + 1]
-    members[#members + 1] = ARGV[i]
     if bucket > top then
       top = bucket
     end
@@ -113,10 +93,36 @@ end
 if new_lines > 0 then
   redis.call('HINCRBY', batch_key, 'total', new_lines)
 end
-return new_lines
+local added, queued, done, entries = 0, 0, 0, {}
+for i = first, #ARGV, 3 do
+  local jid = ARGV[i]
+  local job_key = job_prefix .. jid
+  local waiting = redis.call('ZSCORE', queue, jid) or redis.call('EXISTS', progress_prefix .. jid) == 1
+  if redis.call('EXISTS', result_prefix .. jid) == 1 then
+    done = done + 1
+    if waiting then
+      redis.call('PEXPIRE', job_key, ttl)
+    else
+      redis.call('DEL', job_key)
+    end
+  else
+    redis.call('PEXPIRE', job_key, ttl)
+    if waiting then
+      queued = queued + 1
+    else
+      entries[#entries + 1] = score
+      entries[#entries + 1] = jid
+      added = added + 1
+    end
+  end
+end
+if added > 0 then
+  redis.call('ZADD', queue, unpack(entries))
+end
+return {added, queued, done}
 """
-"""The chunk's lines (member, line number) into the batch's line set, new ones counted in its
-total; runs in the transaction that writes the chunk's new jobs."""
+"""Runs right after the chunk's ``MSET`` in its transaction, so a job value that is neither queued
+nor running is one this chunk wrote (the ``MSET`` also dropped every value's expiry)."""
 
 
 @dataclass
@@ -181,15 +187,23 @@ def document_ttl_ms(result_ttl_ms: int, job_expiry_ms: int) -> int:
     return max(result_ttl_ms, job_expiry_ms) if result_ttl_ms else 0
 
 
-@dataclass
 class _Chunk:
-    enqueue_ms: int
-    job_ids: list[str] = field(default_factory=list)
-    lines: list[str | int] = field(default_factory=list)
-    """member, line number, member, line number, ... (:data:`ENQUEUE_LUA`'s arguments)"""
-    jobs: list[bytes] = field(default_factory=list)
-    documents: dict[str, bytes] = field(default_factory=dict)
-    size: int = 0
+    """A chunk's two commands, built line by line: ``MSET`` of its job values and the
+    :data:`ENQUEUE_LUA` that sorts its lines out."""
+
+    def __init__(self, head: list[str | int]) -> None:
+        self.jobs = Command("MSET")
+        self.lines = Command("EVAL", ENQUEUE_LUA, 3, *head[:3], head[3], int(time.time() * 1000), *head[4:])
+        self.documents: dict[str, bytes] = {}
+        self.size = 0
+
+    def add(self, job_id: str, job: bytes, member: str, line_no: int) -> None:
+        self.jobs.add(keys.arq_job(job_id))
+        self.jobs.add(job)
+        self.lines.add(job_id)
+        self.lines.add(member)
+        self.lines.add(line_no)
+        self.size += len(job)
 
 
 async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its state)
@@ -206,64 +220,45 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
     on_chunk: Callable[[EnqueueCounts], None] | None = None,
     store_min_bytes: int = STORE_MIN_BYTES,
 ) -> EnqueueCounts:
-    check, commit = redis.register_script(CHECK_LUA), redis.register_script(ENQUEUE_LUA)
     store = DocumentWriter(redis, document_ttl_ms(result_ttl_ms, job_expiry_ms), store_min_bytes)
     counts = EnqueueCounts()
-    prefixes = [keys.ARQ_JOB_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX, keys.RESULT_PREFIX]
-    commit_keys = [keys.batch(batch), keys.batch_lines(batch)]
-    buckets: list[str | int] = [keys.batch_line_bucket(batch, ""), result_ttl_ms, keys.LINES_PER_BUCKET]
-    in_flight: deque[tuple[asyncio.Task[list[Any]], dict[str, bytes], EnqueueCounts]] = deque()
-    checked: list[tuple[asyncio.Task[bytes], _Chunk]] = []
+    head: list[str | int] = [
+        *(keys.QUEUE, keys.batch(batch), keys.batch_lines(batch)),
+        job_expiry_ms,  # the enqueue time follows it (each chunk's own)
+        *(keys.ARQ_JOB_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX, keys.RESULT_PREFIX),
+        *(keys.batch_line_bucket(batch, ""), result_ttl_ms, keys.LINES_PER_BUCKET),
+    ]
+    in_flight: deque[tuple[asyncio.Task[list[Any]], dict[str, bytes]]] = deque()
 
-    async def settle(
-        task: asyncio.Task[list[Any]], documents: dict[str, bytes], found: EnqueueCounts
-    ) -> None:
-        await task
+    async def settle(task: asyncio.Task[list[Any]], documents: dict[str, bytes]) -> None:
+        added, queued, done = (await task)[-1]
         store.written(documents)
-        counts.added += found.added
-        counts.already_queued += found.already_queued
-        counts.already_done += found.already_done
+        counts.added += added
+        counts.already_queued += queued
+        counts.already_done += done
         if on_chunk:
             on_chunk(counts)
 
-    async def send(pipe: Pipeline) -> list[Any]:
-        async with pipe:
-            return await pipe.execute()
-
-    async def write(task: asyncio.Task[bytes], chunk: _Chunk) -> None:
-        answer = await task
-        statuses = answer.encode() if isinstance(answer, str) else answer  # one byte a line
-        while len(in_flight) >= IN_FLIGHT:
-            await settle(*in_flight.popleft())
-        pipe = redis.pipeline(transaction=True)
-        await store.queue_writes(pipe, chunk.documents)  # before the jobs: no worker sees a job without them
-        queued: dict[str, int] = {}
-        for n, status in enumerate(statuses):
-            if status == NEW:
-                job_id = chunk.job_ids[n]
-                pipe.execute_command("SET", keys.arq_job(job_id), chunk.jobs[n], "PX", job_expiry_ms, "NX")
-                queued[job_id] = chunk.enqueue_ms
-        await commit(keys=commit_keys, args=[*buckets, *chunk.lines], client=pipe)
-        if queued:
-            pipe.zadd(keys.QUEUE, queued, nx=True)
-        found = EnqueueCounts(len(queued), statuses.count(QUEUED), statuses.count(DONE))
-        # Redis runs this chunk while the next one is read and built.
-        in_flight.append((asyncio.ensure_future(send(pipe)), chunk.documents, found))
+    async def send(chunk: _Chunk) -> list[Any]:
+        if chunk.documents:  # before the jobs: no worker sees a job without them
+            pipe = redis.pipeline(transaction=False)
+            await store.queue_writes(pipe, chunk.documents)
+            async with pipe:
+                await pipe.execute()
+        return await transaction(redis, chunk.jobs, chunk.lines)
 
     async def flush(chunk: _Chunk) -> None:
-        checking = asyncio.ensure_future(check(args=[*prefixes, *chunk.job_ids]))
-        while checked:
-            await write(*checked.pop())
-        checked.append((checking, chunk))
+        while len(in_flight) >= IN_FLIGHT:
+            await settle(*in_flight.popleft())
+        # Redis runs this chunk while the next one is read and built.
+        in_flight.append((asyncio.ensure_future(send(chunk)), chunk.documents))
         await asyncio.sleep(0)
 
     verbatim = VerbatimJobs(batch, default_model, run, corpus, no_cache)
-    chunk = _Chunk(int(time.time() * 1000))
+    chunk = _Chunk(head)
     for each in lines:
         if isinstance(each, VerbatimLine) and not store.active:
-            job = verbatim.job(each)
-            chunk.job_ids.append(keys.job_id(batch, each.key))
-            chunk.lines += (each.member, each.line_no)
+            chunk.add(keys.job_id(batch, each.key), verbatim.job(each), each.member, each.line_no)
         else:
             line = trusted_line(each.line_no, each.raw) if isinstance(each, VerbatimLine) else each
             payload = line_payload(batch, line, line.model or default_model, run, corpus)
@@ -271,17 +266,12 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
                 payload["no_cache"] = True
             chunk.size += store.stash(payload, chunk.documents)
             job = serialize(payload)  # arq's envelope is put back when it is read (jobs.serializer)
-            chunk.job_ids.append(keys.job_id(batch, line.id))
-            chunk.lines += (keys.line_member(line.id), line.line_no)
-        chunk.jobs.append(job)
-        chunk.size += len(job)
-        if len(chunk.jobs) >= CHUNK_LINES or chunk.size >= CHUNK_BYTES:
+            chunk.add(keys.job_id(batch, line.id), job, keys.line_member(line.id), line.line_no)
+        if chunk.jobs.count >= 1 + 2 * CHUNK_LINES or chunk.size >= CHUNK_BYTES:
             await flush(chunk)
-            chunk = _Chunk(int(time.time() * 1000))
-    if chunk.jobs:
+            chunk = _Chunk(head)
+    if chunk.jobs.count > 1:
         await flush(chunk)
-    while checked:
-        await write(*checked.pop())
     while in_flight:
         await settle(*in_flight.popleft())
     if result_ttl_ms:  # a batch enqueued by an older version keeps its one line set
