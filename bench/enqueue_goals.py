@@ -108,9 +108,9 @@ def row(label: str, ratio: float, goal: str, met: bool) -> str:
     return f"  {label:<58} {ratio:>7.2f}x   goal {goal:<8} {'MET' if met else 'MISSED'}"
 
 
-def memory_goal(data: Path, lines: int, url: str, work: Path) -> list[str]:
+def memory_goal(data: Path, lines: int, url: str, work: Path, bytecode: bool) -> list[str]:
     payload = data.stat().st_size / lines
-    run_cli(data, url, "memory", work, lines)
+    run_cli(data, url, "memory", work, lines, bytecode=bytecode)  # also caches the bytecode
     total, parts = asyncio.run(bytes_then_flush(url, "memory"))
     per_line = total / lines
     ratio = per_line / payload
@@ -120,9 +120,9 @@ def memory_goal(data: Path, lines: int, url: str, work: Path) -> list[str]:
     ]
 
 
-def speed_goals(size: str, data: Path, lines: int, url: str, work: Path) -> list[str]:
+def speed_goals(size: str, data: Path, lines: int, url: str, work: Path, bytecode: bool) -> list[str]:
     payload = data.stat().st_size / lines
-    cli = run_cli(data, url, f"cli-{size[:-3]}", work, lines)
+    cli = run_cli(data, url, f"cli-{size[:-3]}", work, lines, bytecode=bytecode)
     print(check_queue(url, lines, f"enqueue.py, {size} lines"))
     raw = asyncio.run(raw_pipelined(data, url, "raw"))
     print(check_queue(url, lines, f"raw pipelined, {size} lines"))
@@ -151,14 +151,14 @@ def speed_goals(size: str, data: Path, lines: int, url: str, work: Path) -> list
     return found
 
 
-def goals(lines: int, work: Path, url: str) -> list[str]:
+def goals(lines: int, work: Path, url: str, bytecode: bool = True) -> list[str]:
     found = []
     for size, docs in SIZES.items():
         data = goal_dataset(work / f"goal-{docs}.jsonl", lines, docs, seed=docs)
         if size == "1 KB":
-            found += memory_goal(data, lines, url, work)
+            found += memory_goal(data, lines, url, work, bytecode)
         else:
-            found += speed_goals(size, data, lines, url, work)
+            found += speed_goals(size, data, lines, url, work, bytecode)
         data.unlink()
     return found
 
@@ -168,12 +168,19 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--lines", type=int, default=50_000)
+    parser.add_argument(
+        "--no-bytecode-cache",
+        dest="bytecode",
+        action="store_false",
+        help="keep PYTHONDONTWRITEBYTECODE for enqueue.py (every start-up compiles the project again)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="enqueue-goals-") as work:
         server = EmbeddedRedis(Path(work) / "redis", persist=False)
         try:
             server.start()
-            print("\n".join(["", "issue 12, enqueue goals:", *goals(args.lines, Path(work), server.url)]))
+            found = goals(args.lines, Path(work), server.url, args.bytecode)
+            print("\n".join(["", "issue 12, enqueue goals:", *found]))
         finally:
             server.stop()
     return 0

@@ -31,6 +31,12 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--docs", type=int, default=19, help="200-character documents per line (19: ~4 KB)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--no-bytecode-cache",
+        dest="bytecode",
+        action="store_false",
+        help="keep PYTHONDONTWRITEBYTECODE for both sides (every start-up compiles the project again)",
+    )
     args = parser.parse_args()
     sides = {"baseline": args.baseline.resolve(), "this": ROOT}
     walls: dict[str, list[float]] = {name: [] for name in sides}
@@ -44,7 +50,9 @@ def main() -> int:
             for round_ in range(args.rounds):
                 for name, root in sides.items():
                     argv = [sys.executable, str(root / "enqueue.py"), str(data), "--redis-url", server.url]
-                    child = run_measured([*argv, "--batch", f"r{round_}", "--no-progress"], work)
+                    child = run_measured(
+                        [*argv, "--batch", f"r{round_}", "--no-progress"], work, bytecode=args.bytecode
+                    )
                     found = re.search(r"enqueued \d+ new lines in ([\d.]+)s", child.output)
                     assert found, child.output
                     walls[name].append(child.wall)
