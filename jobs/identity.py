@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from providers.deployment import Credentials, split_model_name
 from providers.registry import LOCAL_PROVIDER
 
 __all__ = [
-    "DIGEST_BUFFER",
     "IDENTITY_VERSION",
     "SECRET_WORDS",
     "SHORT_CHARS",
@@ -45,8 +43,6 @@ __all__ = [
     "slug",
 ]
 
-DIGEST_BUFFER = 1 << 20
-"""Bytes of lines :class:`LinesDigest` gathers before its thread hashes them."""
 IDENTITY_VERSION = 1
 """Bumped whenever what the identity covers changes, so old batches never look the same."""
 SHORT_CHARS = 10
@@ -169,50 +165,20 @@ def describe_models(
 
 class LinesDigest:
     """The valid lines' part of the identity, fed one line at a time: by validation as it goes
-    (so enqueue reads the file once more, not twice), or by :func:`run_identity` itself.
+    (so enqueue reads the file once more, not twice), or by :func:`run_identity` itself."""
 
-    The lines are hashed on a thread of their own, ``buffer_bytes`` at a time, in file order:
-    hashlib lets go of the GIL while it hashes, so the digest costs validation no time of its
-    own where a second core is free.  The digest is the one hashing each line in turn gives."""
-
-    def __init__(self, buffer_bytes: int = DIGEST_BUFFER) -> None:
-        self._hash = hashlib.blake2b(digest_size=16)
-        self._buffer = bytearray()
-        self._buffer_bytes = buffer_bytes
-        self._hashing: Future[None] | None = None
-        self._thread: ThreadPoolExecutor | None = None
+    def __init__(self) -> None:
+        self.hash = hashlib.blake2b(digest_size=16)
         self.count = 0
         self.names: set[str] = set()
 
     def add(self, line_no: int, raw: bytes, obj: Mapping[str, Any]) -> None:
         self.count += 1
-        self._buffer += b"%d %d\n" % (line_no, len(raw))
-        self._buffer += raw
-        if len(self._buffer) >= self._buffer_bytes:
-            self._hash_buffer()
+        self.hash.update(b"%d %d\n" % (line_no, len(raw)))
+        self.hash.update(raw)
         model = obj.get("model")
         if isinstance(model, str):
             self.names.add(model)
-
-    def _hash_buffer(self) -> None:
-        if self._hashing is not None:
-            self._hashing.result()  # one buffer hashed while the next fills: memory stays flat
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lines-digest")
-        full, self._buffer = self._buffer, bytearray()
-        self._hashing = self._thread.submit(self._hash.update, full)
-
-    def hexdigest(self) -> str:
-        """The digest of every line added (the thread is done with once asked)."""
-        if self._hashing is not None:
-            self._hashing.result()
-            self._hashing = None
-        if self._thread is not None:
-            self._thread.shutdown()
-            self._thread = None
-        self._hash.update(self._buffer)
-        self._buffer.clear()
-        return self._hash.copy().hexdigest()
 
 
 def _stream(path: Path, report: ValidationReport, max_line_bytes: int) -> LinesDigest:
@@ -238,7 +204,7 @@ def run_identity(
     if lines is None or report.duplicate_lines:
         lines = _stream(path, report, max_line_bytes)
     models = describe_models({default_model, *lines.names}, config, credentials)
-    lines_digest = lines.hexdigest()
+    lines_digest = lines.hash.hexdigest()
     covered: dict[str, Any] = {
         "version": IDENTITY_VERSION,
         "lines": lines_digest,
