@@ -121,15 +121,24 @@ def memory_goal(data: Path, lines: int, url: str, work: Path, bytecode: bool) ->
     ]
 
 
+ARQ_LINES = 5_000
+"""Lines of the arq ``enqueue_job`` loop per round (one round trip a line: its rate is steady)."""
+
+
 def paired_rounds(
     size: str, data: Path, lines: int, url: str, work: Path, bytecode: bool, rounds: int
-) -> list[tuple[float, float, float]]:
-    """(enqueue.py wall, its enqueue step, raw pipelined) per round, the two back to back (which
-    goes first alternates), so each round's ratio meets one moment's machine load."""
+) -> list[tuple[float, float, float, float]]:
+    """(enqueue.py wall, its enqueue step, raw pipelined, arq loop seconds a line) per round, run
+    back to back (which goes first alternates), so each round's ratios meet one moment's machine
+    load; the arq loop only for 4 KB lines (0 otherwise), on the first :data:`ARQ_LINES` lines."""
+    head, arq_lines = work / "arq-head.jsonl", min(ARQ_LINES, lines)
+    if size == "4 KB":
+        with data.open("rb") as source:
+            head.write_bytes(b"".join(line for _, line in zip(range(arq_lines), source, strict=False)))
     found = []
     for round_ in range(rounds):
         cli_first = round_ % 2 == 0
-        raw = 0.0
+        raw = arq = 0.0
         if not cli_first:
             raw = asyncio.run(raw_pipelined(data, url, "raw"))
             print(check_queue(url, lines, f"raw pipelined, {size} lines"))
@@ -138,7 +147,10 @@ def paired_rounds(
         if cli_first:
             raw = asyncio.run(raw_pipelined(data, url, "raw"))
             print(check_queue(url, lines, f"raw pipelined, {size} lines"))
-        found.append((cli.child.wall, cli.enqueue_seconds, raw))
+        if size == "4 KB":
+            arq = asyncio.run(baseline(head, url, "arq")) / arq_lines
+            print(check_queue(url, arq_lines, f"arq enqueue_job loop, {arq_lines:,} {size} lines"))
+        found.append((cli.child.wall, cli.enqueue_seconds, raw, arq))
     return found
 
 
@@ -147,22 +159,22 @@ def speed_goals(
 ) -> list[str]:
     payload = data.stat().st_size / lines
     runs = paired_rounds(size, data, lines, url, work, bytecode, rounds)
-    ratio = statistics.median(raw / wall for wall, _, raw in runs)
-    wall, step, raw = (statistics.median(each) for each in zip(*runs, strict=True))
+    ratio = statistics.median(raw / wall for wall, _, raw, _ in runs)
+    wall, step, raw, arq = (statistics.median(each) for each in zip(*runs, strict=True))
     summary = (
         f"{size} lines ({payload:,.0f} B), {lines:,}: enqueue.py {lines / wall:,.0f} lines/s end to end "
         f"(its enqueue step {lines / step:,.0f}/s), raw pipelined {lines / raw:,.0f}/s"
     )
     if rounds > 1:
-        summary += f"; medians of {rounds} rounds, ratios " + ", ".join(f"{r / w:.2f}x" for w, _, r in runs)
+        each = ", ".join(f"{r / w:.2f}x" for w, _, r, _ in runs)
+        summary += f"; medians of {rounds} rounds, ratios {each}"
     found = [summary, row(f"enqueue.py end to end / raw pipelined, {size}", ratio, ">= 0.8x", ratio >= 0.8)]
     if size != "4 KB":
         return found
-    arq_s = asyncio.run(baseline(data, url, "arq"))
-    print(check_queue(url, lines, f"arq enqueue_job loop, {size} lines"))
-    found.append(f"  arq enqueue_job loop {lines / arq_s:,.0f} lines/s")
-    versus = f"enqueue.py end to end / arq enqueue_job loop, {size}"
-    found.append(row(versus, arq_s / wall, ">= 10x", arq_s / wall >= 10))
+    versus = statistics.median(a * lines / w for w, _, _, a in runs)
+    sample = f"the first {min(ARQ_LINES, lines):,} lines, each round"
+    found.append(f"  arq enqueue_job loop {1 / arq:,.0f} lines/s ({sample})")
+    found.append(row(f"enqueue.py end to end / arq enqueue_job loop, {size}", versus, ">= 10x", versus >= 10))
     one = asyncio.run(step_seconds(data, url, "one", 1))
     print(check_queue(url, lines, "enqueue step, 1 chunk in flight"))
     two = asyncio.run(step_seconds(data, url, "two", 2))
