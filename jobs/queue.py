@@ -198,11 +198,9 @@ class _Chunk:
         self.size = 0
 
     def add(self, job_id: str, job: bytes, member: str, line_no: int) -> None:
-        self.jobs.add(keys.arq_job(job_id))
-        self.jobs.add(job)
-        self.lines.add(job_id)
-        self.lines.add(member)
-        self.lines.add(line_no)
+        key, line_id = keys.arq_job(job_id).encode(), job_id.encode()
+        self.jobs.add_bytes(key, job)
+        self.lines.add_bytes(line_id, member.encode(), b"%d" % line_no)
         self.size += len(job)
 
 

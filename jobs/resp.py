@@ -34,6 +34,12 @@ class Command:
         self.parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
         self.count += 1
 
+    def add_bytes(self, *args: bytes) -> None:
+        """Arguments that are bytes already; a large one is handed on as it is, never copied."""
+        for arg in args:
+            self.parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+        self.count += len(args)
+
     def pieces(self) -> list[bytes]:
         return [b"*%d\r\n" % self.count, *self.parts]
 
