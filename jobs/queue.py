@@ -2,9 +2,9 @@
 
 One MULTI/EXEC transaction a chunk of lines, all or nothing: one ``MSET`` writes every line's job
 value, then :data:`ENQUEUE_LUA` (job ids and line numbers only) sorts the lines out: a line whose
-record exists is done (the value just written goes again unless the job is still queued), one
-queued or running stays as it is, any other is new and gets a queue entry; every job keeps an
-expiry.  Job values never pass through Lua: handing Redis's Lua a 4 KB string and setting it
+record exists is done (the value just written goes again unless its job is still queued or
+running), one queued or running stays as it is, any other is new and gets a queue entry; every
+job keeps an expiry.  Job values never pass through Lua: handing Redis's Lua a 4 KB string and setting it
 from there costs about ten times a plain write (docs/performance.md).  Job ids are
 ``batch:line id``, so running the same enqueue again adds nothing (a resume).
 """
