@@ -27,12 +27,12 @@ batch per model over the same lines, all under one group name for batch.py statu
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 import time
 from pathlib import Path
 
+from jobs import event_loop
 from jobs.bakeoff import register_group
 from jobs.batches import BatchBusyError, drop, export, export_to_files
 from jobs.connection import (
@@ -357,8 +357,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         if args.dry_run:
             from jobs.dryrun import dry_runs
 
-            return asyncio.run(dry_runs(runs))
-        return asyncio.run(enqueue_and_follow(*runs, group=group))
+            return event_loop.run(dry_runs(runs), runs[0].settings.event_loop)
+        return event_loop.run(enqueue_and_follow(*runs, group=group), runs[0].settings.event_loop)
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130

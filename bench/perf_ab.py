@@ -4,6 +4,8 @@ paired rounds (the order swapped every round, so load that drifts over the run f
     ./rr python -m bench.perf_ab --a RR_EVENT_LOOP=asyncio --b RR_EVENT_LOOP=uvloop --rounds 3
     ./rr python -m bench.perf_ab --a PYTHONPATH=DIR --runs 0:1    # DIR/hiredis.py raising ImportError:
                                                                   # redis-py's own parser vs hiredis
+    ./rr python -m bench.perf_ab --a-root /tmp/base --runs 0:1,50:1   # a copy of main (git archive)
+                                                                      # as A: a lever with no setting
 
 Each round runs every ``--runs`` case (``LATENCY:WORKERS``, ``lim`` for bench.perf's "limit
 configured" case: 2 workers, 50 ms, an rpm limit that never waits) with A and with B, on the
@@ -25,7 +27,7 @@ from pathlib import Path
 from bench import ratelimit_bench
 from bench.perf import LIMITED_RPM
 from bench.perf_runs import Bench, Throughput, rr_run, write_rerank_dataset
-from bench.ratelimit_bench import Children
+from bench.ratelimit_bench import ROOT, Children
 from jobs.embedded import EmbeddedRedis
 
 __all__ = ["Case", "main", "parse_case", "report"]
@@ -64,11 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--a", action="append", default=[], metavar="KEY=VALUE", help="worker env A")
     parser.add_argument("--b", action="append", default=[], metavar="KEY=VALUE", help="worker env B")
+    parser.add_argument("--a-root", type=Path, default=ROOT, help="checkout whose worker.py runs as A")
+    parser.add_argument("--b-root", type=Path, default=ROOT, help="checkout whose worker.py runs as B")
     parser.add_argument("--runs", default="0:1,50:1,lim", help="comma-separated cases")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lines", type=int, default=3000, help="lines per worker run")
     args = parser.parse_args(argv)
     envs = (_env(args.a), _env(args.b))
+    roots = (args.a_root.resolve(), args.b_root.resolve())
     cases = [parse_case(c) for c in args.runs.split(",")]
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="perf-ab-")).resolve()
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 got: dict[int, Throughput] = {}
                 for side in order:
                     print(f"round {n + 1}: {latency} ms, {workers} worker(s), {'AB'[side]}", flush=True)
-                    got[side] = rr_run(bench, latency, workers, envs[side], rpm=rpm)
+                    got[side] = rr_run(bench, latency, workers, envs[side], rpm=rpm, root=roots[side])
                 found[case].append((got[0], got[1]))
     except ratelimit_bench.BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -95,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         children.stop_all()
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nA: {envs[0] or 'defaults'}   B: {envs[1] or 'defaults'}   ({args.rounds} rounds, "
+    print(f"\nA: {envs[0] or 'defaults'}, {roots[0]}   B: {envs[1] or 'defaults'}, {roots[1]}\n"
+          f"({args.rounds} rounds, "
           f"{args.lines} lines per run, {time.monotonic() - started:.0f}s)")  # fmt: skip
     for case in cases:
         print("\n".join(report(case, found[case])))

@@ -174,9 +174,11 @@ def rr_run(
     *,
     rpm: int | None = None,
     wrap: tuple[str, ...] = (),
+    root: Path = ROOT,
 ) -> Throughput:
     """``enqueue.py`` then ``workers`` ``worker.py`` processes (the default settings plus ``env``);
-    ``wrap`` runs each under another command (a profiler; its CPU figures are then meaningless)."""
+    ``wrap`` runs each under another command (a profiler; its CPU figures are then meaningless);
+    ``root``: the checkout whose ``worker.py`` (and code) runs, e.g. a baseline copy of ``main``."""
     mock = bench.mock(latency_ms)
     config = bench.work / "config.yaml"
     limited = dataclasses.replace(mock, deployment=dataclasses.replace(mock.deployment, rpm=rpm))
@@ -189,7 +191,7 @@ def rr_run(
     client.config_resetstat()
     client.close()
     worker_env = clean_env({"REDIS_URL": bench.url, "RR_CONFIG": str(config), **env})
-    argv = [*wrap, sys.executable, "worker.py"]
+    argv = [*wrap, sys.executable, str(root / "worker.py")]
     started = [bench.children.start(f"worker{n}", argv, worker_env) for n in range(workers)]
 
     def done(client: sync_redis.Redis) -> int:

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from jobs import event_loop
 from jobs.connection import DEFAULT_STATE_DIR, RedisUnavailableError
+from jobs.event_loop import default_event_loop
 from jobs.frames import frame_lines, frame_of
 from jobs.preflight import Paths
 from jobs.runs import group_of, prepare_runs
@@ -147,9 +149,9 @@ def _blocking(work: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(work)
+        return event_loop.run(work, default_event_loop())
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rerank-runner") as pool:
-        return pool.submit(asyncio.run, work).result()
+        return pool.submit(event_loop.run, work, default_event_loop()).result()
 
 
 def rerank(

@@ -16,9 +16,12 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from jobs import keys
 from jobs.cache import CacheWrite
+from jobs.coalescer import Coalescer
 from jobs.payload import LinePayload
 from providers.types import RerankResponse
 
@@ -163,9 +166,15 @@ class Written(IntEnum):
 
 
 class RecordWriter:
-    def __init__(self, redis: Redis, ttl_ms: int) -> None:
+    """Writes records; the writes of lines that finish in the same event-loop turn share a round
+    trip (:mod:`jobs.coalescer`: a re-sent round trip runs the script again, which counts
+    nothing twice)."""
+
+    def __init__(self, redis: Redis, ttl_ms: int, coalescer: Coalescer | None = None) -> None:
+        self._redis = redis
         self._script = redis.register_script(WRITE_LUA)
         self._ttl_ms = ttl_ms
+        self._writes = coalescer or Coalescer()
 
     async def write(
         self, batch: str, job_id: str, status: str, record: dict[str, Any], line: LinePayload
@@ -190,8 +199,8 @@ class RecordWriter:
         does for a finished job (its value, retry and in-progress keys deleted, its queue entry
         removed: not for a stale line) and the score cache's write (done even for a stale line)."""
         cache_args: list[Any] = [cache.op, cache.ttl_ms, *cache.args] if cache else ["", 0]
-        written = await self._script(
-            keys=[
+        written = await self._run(
+            [
                 keys.result(job_id),
                 keys.batch(batch),
                 keys.batch_failed(batch),
@@ -201,7 +210,7 @@ class RecordWriter:
                 keys.QUEUE,
                 cache.key if cache else keys.QUEUE,  # unused without a cache write
             ],
-            args=[
+            [
                 status,
                 orjson.dumps(record),
                 self._ttl_ms,
@@ -216,3 +225,14 @@ class RecordWriter:
             ],
         )
         return Written(int(written))
+
+    async def _run(self, keys: list[str], args: list[Any]) -> Any:
+        def queue(pipe: Pipeline) -> None:
+            pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+
+        try:
+            [written] = await self._writes.execute(self._redis, queue)
+        except NoScriptError:  # a restarted or flushed Redis: nothing ran
+            await self._redis.script_load(WRITE_LUA)
+            [written] = await self._writes.execute(self._redis, queue)
+        return written

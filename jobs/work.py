@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from arq import Retry
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from jobs import keys
 from jobs.cache import CacheRead, CacheStats, CacheWrite, ScoreCache
+from jobs.coalescer import Coalescer
 from jobs.corpus_stats import StatisticsCache
 from jobs.docstore import document_keys, hydrate
 from jobs.payload import LinePayload, rerank_request
@@ -40,6 +43,7 @@ from providers.reranker import Reranker
 from providers.types import RerankResponse
 
 __all__ = [
+    "FIRST_RETRY_WAIT",
     "HAND_BACK_DEFER_SECONDS",
     "MAX_HELD_OUTCOMES",
     "MIN_WRITE_SECONDS",
@@ -55,6 +59,8 @@ WRITE_MARGIN_SECONDS = 2.0
 instead of arq timing the job out (which would drop it without a record)."""
 MIN_WRITE_SECONDS = 1.0
 HAND_BACK_DEFER_SECONDS = 1.0
+FIRST_RETRY_WAIT = 0.1
+"""A failed record write is tried again after up to this long, then backs off exponentially."""
 MAX_HELD_OUTCOMES = 10_000
 """Outcomes kept in memory while Redis is away; beyond this the oldest is dropped (its line
 runs again)."""
@@ -79,6 +85,8 @@ class WorkerState:
     """Corpus statistics for the local models; None only where no line names a corpus."""
     observer: Observer = field(default=NO_OBSERVER)
     """Hears of each line's outcome once its record is written (metrics, stats, logs)."""
+    reads: Coalescer = field(default_factory=Coalescer)
+    """The line-state reads of lines that start together, sent in one round trip."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,17 +146,22 @@ class _LineState:
     prefetched: _Prefetched | None
 
 
-async def _line_state(redis: Redis, line: LinePayload, job: str, looked: CacheRead | None) -> _LineState:
-    """What the line needs to know before it is sent, and its cache read, in one round trip."""
+async def _line_state(
+    reads: Coalescer, redis: Redis, line: LinePayload, job: str, looked: CacheRead | None
+) -> _LineState:
+    """What the line needs to know before it is sent, and its cache read, in one round trip
+    (shared with the lines that start in the same event-loop turn)."""
     stored = document_keys(line)
-    async with redis.pipeline(transaction=False) as pipe:
+
+    def queue(pipe: Pipeline) -> None:
         pipe.hmget(keys.batch(line["batch"]), ["cancelled", "run"])
         pipe.hget(keys.result(job), "status")
         if stored:
             pipe.mget(stored)
         if looked is not None:
             looked.queue(pipe)
-        (cancelled, run), status, *more = await pipe.execute()
+
+    (cancelled, run), status, *more = await reads.execute(redis, queue)
     return _LineState(
         cancelled=bool(cancelled),
         stale=(run or b"").decode() != line.get("run", ""),
@@ -170,21 +183,28 @@ async def _record(
     ``deadline`` (event-loop time); then hold it and hand the line back.  A lost cache write
     costs only a later miss, so it is not held."""
     status, record = outcome
-    now = asyncio.get_running_loop().time()
-    budget = deadline - now
+    loop = asyncio.get_running_loop()
+
+    async def write() -> Written:
+        return await state.writer.record(line["batch"], job, status, record, line, finish=True, cache=cache)
+
     try:
         # one attempt at least, even when the job's time is spent (a process that was paused)
-        async with asyncio.timeout_at(max(deadline, now + MIN_WRITE_SECONDS)):
-            async for attempt in AsyncRetrying(
-                stop=stop_after_delay(max(budget, 0)),
-                wait=wait_random_exponential(multiplier=0.1, max=2.0),
-                retry=retry_if_exception_type(RedisError),
-                reraise=True,
-            ):
-                with attempt:
-                    written = await state.writer.record(
-                        line["batch"], job, status, record, line, finish=True, cache=cache
-                    )
+        async with asyncio.timeout_at(max(deadline, loop.time() + MIN_WRITE_SECONDS)):
+            try:
+                written = await write()
+            except RedisError:  # the retries' machinery is built only when a write fails
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(random.uniform(0, FIRST_RETRY_WAIT))
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_delay(max(deadline - loop.time(), 0)),
+                    wait=wait_random_exponential(multiplier=FIRST_RETRY_WAIT, max=2.0),
+                    retry=retry_if_exception_type(RedisError),
+                    reraise=True,
+                ):
+                    with attempt:
+                        written = await write()
     except (RedisError, TimeoutError) as exc:
         if len(state.held) >= MAX_HELD_OUTCOMES:
             state.held.pop(next(iter(state.held)))
@@ -243,7 +263,7 @@ async def rerank_line(ctx: dict[str, Any], line: LinePayload) -> None:
         state.observer.line_finished(*held)
         return
     try:
-        found = await _line_state(ctx["redis"], line, job, _cache_read(state, line))
+        found = await _line_state(state.reads, ctx["redis"], line, job, _cache_read(state, line))
     except RedisError as exc:
         raise _hand_back(job, "checking the batch", exc) from exc
     if found.cancelled or found.succeeded:  # a redelivered line that already has its result is not paid twice

@@ -8,6 +8,7 @@ Sleep is injectable so tests run instantly.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -62,8 +63,24 @@ class RetryPolicy:
         ``Retry-After`` (and hands the line back to the queue when that is long), so a 429 is
         not waited out here as well.
         """
+        started = time.monotonic()
+        try:
+            return await attempt(), 1
+        except Exception as exc:  # the retries' machinery is built only when an attempt fails
+            if not _is_retryable(exc) or self.max_attempts <= 1:
+                raise
+            first: Exception | None = exc
+
+        async def again() -> T:
+            nonlocal first
+            if first is not None:  # tenacity sees the first attempt's outcome as its own first
+                failed, first = first, None
+                raise failed
+            return await attempt()
+
+        elapsed = time.monotonic() - started
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_total_seconds),
+            stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_total_seconds - elapsed),
             wait=lambda state: self._wait(state, failover, gate_cools),
             retry=retry_if_exception(_is_retryable),
             sleep=self.sleep,
@@ -71,6 +88,6 @@ class RetryPolicy:
         )
         async for try_ in retrying:
             with try_:
-                result = await attempt()
+                result = await again()
                 return result, try_.retry_state.attempt_number
         raise AssertionError("unreachable: tenacity re-raises the last error")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from jobs import keys
 from jobs.queue import register_batch
-from jobs.records import RecordWriter
+from jobs.records import RecordWriter, Written
 from jobs.resilience import wait_for_redis
 from jobs.work import WorkerState, rerank_line
 from providers.deployment import Deployment
@@ -111,6 +112,34 @@ async def test_an_answer_is_kept_while_redis_is_away_and_written_once_back(
 
     await rerank_line({**ctx, "job_try": 3}, LINE)  # redelivered after success: nothing to do
     assert reranker.calls == 1
+
+
+class DroppedOnce(RecordWriter):
+    """The record writer of a Redis whose connection drops under the first write (after
+    redis-py's own reconnect attempts): the write fails once, then Redis answers."""
+
+    def __init__(self, redis: ArqRedis) -> None:
+        super().__init__(redis, 0)
+        self.calls = 0
+
+    async def record(self, *args: Any, **kwargs: Any) -> Written:
+        self.calls += 1
+        if self.calls == 1:
+            raise RedisConnectionError("Connection reset by peer")
+        return await super().record(*args, **kwargs)
+
+
+async def test_a_record_write_that_fails_once_is_written_on_its_retry_and_counted_once(
+    redis: ArqRedis, reranker: CountingReranker
+) -> None:
+    await register_batch(redis, "b", RUN, "src", 0)
+    writer = DroppedOnce(redis)
+    state = state_for(reranker, writer)
+    ctx = {"redis": redis, "state": state, "job_try": 1}
+    await rerank_line(ctx, LINE)  # no Retry: the second write lands within the job's time
+    assert writer.calls == 2 and reranker.calls == 1 and state.held == {}
+    assert await redis.hget(keys.result(JOB), "status") == b"succeeded"  # type: ignore[misc]
+    assert await redis.hget(keys.batch("b"), "succeeded") == b"1"  # type: ignore[misc]
 
 
 async def test_releasing_a_gate_slot_without_redis_keeps_the_answer(dead_redis: Redis) -> None:
