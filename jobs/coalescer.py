@@ -11,7 +11,9 @@ Errors reach exactly the callers they belong to: a command's error reply goes to
 that queued the command (the others get their replies); an error that fails the whole round
 trip (connection lost, after redis-py's own retries) goes to every caller in it, since none
 of their commands has an answer.  A caller that stops waiting (cancelled) leaves the others
-unharmed.  redis-py re-sends a whole round trip after a connection error (as it re-sends a
+unharmed.  A read that several callers of one turn make alike (``key``: a batch's cancel flag
+and run, read by each of its lines) is sent once and its reply given to each of them.
+redis-py re-sends a whole round trip after a connection error (as it re-sends a
 lone command), so a write belongs here only if running it twice does no harm (the record
 script counts nothing twice: :mod:`jobs.records`).
 """
@@ -19,7 +21,7 @@ script counts nothing twice: :mod:`jobs.records`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +40,7 @@ _Span = tuple["asyncio.Future[list[Any]]", int, int]
 @dataclass
 class _Round:
     callers: list[_Caller] = field(default_factory=list)
+    shared: dict[Hashable, asyncio.Future[list[Any]]] = field(default_factory=dict)
 
 
 class Coalescer:
@@ -48,9 +51,18 @@ class Coalescer:
         self._open: dict[int, _Round] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
-    async def execute(self, redis: Redis, queue: Queue) -> list[Any]:
+    async def execute(self, redis: Redis, queue: Queue, key: Hashable | None = None) -> list[Any]:
         """The replies to the commands ``queue`` adds, sent with those of the other callers of
-        this turn; raises the first error among them (a ``RedisError``)."""
+        this turn; raises the first error among them (a ``RedisError``).  Callers of one turn
+        that give the same ``key`` (for a read that is the same for each) share one sending of
+        it and its replies."""
+        future = self.submit(redis, queue, key)
+        # a shared reply is awaited through a shield: one caller's cancel is not the others'
+        return await (future if key is None else asyncio.shield(future))
+
+    def submit(self, redis: Redis, queue: Queue, key: Hashable | None = None) -> asyncio.Future[list[Any]]:
+        """:meth:`execute` without waiting: queues now (so a caller can queue several reads in
+        one turn) and gives the future of the replies."""
         loop = asyncio.get_running_loop()
         found = self._open.get(id(redis))
         if found is None:
@@ -58,9 +70,15 @@ class Coalescer:
             task = loop.create_task(self._turn(redis, found))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
+        if key is not None and key in found.shared:
+            return found.shared[key]
         future: asyncio.Future[list[Any]] = loop.create_future()
         found.callers.append((queue, future))
-        return await future
+        if key is not None:
+            found.shared[key] = future
+            # its callers may all have gone (failed or cancelled): an error nobody reads is no news
+            future.add_done_callback(_seen)
+        return future
 
     async def _turn(self, redis: Redis, found: _Round) -> None:
         # runs on the turn after the first caller's: every caller of that turn has queued
@@ -101,6 +119,11 @@ async def _execute(pipe: Pipeline, spans: list[_Span]) -> list[Any] | DataError 
         for future, _, _ in spans:
             future.cancel()
         raise
+
+
+def _seen(future: asyncio.Future[list[Any]]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _fail(future: asyncio.Future[list[Any]], exc: Exception) -> None:

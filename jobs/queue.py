@@ -1,9 +1,12 @@
 """Pipelined, idempotent enqueue of dataset lines as arq jobs.
 
-One Lua script call enqueues a whole chunk of lines atomically: a line whose job
-is already queued or running, or whose result exists, is skipped; others get an
-arq-compatible JSON job payload and a queue entry.  Job ids are ``batch:line id``,
-so running the same enqueue again adds nothing (a resume).
+One MULTI/EXEC transaction a chunk of lines, all or nothing: one ``MSET`` writes every line's job
+value, then :data:`ENQUEUE_LUA` (job ids and line numbers only) sorts the lines out: a line whose
+record exists is done (the value just written goes again unless its job is still queued or
+running), one queued or running stays as it is, any other is new and gets a queue entry; every
+job keeps an expiry.  Job values never pass through Lua: handing Redis's Lua a 4 KB string and setting it
+from there costs about ten times a plain write (docs/performance.md).  Job ids are
+``batch:line id``, so running the same enqueue again adds nothing (a resume).
 """
 
 from __future__ import annotations
@@ -15,16 +18,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from jobs import keys
 from jobs.dataset import DatasetLine, trusted_line
 from jobs.docstore import STORE_MIN_BYTES, DocumentWriter
 from jobs.identity import RunIdentity
 from jobs.payload import line_payload
+from jobs.resp import Command, transaction
 from jobs.serializer import serialize
 from jobs.verbatim import VerbatimJobs, VerbatimLine
 
@@ -52,27 +54,27 @@ ENQUEUE_LUA = """
 local queue, batch_key, legacy_lines = KEYS[1], KEYS[2], KEYS[3]
 local ttl, score = ARGV[1], ARGV[2]
 local job_prefix, progress_prefix, result_prefix = ARGV[3], ARGV[4], ARGV[5]
-local lines = cmsgpack.unpack(ARGV[6])
-local lines_prefix, lines_ttl, bucket_size = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
+local lines_prefix, lines_ttl, bucket_size = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+local first = 9
 local new_lines = 0
 if redis.call('EXISTS', legacy_lines) == 1 then
   local members = {}
-  for i = 1, #lines, 4 do
-    members[#members + 1] = lines[i + 2]
-    members[#members + 1] = lines[i + 1]
+  for i = first, #ARGV, 3 do
+    members[#members + 1] = ARGV[i + 2]
+    members[#members + 1] = ARGV[i + 1]
   end
   new_lines = redis.call('ZADD', legacy_lines, 'NX', unpack(members))
 else
   local buckets, top = {}, -1
-  for i = 1, #lines, 4 do
-    local bucket = math.floor(lines[i + 2] / bucket_size)
+  for i = first, #ARGV, 3 do
+    local bucket = math.floor(tonumber(ARGV[i + 2]) / bucket_size)
     local members = buckets[bucket]
     if not members then
       members = {}
       buckets[bucket] = members
     end
-    members[#members + 1] = lines[i + 2]
-    members[#members + 1] = lines[i + 1]
+    members[#members + 1] = ARGV[i + 2]
+    members[#members + 1] = ARGV[i + 1]
     if bucket > top then
       top = bucket
     end
@@ -92,18 +94,26 @@ if new_lines > 0 then
   redis.call('HINCRBY', batch_key, 'total', new_lines)
 end
 local added, queued, done, entries = 0, 0, 0, {}
-for i = 1, #lines, 4 do
-  local jid, payload = lines[i], lines[i + 3]
-  local result_key = result_prefix .. jid
-  if redis.call('EXISTS', result_key, job_prefix .. jid, progress_prefix .. jid) == 0 then
-    redis.call('SET', job_prefix .. jid, payload, 'PX', ttl)
-    entries[#entries + 1] = score
-    entries[#entries + 1] = jid
-    added = added + 1
-  elseif redis.call('EXISTS', result_key) == 1 then
+for i = first, #ARGV, 3 do
+  local jid = ARGV[i]
+  local job_key = job_prefix .. jid
+  local waiting = redis.call('ZSCORE', queue, jid) or redis.call('EXISTS', progress_prefix .. jid) == 1
+  if redis.call('EXISTS', result_prefix .. jid) == 1 then
     done = done + 1
+    if waiting then
+      redis.call('PEXPIRE', job_key, ttl)
+    else
+      redis.call('DEL', job_key)
+    end
   else
-    queued = queued + 1
+    redis.call('PEXPIRE', job_key, ttl)
+    if waiting then
+      queued = queued + 1
+    else
+      entries[#entries + 1] = score
+      entries[#entries + 1] = jid
+      added = added + 1
+    end
   end
 end
 if added > 0 then
@@ -111,6 +121,8 @@ if added > 0 then
 end
 return {added, queued, done}
 """
+"""Runs right after the chunk's ``MSET`` in its transaction, so a job value that is neither queued
+nor running is one this chunk wrote (the ``MSET`` also dropped every value's expiry)."""
 
 
 @dataclass
@@ -175,6 +187,23 @@ def document_ttl_ms(result_ttl_ms: int, job_expiry_ms: int) -> int:
     return max(result_ttl_ms, job_expiry_ms) if result_ttl_ms else 0
 
 
+class _Chunk:
+    """A chunk's two commands, built line by line: ``MSET`` of its job values and the
+    :data:`ENQUEUE_LUA` that sorts its lines out."""
+
+    def __init__(self, head: list[str | int]) -> None:
+        self.jobs = Command("MSET")
+        self.lines = Command("EVAL", ENQUEUE_LUA, 3, *head[:3], head[3], int(time.time() * 1000), *head[4:])
+        self.documents: dict[str, bytes] = {}
+        self.size = 0
+
+    def add(self, job_id: str, job: bytes, member: str, line_no: int) -> None:
+        key, line_id = keys.arq_job(job_id).encode(), job_id.encode()
+        self.jobs.add_bytes(key, job)
+        self.lines.add_bytes(line_id, member.encode(), b"%d" % line_no)
+        self.size += len(job)
+
+
 async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its state)
     redis: Redis,
     batch: str,
@@ -189,11 +218,14 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
     on_chunk: Callable[[EnqueueCounts], None] | None = None,
     store_min_bytes: int = STORE_MIN_BYTES,
 ) -> EnqueueCounts:
-    script = redis.register_script(ENQUEUE_LUA)
     store = DocumentWriter(redis, document_ttl_ms(result_ttl_ms, job_expiry_ms), store_min_bytes)
     counts = EnqueueCounts()
-    script_keys = [keys.QUEUE, keys.batch(batch), keys.batch_lines(batch)]
-    buckets = [keys.batch_line_bucket(batch, ""), result_ttl_ms, keys.LINES_PER_BUCKET]
+    head: list[str | int] = [
+        *(keys.QUEUE, keys.batch(batch), keys.batch_lines(batch)),
+        job_expiry_ms,  # the enqueue time follows it (each chunk's own)
+        *(keys.ARQ_JOB_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX, keys.RESULT_PREFIX),
+        *(keys.batch_line_bucket(batch, ""), result_ttl_ms, keys.LINES_PER_BUCKET),
+    ]
     in_flight: deque[tuple[asyncio.Task[list[Any]], dict[str, bytes]]] = deque()
 
     async def settle(task: asyncio.Task[list[Any]], documents: dict[str, bytes]) -> None:
@@ -205,45 +237,39 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
         if on_chunk:
             on_chunk(counts)
 
-    async def send(pipe: Pipeline) -> list[Any]:
-        async with pipe:
-            return await pipe.execute()
+    async def send(chunk: _Chunk) -> list[Any]:
+        if chunk.documents:  # before the jobs: no worker sees a job without them
+            pipe = redis.pipeline(transaction=False)
+            await store.queue_writes(pipe, chunk.documents)
+            async with pipe:
+                await pipe.execute()
+        return await transaction(redis, chunk.jobs, chunk.lines)
 
-    async def flush(enqueue_ms: int, entries: list[Any], documents: dict[str, bytes]) -> None:
+    async def flush(chunk: _Chunk) -> None:
         while len(in_flight) >= IN_FLIGHT:
             await settle(*in_flight.popleft())
-        prefixes = [keys.ARQ_JOB_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX, keys.RESULT_PREFIX]
-        # One packed argument per chunk: redis-py's per-argument encoding would cost more
-        # than the script itself.
-        args = [job_expiry_ms, enqueue_ms, *prefixes, msgpack.packb(entries, use_bin_type=False), *buckets]
-        pipe = redis.pipeline(transaction=False)
-        await store.queue_writes(pipe, documents)  # before the jobs: no worker sees a job without them
-        await script(keys=script_keys, args=args, client=pipe)  # queued, not yet sent
         # Redis runs this chunk while the next one is read and built.
-        in_flight.append((asyncio.ensure_future(send(pipe)), documents))
+        in_flight.append((asyncio.ensure_future(send(chunk)), chunk.documents))
         await asyncio.sleep(0)
 
     verbatim = VerbatimJobs(batch, default_model, run, corpus, no_cache)
-    documents: dict[str, bytes] = {}
-    enqueue_ms, entries, chunk_bytes = int(time.time() * 1000), [], 0
+    chunk = _Chunk(head)
     for each in lines:
         if isinstance(each, VerbatimLine) and not store.active:
-            job = verbatim.job(each)
-            entries += [keys.job_id(batch, each.key), each.member, each.line_no, job]
+            chunk.add(keys.job_id(batch, each.key), verbatim.job(each), each.member, each.line_no)
         else:
             line = trusted_line(each.line_no, each.raw) if isinstance(each, VerbatimLine) else each
             payload = line_payload(batch, line, line.model or default_model, run, corpus)
             if no_cache:
                 payload["no_cache"] = True
-            chunk_bytes += store.stash(payload, documents)
+            chunk.size += store.stash(payload, chunk.documents)
             job = serialize(payload)  # arq's envelope is put back when it is read (jobs.serializer)
-            entries += [keys.job_id(batch, line.id), keys.line_member(line.id), line.line_no, job]
-        chunk_bytes += len(job)
-        if len(entries) >= 4 * CHUNK_LINES or chunk_bytes >= CHUNK_BYTES:
-            await flush(enqueue_ms, entries, documents)
-            enqueue_ms, entries, chunk_bytes, documents = int(time.time() * 1000), [], 0, {}
-    if entries:
-        await flush(enqueue_ms, entries, documents)
+            chunk.add(keys.job_id(batch, line.id), job, keys.line_member(line.id), line.line_no)
+        if chunk.jobs.count >= 1 + 2 * CHUNK_LINES or chunk.size >= CHUNK_BYTES:
+            await flush(chunk)
+            chunk = _Chunk(head)
+    if chunk.jobs.count > 1:
+        await flush(chunk)
     while in_flight:
         await settle(*in_flight.popleft())
     if result_ttl_ms:  # a batch enqueued by an older version keeps its one line set

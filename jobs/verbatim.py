@@ -32,7 +32,7 @@ a null ``model`` is the default model, which the job must then name: rebuilt).""
 _REBUILT, _VERBATIM, _OWN_MODEL = 0, 1, 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per line, and frozen init costs ~3x
 class VerbatimLine:
     line_no: int
     key: str

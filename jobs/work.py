@@ -150,18 +150,24 @@ async def _line_state(
     reads: Coalescer, redis: Redis, line: LinePayload, job: str, looked: CacheRead | None
 ) -> _LineState:
     """What the line needs to know before it is sent, and its cache read, in one round trip
-    (shared with the lines that start in the same event-loop turn)."""
+    (shared with the lines that start in the same event-loop turn; their batch's flags are
+    read once for all of them)."""
     stored = document_keys(line)
+    batch_key = keys.batch(line["batch"])
+
+    def flags(pipe: Pipeline) -> None:
+        pipe.hmget(batch_key, ["cancelled", "run"])
 
     def queue(pipe: Pipeline) -> None:
-        pipe.hmget(keys.batch(line["batch"]), ["cancelled", "run"])
         pipe.hget(keys.result(job), "status")
         if stored:
             pipe.mget(stored)
         if looked is not None:
             looked.queue(pipe)
 
-    (cancelled, run), status, *more = await reads.execute(redis, queue)
+    batch_read = reads.submit(redis, flags, key=batch_key)
+    status, *more = await reads.execute(redis, queue)
+    [(cancelled, run)] = await asyncio.shield(batch_read)
     return _LineState(
         cancelled=bool(cancelled),
         stale=(run or b"").decode() != line.get("run", ""),

@@ -16,19 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Literal
 
 import aiohttp
 import httpx
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
+from providers.types import HTTP_TRANSPORTS, HttpTransport
+
 __all__ = ["CHUNK_BYTES", "HTTP_TRANSPORTS", "AiohttpTransport", "HttpTransport", "Proxy", "http_client"]
 
 Proxy = tuple[URL, aiohttp.BasicAuth | None] | None
 """A proxy for an origin and its credentials, or None: straight there."""
-HttpTransport = Literal["aiohttp", "httpcore"]
-HTTP_TRANSPORTS: tuple[HttpTransport, ...] = ("aiohttp", "httpcore")
 CHUNK_BYTES = 64 * 1024
 """How much of a body is handed up at a time (the body cap in providers/wire.py counts them)."""
 

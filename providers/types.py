@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from providers.lexicon import CollectionStats
 
-__all__ = ["Document", "RankedDocument", "RerankRequest", "RerankResponse", "sort_and_cut"]
+__all__ = [
+    "HTTP_TRANSPORTS",
+    "Document",
+    "HttpTransport",
+    "RankedDocument",
+    "RerankRequest",
+    "RerankResponse",
+    "sort_and_cut",
+]
 
 Document = str | dict[str, Any]
+HttpTransport = Literal["aiohttp", "httpcore"]
+"""The workers' HTTP transports (:mod:`providers.transport`); named here, where the settings
+can read it without importing aiohttp (enqueue.py never sends a request)."""
+HTTP_TRANSPORTS: tuple[HttpTransport, ...] = ("aiohttp", "httpcore")
 
 
 @dataclass(frozen=True, slots=True)

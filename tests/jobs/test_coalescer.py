@@ -142,3 +142,50 @@ async def test_callers_on_different_clients_are_sent_apart(redis: ArqRedis, redi
     finally:
         await other.flushdb()
         await other.aclose()
+
+
+class CountedHmget:
+    """A queue function for ``HMGET h a``, counting how often it is put in a pipeline."""
+
+    def __init__(self) -> None:
+        self.queued = 0
+
+    def __call__(self, pipe: Pipeline) -> None:
+        self.queued += 1
+        pipe.hmget("h", ["a"])
+
+
+async def test_a_read_shared_by_key_is_sent_once_a_turn_and_each_caller_gets_its_reply(
+    redis: ArqRedis, counted: CountingPipelines
+) -> None:
+    await redis.hset("h", "a", "1")  # type: ignore[misc]
+    reads = Coalescer()
+    flags = CountedHmget()
+    found = await asyncio.gather(*(reads.execute(redis, flags, key="h") for _ in range(4)))
+    assert found == [[[b"1"]]] * 4
+    assert flags.queued == 1 and counted.made == 1
+    await redis.hset("h", "a", "2")  # type: ignore[misc]
+    assert await reads.execute(redis, flags, key="h") == [[b"2"]]  # a later turn reads again
+    assert flags.queued == 2
+
+
+async def test_a_cancelled_caller_of_a_shared_read_leaves_the_others_their_reply(redis: ArqRedis) -> None:
+    await redis.hset("h", "a", "1")  # type: ignore[misc]
+    reads = Coalescer()
+    flags = CountedHmget()
+    first = asyncio.ensure_future(reads.execute(redis, flags, key="h"))
+    second = asyncio.ensure_future(reads.execute(redis, flags, key="h"))
+    await asyncio.sleep(0)  # both have joined the read
+    first.cancel()
+    assert await second == [[b"1"]]
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_a_failed_shared_read_reaches_each_caller(redis: ArqRedis) -> None:
+    await redis.set("h", "not a hash")
+    reads = Coalescer()
+    found = await asyncio.gather(
+        *(reads.execute(redis, CountedHmget(), key="h") for _ in range(2)), return_exceptions=True
+    )
+    assert all(isinstance(error, ResponseError) and "WRONGTYPE" in str(error) for error in found), found
