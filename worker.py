@@ -40,7 +40,7 @@ from redis.exceptions import RedisError
 from jobs import event_loop, keys
 from jobs.batches import BatchStatus, batch_status, release_in_progress
 from jobs.cache import ScoreCache
-from jobs.connection import EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, open_pool
+from jobs.connection import EXIT_REDIS_UNAVAILABLE, RedisUnavailableError, open_pool, redis_version_problem
 from jobs.corpus_stats import StatisticsCache
 from jobs.embedded import pid_alive
 from jobs.liveness import new_worker_id
@@ -236,9 +236,16 @@ def _redis_settings(settings: RunnerSettings) -> RedisSettings:
 
 
 async def _check_redis(url: str) -> None:
-    """Fail at start-up with one line (not arq's traceback) when Redis is unreachable or refuses."""
+    """Fail at start-up with one line (not arq's traceback) when Redis is unreachable, refuses
+    or is too old."""
     pool = await open_pool(url)
-    await pool.aclose()
+    try:
+        problem = await redis_version_problem(pool)
+    finally:
+        await pool.aclose()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def worker_settings(

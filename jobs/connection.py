@@ -21,6 +21,7 @@ __all__ = [
     "CONNECT_RETRY_SECONDS",
     "DEFAULT_STATE_DIR",
     "EXIT_REDIS_UNAVAILABLE",
+    "MIN_REDIS_VERSION",
     "REFUSED",
     "UNREACHABLE",
     "Connection",
@@ -29,12 +30,15 @@ __all__ = [
     "connect",
     "open_pool",
     "redacted",
+    "redis_version_problem",
     "unavailable",
 ]
 
 DEFAULT_STATE_DIR = Path(".rerank-runner")
 EXIT_REDIS_UNAVAILABLE = 4
 """Exit code of every command when Redis cannot be reached or refuses the connection."""
+MIN_REDIS_VERSION = (6, 2)
+"""The oldest Redis a worker runs against: its claim script uses ``SET ... GET`` (6.2)."""
 CONNECT_ATTEMPTS = 3
 CONNECT_RETRY_SECONDS = 0.5
 
@@ -120,3 +124,19 @@ async def connect(redis_url: str | None, state_dir: Path) -> AsyncIterator[Conne
     finally:
         if server:
             server.stop()
+
+
+async def redis_version_problem(redis: ArqRedis) -> str | None:
+    """Why this Redis is too old for a worker (one line), or None.  A server that keeps ``INFO``
+    from us (an ACL, a managed service), names no version or drops the connection is given the
+    benefit of the doubt (the worker's own outage handling and errors take over)."""
+    try:
+        server = await redis.info("server")
+    except redis_errors.RedisError:
+        return None
+    version = str(server.get("redis_version", ""))
+    found = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if len(found) < 2 or found >= MIN_REDIS_VERSION:
+        return None
+    wanted = ".".join(map(str, MIN_REDIS_VERSION))
+    return f"Redis {version} is too old: workers need Redis {wanted} or newer"
