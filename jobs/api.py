@@ -24,7 +24,6 @@ import orjson
 
 from jobs import event_loop
 from jobs.connection import DEFAULT_STATE_DIR, RedisUnavailableError
-from jobs.event_loop import default_event_loop
 from jobs.frames import frame_lines, frame_of
 from jobs.preflight import Paths
 from jobs.runs import group_of, prepare_runs
@@ -149,9 +148,9 @@ def _blocking(work: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return event_loop.run(work, default_event_loop())
+        return event_loop.run(work, event_loop.default_event_loop())
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rerank-runner") as pool:
-        return pool.submit(event_loop.run, work, default_event_loop()).result()
+        return pool.submit(event_loop.run, work, event_loop.default_event_loop()).result()
 
 
 def rerank(
