@@ -6,9 +6,11 @@ import hashlib
 from pathlib import Path
 
 import orjson
+import pytest
 from pydantic import SecretStr
 from pytest import MonkeyPatch
 
+from jobs import identity as identity_module
 from jobs.dataset import LineLimits
 from jobs.identity import LinesDigest, RunIdentity, default_batch_name, run_identity
 from jobs.validation import ModelCheck, validate_file
@@ -101,9 +103,14 @@ def test_the_identity_fed_by_validation_is_the_one_streamed_from_the_file(tmp_pa
         assert streamed.lines == 6 and "cohere/rerank-v3.5" in streamed.models
 
 
-def test_the_lines_digest_is_the_one_batches_enqueued_before_were_named_by() -> None:
+@pytest.mark.parametrize("chunk_bytes", [identity_module.HASH_CHUNK_BYTES, 1500])
+def test_the_lines_digest_is_the_one_batches_enqueued_before_were_named_by(
+    chunk_bytes: int, monkeypatch: MonkeyPatch
+) -> None:
     """blake2b over each line's header and bytes in turn: a batch an earlier version enqueued
-    resumes under its own name (a faster hash would need IDENTITY_VERSION 2 and a way back)."""
+    resumes under its own name (a faster hash would need IDENTITY_VERSION 2 and a way back),
+    whether the lines fit in one chunk or go through the hashing thread in many."""
+    monkeypatch.setattr(identity_module, "HASH_CHUNK_BYTES", chunk_bytes)
     rows = [orjson.dumps(line) for line in synthetic_lines(40)]
     by_line = hashlib.blake2b(digest_size=16)
     for line_no, raw in enumerate(rows, start=1):
@@ -112,7 +119,9 @@ def test_the_lines_digest_is_the_one_batches_enqueued_before_were_named_by() -> 
     fed = LinesDigest()
     for line_no, raw in enumerate(rows, start=1):
         fed.add(line_no, raw, orjson.loads(raw))
-    assert fed.hash.hexdigest() == by_line.hexdigest()
+    assert fed.hexdigest() == by_line.hexdigest()
+    assert (fed._hasher is not None) == (chunk_bytes == 1500)  # 40 short lines fit one 4 MB chunk
+    assert fed.hexdigest() == by_line.hexdigest()  # asked again (a bake-off asks once a model)
 
 
 def test_a_local_model_is_identified_with_its_scorer_version(
