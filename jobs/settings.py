@@ -16,8 +16,7 @@ from jobs.event_loop import EventLoop, default_event_loop
 from jobs.model_list import ModelList, load_model_list
 from providers.deployment import Credentials
 from providers.registry import credentials_from
-from providers.types import HttpTransport
-from providers.wire import MAX_RESPONSE_BYTES
+from providers.types import MAX_RESPONSE_BYTES, HttpTransport
 
 __all__ = [
     "DEADLINE_MARGIN_SECONDS",

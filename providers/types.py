@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HTTP_TRANSPORTS",
+    "MAX_RESPONSE_BYTES",
     "Document",
     "HttpTransport",
     "RankedDocument",
@@ -18,6 +19,11 @@ __all__ = [
     "RerankResponse",
     "sort_and_cut",
 ]
+
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""Default cap on an answer's body: a 1,000-document ranking is about 60 KB, or a few MB with
+the documents echoed back; a bigger 2xx body is a bad response (``RR_MAX_RESPONSE_BYTES``).
+Here, not in :mod:`providers.wire`, so settings read it without importing httpx."""
 
 Document = str | dict[str, Any]
 HttpTransport = Literal["aiohttp", "httpcore"]

@@ -30,6 +30,7 @@ from providers.errors import (
     ServerError,
 )
 from providers.redaction import PATTERNS_ONLY, Redactor
+from providers.types import MAX_RESPONSE_BYTES
 
 __all__ = [
     "DROPPED_HEADERS",
@@ -56,9 +57,6 @@ REQUEST_ID_HEADERS = (
 )
 EXCERPT_CHARS = 300
 """How much of an answer's body an error carries (records stay small)."""
-MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-"""Default cap on an answer's body: a 1,000-document ranking is about 60 KB, or a few MB with
-the documents echoed back; a bigger 2xx body is a bad response (``RR_MAX_RESPONSE_BYTES``)."""
 DROPPED_HEADERS = frozenset(("content-encoding", "content-length", "transfer-encoding"))
 """Headers that describe the body as it travelled, not the decoded body kept."""
 

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from providers import wire
 from providers.errors import (
     AuthenticationError,
     BadResponseError,
@@ -95,6 +94,10 @@ class WatsonxAuth:
         return {"authorization": f"Bearer {fresh.value}"}
 
     async def _exchange(self, client: httpx.AsyncClient, iam: str, key: str, provider: str) -> IamToken:
+        # imported here, not above: the registry imports this module, and enqueue.py, which
+        # never sends a request, would otherwise start up with httpx (a tenth of its start-up)
+        from providers import wire
+
         form = {"grant_type": GRANT_TYPE, "apikey": key}
         try:
             response = await wire.send(
