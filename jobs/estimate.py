@@ -20,11 +20,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from redis.asyncio import Redis
 
 from jobs.cache import peek, scorer_for
 from jobs.dataset import DatasetLine
+from jobs.model_list import config_document
 from providers.deployment import Deployment
 from providers.gate import CHARS_PER_TOKEN, estimate_tokens
 from providers.planner import plan
@@ -116,7 +116,7 @@ def search_units(request: RerankRequest) -> int:
 def prices_from(config: Path | None) -> dict[str, dict[str, float]]:
     """Model name -> LiteLLM prices (``model_info`` or ``litellm_params``; the first entry of a
     name that has any)."""
-    document: Any = yaml.safe_load(config.read_text()) if config else None
+    document: Any = config_document(config) if config else None
     entries = document.get("model_list") if isinstance(document, dict) else None
     found: dict[str, dict[str, float]] = {}
     for entry in entries if isinstance(entries, list) else []:

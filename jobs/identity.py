@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
 from jobs.dataset import MAX_LINE_BYTES, LongLine, read_lines
+from jobs.model_list import config_document
 from jobs.validation import ValidationReport
 from providers.adapters import local
 from providers.deployment import Credentials, split_model_name
@@ -136,7 +136,7 @@ def describe_models(
     names: Iterable[str], config: Path | None, credentials: Mapping[str, Credentials]
 ) -> dict[str, Any]:
     """Each name (and, transitively, its fallbacks) -> the sorted deployments it resolves to."""
-    document: Any = yaml.safe_load(config.read_text()) if config else None
+    document: Any = config_document(config) if config else None
     document = document if isinstance(document, dict) else {}
     listed: dict[str, list[dict[str, Any]]] = {}
     for entry in document.get("model_list") or []:

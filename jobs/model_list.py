@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import SecretStr
 
 from providers import params as provider_params
@@ -40,6 +39,7 @@ __all__ = [
     "IGNORED_PARAMS",
     "TOP_LEVEL",
     "ModelList",
+    "config_document",
     "load_model_list",
     "parse_model_list",
 ]
@@ -233,13 +233,20 @@ def parse_model_list(
     return ModelList(deployments=deployments, fallbacks=fallbacks, unavailable=unavailable)
 
 
+def config_document(path: Path) -> Any:
+    """The config file's YAML document."""
+    import yaml  # here: most runs have no config file, and PyYAML is a tenth of enqueue's imports
+
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"cannot read model list {path}: {exc}") from exc
+
+
 def load_model_list(
     path: Path, environ: Mapping[str, str] | None, warn: Callable[[str], None] = lambda _m: None
 ) -> ModelList:
-    try:
-        document = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"cannot read model list {path}: {exc}") from exc
+    document = config_document(path)
     try:
         return parse_model_list(document, environ, warn)
     except ConfigurationError as exc:
