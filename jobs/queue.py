@@ -94,6 +94,17 @@ if new_lines > 0 then
   redis.call('HINCRBY', batch_key, 'total', new_lines)
 end
 local added, queued, done, entries = 0, 0, 0, {}
+if new_lines * 3 == #ARGV - first + 1 then
+  -- every line of the chunk is new to the batch's line set: never enqueued in it before, so
+  -- none is queued, running or done (the common first run skips three lookups a line)
+  for i = first, #ARGV, 3 do
+    redis.call('PEXPIRE', job_prefix .. ARGV[i], ttl)
+    entries[#entries + 1] = score
+    entries[#entries + 1] = ARGV[i]
+  end
+  redis.call('ZADD', queue, unpack(entries))
+  return {new_lines, 0, 0}
+end
 for i = first, #ARGV, 3 do
   local jid = ARGV[i]
   local job_key = job_prefix .. jid
@@ -191,16 +202,23 @@ class _Chunk:
     """A chunk's two commands, built line by line: ``MSET`` of its job values and the
     :data:`ENQUEUE_LUA` that sorts its lines out."""
 
-    def __init__(self, head: list[str | int]) -> None:
+    def __init__(self, head: list[str | int], batch: str) -> None:
         self.jobs = Command("MSET")
         self.lines = Command("EVAL", ENQUEUE_LUA, 3, *head[:3], head[3], int(time.time() * 1000), *head[4:])
         self.documents: dict[str, bytes] = {}
         self.size = 0
+        self._id_prefix = keys.job_id(batch, "").encode()
+        self._job_prefix = keys.arq_job(keys.job_id(batch, "")).encode()
 
-    def add(self, job_id: str, job: bytes, member: str, line_no: int) -> None:
-        key, line_id = keys.arq_job(job_id).encode(), job_id.encode()
-        self.jobs.add_bytes(key, job)
-        self.lines.add_bytes(line_id, member.encode(), b"%d" % line_no)
+    def add(self, key: bytes, job: bytes, member: bytes, line_no: int) -> None:
+        """A line's job value and its place in the script's arguments: ``key`` is its id as job
+        ids write it, ``member`` as the line set keeps it (both UTF-8)."""
+        job_prefix, id_prefix = self._job_prefix, self._id_prefix
+        job_key = b"$%d\r\n%s%s\r\n$%d\r\n" % (len(job_prefix) + len(key), job_prefix, key, len(job))
+        self.jobs.add_encoded(2, job_key, job, b"\r\n")
+        number = b"%d" % line_no
+        arguments = (len(id_prefix) + len(key), id_prefix, key, len(member), member, len(number), number)
+        self.lines.add_encoded(3, b"$%d\r\n%s%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % arguments)
         self.size += len(job)
 
 
@@ -253,10 +271,10 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
         await asyncio.sleep(0)
 
     verbatim = VerbatimJobs(batch, default_model, run, corpus, no_cache)
-    chunk = _Chunk(head)
+    chunk = _Chunk(head, batch)
     for each in lines:
         if isinstance(each, VerbatimLine) and not store.active:
-            chunk.add(keys.job_id(batch, each.key), verbatim.job(each), each.member, each.line_no)
+            chunk.add(each.key, verbatim.job(each), each.member, each.line_no)
         else:
             line = trusted_line(each.line_no, each.raw) if isinstance(each, VerbatimLine) else each
             payload = line_payload(batch, line, line.model or default_model, run, corpus)
@@ -264,10 +282,10 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
                 payload["no_cache"] = True
             chunk.size += store.stash(payload, chunk.documents)
             job = serialize(payload)  # arq's envelope is put back when it is read (jobs.serializer)
-            chunk.add(keys.job_id(batch, line.id), job, keys.line_member(line.id), line.line_no)
+            chunk.add(keys.line_key(line.id).encode(), job, keys.line_member(line.id).encode(), line.line_no)
         if chunk.jobs.count >= 1 + 2 * CHUNK_LINES or chunk.size >= CHUNK_BYTES:
             await flush(chunk)
-            chunk = _Chunk(head)
+            chunk = _Chunk(head, batch)
     if chunk.jobs.count > 1:
         await flush(chunk)
     while in_flight:

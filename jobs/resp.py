@@ -34,11 +34,13 @@ class Command:
         self.parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
         self.count += 1
 
-    def add_bytes(self, *args: bytes) -> None:
-        """Arguments that are bytes already; a large one is handed on as it is, never copied."""
-        for arg in args:
-            self.parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
-        self.count += len(args)
+    def add_encoded(self, count: int, *pieces: bytes) -> None:
+        """``count`` arguments the caller wrote in RESP already (``$<length>\\r\\n<bytes>\\r\\n``
+        each), as ``pieces``: a large argument can be a piece of its own, handed on as it is,
+        never copied.  One formatting operation for several small arguments is what makes an
+        enqueue chunk cheap to build."""
+        self.parts += pieces
+        self.count += count
 
     def pieces(self) -> list[bytes]:
         return [b"*%d\r\n" % self.count, *self.parts]

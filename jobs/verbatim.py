@@ -35,12 +35,22 @@ _REBUILT, _VERBATIM, _OWN_MODEL = 0, 1, 2
 @dataclass(slots=True)  # not frozen: built once per line, and frozen init costs ~3x
 class VerbatimLine:
     line_no: int
-    key: str
-    """The id as job ids write it (:func:`jobs.keys.line_key`)."""
-    member: str
-    """The id as the batch's line set keeps it (:func:`jobs.keys.line_member`)."""
+    key: bytes
+    """The id as job ids write it (:func:`jobs.keys.line_key`), UTF-8."""
+    member: bytes
+    """The id as the batch's line set keeps it (:func:`jobs.keys.line_member`), UTF-8."""
     raw: bytes
     own_model: bool
+
+
+def _key_of(member: bytes) -> bytes:
+    """An id's key from its JSON: an integer's JSON is its key; a string's is its text in quotes
+    unless JSON escaped something in it."""
+    if member[:1] != b'"':
+        return member
+    if b"\\" not in member:
+        return member[1:-1]
+    return str(orjson.loads(member)).encode()
 
 
 def _kind(obj: Mapping[str, Any]) -> int:
@@ -72,24 +82,24 @@ class LineIndex:
     ) -> Iterator[VerbatimLine | DatasetLine]:
         """The lines validation accepted, verbatim where they can be, else rebuilt without
         checking them again (:func:`jobs.preflight.valid_lines` without a corpus)."""
-        at = 0
+        line_nos, ends, members, kinds = self._line_nos, self._ends, self._members, self._kinds
+        indexed, duplicates = len(line_nos), report.duplicate_lines
+        at = start = 0
         for line_no, raw in read_lines(path, max_line_bytes):
-            if at >= len(self._line_nos) or self._line_nos[at] != line_no or isinstance(raw, LongLine):
+            if at >= indexed or line_nos[at] != line_no or isinstance(raw, LongLine):
                 continue  # it failed its own checks: never indexed
-            at += 1
-            if line_no in report.duplicate_lines:
+            kind, end = kinds[at], ends[at]
+            member = bytes(members[start:end])
+            at, start = at + 1, end
+            if line_no in duplicates:
                 continue
-            kind = self._kinds[at - 1]
-            member = self._members[self._ends[at - 2] if at > 1 else 0 : self._ends[at - 1]]
             # a line that no longer holds the id validation saw (the file changed meanwhile;
             # enqueue reports that once done), or spells it with other escapes: rebuilt, so its
             # job id and its payload always name the same line
             if kind == _REBUILT or member not in raw:
                 yield trusted_line(line_no, raw)
                 continue
-            text = member.decode()
-            key = orjson.loads(member) if text.startswith('"') else text
-            yield VerbatimLine(line_no, key, text, raw, kind == _OWN_MODEL)
+            yield VerbatimLine(line_no, _key_of(member), member, raw, kind == _OWN_MODEL)
 
 
 class VerbatimJobs:

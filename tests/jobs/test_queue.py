@@ -32,6 +32,29 @@ async def test_a_resume_of_finished_lines_leaves_no_job_value_behind(
     assert await redis.zcard(keys.QUEUE) == 0
 
 
+async def test_a_chunk_mixing_new_lines_with_known_ones_sorts_each_out(
+    redis: ArqRedis, redis_url: str, tmp_path: Path
+) -> None:
+    """A chunk whose lines are all new to the batch's line set skips the per-line lookups (the
+    first run); one that mixes new lines with known ones takes them, line by line: here six done
+    by an enqueue interrupted halfway, then six new, in one chunk."""
+    lines = synthetic_lines(12, docs_per_line=2)
+    half, whole = (
+        write_dataset(tmp_path / "half.jsonl", lines[:6]),
+        write_dataset(tmp_path / "d.jsonl", lines),
+    )
+    assert await enqueue(redis, half, run_of=whole) == (6, 0, 0)
+    assert [0 < await redis.pttl(key) <= 60_000 for key in await job_values(redis)] == [True] * 6
+    await run_burst(redis_url)
+    assert await enqueue(redis, whole) == (6, 0, 6)
+    values = await job_values(redis)
+    assert [0 < await redis.pttl(key) <= 60_000 for key in values] == [True] * 6
+    assert sorted(await redis.zrange(keys.QUEUE, 0, -1)) == sorted(
+        key[len(keys.ARQ_JOB_PREFIX) :] for key in values
+    )
+    assert await enqueue(redis, whole) == (0, 6, 6)
+
+
 async def test_a_resume_keeps_queued_jobs_as_they_were_and_expiring(redis: ArqRedis, tmp_path: Path) -> None:
     path = write_dataset(tmp_path / "d.jsonl", synthetic_lines(30, docs_per_line=2))
     assert await enqueue(redis, path) == (30, 0, 0)
