@@ -27,7 +27,7 @@ import orjson
 from arq import ArqRedis
 
 from bench.docstore_bench import key_bytes
-from bench.enqueue_bench import WORDS, baseline, check_queue, in_process, run_cli
+from bench.enqueue_bench import WORDS, baseline, check_queue, in_process, queued_then_flush, run_cli
 from jobs import keys, queue
 from jobs.connection import open_pool
 from jobs.embedded import EmbeddedRedis
@@ -109,11 +109,15 @@ def row(label: str, ratio: float, goal: str, met: bool) -> str:
     return f"  {label:<58} {ratio:>7.2f}x   goal {goal:<8} {'MET' if met else 'MISSED'}"
 
 
-def memory_goal(data: Path, lines: int, url: str, work: Path, bytecode: bool) -> list[str]:
-    payload = data.stat().st_size / lines
+def memory_figures(data: Path, lines: int, url: str, work: Path, bytecode: bool) -> tuple[float, float, str]:
+    """(Redis bytes per queued line, the line's own bytes, where a line's bytes go)."""
     run_cli(data, url, "memory", work, lines, bytecode=bytecode)  # also caches the bytecode
     total, parts = asyncio.run(bytes_then_flush(url, "memory"))
-    per_line = total / lines
+    return total / lines, data.stat().st_size / lines, parts
+
+
+def memory_goal(data: Path, lines: int, url: str, work: Path, bytecode: bool) -> list[str]:
+    per_line, payload, parts = memory_figures(data, lines, url, work, bytecode)
     ratio = per_line / payload
     return [
         f"1 KB lines ({payload:,.0f} B): Redis {per_line:,.0f} B per queued line ({parts})",
@@ -121,17 +125,39 @@ def memory_goal(data: Path, lines: int, url: str, work: Path, bytecode: bool) ->
     ]
 
 
+def perf_figures(lines: int, work: Path, url: str, round_no: int) -> dict[str, float]:
+    """One round of these goals as ``bench/perf.py``'s figures: lines/s of ``enqueue.py`` and of
+    its anchors, Redis bytes per queued line and the line's bytes (the datasets are written in
+    ``work`` on the first round, then reused)."""
+    figures: dict[str, float] = {}
+    asyncio.run(queued_then_flush(url))  # the worker runs' keys are no part of the bytes counted
+    for size, docs in SIZES.items():
+        data = work / f"goal-{docs}.jsonl"
+        if not data.exists():
+            goal_dataset(data, lines, docs, seed=docs)
+        if size == "1 KB":
+            figures["mem.redis"], figures["mem.payload"], _ = memory_figures(data, lines, url, work, True)
+            continue
+        key = f"enq{size[:-3]}k"
+        [(wall, _, raw, arq)] = paired_rounds(size, data, lines, url, work, True, 1, start=round_no)
+        figures[f"{key}.cli"], figures[f"{key}.raw"] = lines / wall, lines / raw
+        if arq:
+            figures[f"{key}.arq"] = 1 / arq
+    return figures
+
+
 ARQ_LINES = 5_000
 """Lines of the arq ``enqueue_job`` loop per round (one round trip a line: its rate is steady)."""
 
 
 def paired_rounds(
-    size: str, data: Path, lines: int, url: str, work: Path, bytecode: bool, rounds: int
+    size: str, data: Path, lines: int, url: str, work: Path, bytecode: bool, rounds: int, start: int = 0
 ) -> list[tuple[float, float, float, float]]:
     """(enqueue.py wall, its enqueue step, raw pipelined, arq loop seconds a line) per round, run
     back to back (which goes first alternates), so each round's ratios meet one moment's machine
     load; the arq loop only for 4 KB lines (0 otherwise), on the first :data:`ARQ_LINES` lines.
-    One unmeasured raw fill goes before the rounds (a new server's first fill is slower)."""
+    One unmeasured raw fill goes before the rounds (a new server's first fill is slower); the
+    rounds are numbered from ``start`` (enqueue.py goes first in even ones)."""
     head, arq_lines = work / "arq-head.jsonl", min(ARQ_LINES, lines)
     if size == "4 KB":
         with data.open("rb") as source:
@@ -142,7 +168,7 @@ def paired_rounds(
     asyncio.run(raw_pipelined(data, url, "warm-up"))
     print(check_queue(url, lines, f"warm-up fill (unmeasured), {size} lines"))
     found = []
-    for round_ in range(rounds):
+    for round_ in range(start, start + rounds):
         cli_first = round_ % 2 == 0
         raw = arq = 0.0
         if not cli_first:

@@ -1,6 +1,6 @@
 """Performance benchmark (issue 12): every figure with its anchor, measured in the same run.
 
-    ./rr python -m bench.perf                       # ~4 min, plus the LiteLLM venv the first time
+    ./rr python -m bench.perf                       # ~5 min, plus the LiteLLM venv the first time
     ./rr python -m bench.perf --rounds 3            # paired rounds; figures and ratios are medians
     ./rr python -m bench.perf --worker-env RR_MAX_JOBS=16 --skip-enqueue   # one lever, before/after
 
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import enqueue_bench, ratelimit_bench
-from bench.perf_enqueue import enqueue_figures, queued_bytes
+from bench.enqueue_goals import perf_figures
 from bench.perf_profile import py_spy, summary
 from bench.perf_runs import (
     Bench,
@@ -71,7 +71,7 @@ def _throughput(figures: Figures, name: str, run: Throughput, workers: int = 1) 
         figures[f"{name}.slowest"] = min(per_worker)
 
 
-def one_round(args: argparse.Namespace, bench: Bench, python: Path | None) -> Figures:
+def one_round(args: argparse.Namespace, bench: Bench, python: Path | None, round_no: int = 0) -> Figures:
     figures: Figures = {}
     env = dict(item.split("=", 1) for item in args.worker_env)
     for latency in (0, 50):
@@ -87,19 +87,8 @@ def one_round(args: argparse.Namespace, bench: Bench, python: Path | None) -> Fi
         bench.log(f"  plain arq + httpx, {workers} worker(s), 50 ms")
         _throughput(figures, f"plain{workers}_50", plain_run(bench, 50, workers, args.in_flight))
     if not args.skip_enqueue:
-        for size, docs in (("4k", 70), ("15k", 270)):
-            bench.log(f"  enqueue, ~{size} lines")
-            found = enqueue_figures(
-                bench.work, bench.url, args.enqueue_lines // (4 if size == "15k" else 1), docs,
-                args.arq_lines if size == "4k" else 0,
-            )  # fmt: skip
-            figures[f"enq{size}.bytes"] = found.line_bytes
-            figures[f"enq{size}.cli"] = found.cli_lines_per_s
-            figures[f"enq{size}.raw"] = found.raw_lines_per_s
-            if found.arq_lines_per_s:
-                figures[f"enq{size}.arq"] = found.arq_lines_per_s
-        bench.log("  Redis bytes per queued line")
-        figures["mem.redis"], figures["mem.payload"] = queued_bytes(bench.work, bench.url, 20_000, 22)
+        bench.log(f"  enqueue goals: {args.enqueue_lines:,} lines of 1, 4 and 15 KB (bench/enqueue_goals.py)")
+        figures.update(perf_figures(args.enqueue_lines, bench.work, bench.url, round_no))
     return figures
 
 
@@ -145,7 +134,7 @@ def rows(max_jobs: int) -> list[Row]:
             lambda r: r >= 10),
         Row("enqueue CLI, ~15 KB lines", "enq15k.cli", "enq15k.raw", "lines/s", ">= 0.8x raw pipelined",
             lambda r: r >= 0.8),
-        Row("Redis bytes per queued line vs its payload", "mem.redis", "mem.payload", "B", "<= 1.3x",
+        Row("Redis bytes per queued 1 KB line vs its payload", "mem.redis", "mem.payload", "B", "<= 1.3x",
             lambda r: r <= 1.3),
     ]  # fmt: skip
 
@@ -251,8 +240,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--in-flight", type=int, default=64, help="LiteLLM calls / plain arq jobs in flight")
     parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for worker.py (repeatable), e.g. RR_MAX_JOBS=16")  # fmt: skip
-    parser.add_argument("--enqueue-lines", type=int, default=20_000, help="~4 KB lines (1/4 as many 15 KB)")
-    parser.add_argument("--arq-lines", type=int, default=4000, help="lines for the enqueue_job loop anchor")
+    parser.add_argument("--enqueue-lines", type=int, default=50_000,
+                        help="lines per enqueue dataset (1, 4 and 15 KB lines; default 50,000)")  # fmt: skip
     parser.add_argument("--skip-enqueue", action="store_true", help="no enqueue or bytes figures")
     parser.add_argument("--skip-litellm", action="store_true", help="no LiteLLM loop (no venv set-up)")
     parser.add_argument("--litellm-venv", type=Path, default=ROOT / ".bench-venv-litellm")
@@ -285,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds = []
         for n in range(args.rounds):
             print(f"round {n + 1} of {args.rounds}", flush=True)
-            rounds.append(one_round(args, bench, python))
+            rounds.append(one_round(args, bench, python, n))
             print("\n".join([*table(rounds[-1:], max_jobs), "", *breakdown(rounds[-1:])]), flush=True)
         if args.profile:
             profile(bench, args.profile.resolve(), env, args.profile_latency)
