@@ -15,10 +15,10 @@ another run, and the export skips one, so a batch never exports scores of other 
 from __future__ import annotations
 
 import hashlib
-import queue
 import re
-import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,8 +181,10 @@ class LinesDigest:
         self.names: set[str] = set()
         self._hash = hashlib.blake2b(digest_size=16)
         self._pending = bytearray()
-        self._handed: queue.Queue[bytearray | None] = queue.Queue(maxsize=HASH_QUEUE_DEPTH)
-        self._hasher: threading.Thread | None = None
+        self._hasher: ThreadPoolExecutor | None = None
+        """One thread, so the chunks are hashed in order; it ends with the digest, or with this
+        object when nobody asks for one (validation refused the file)."""
+        self._handed: deque[Future[None]] = deque()
         self._digest: str | None = None
 
     def add(self, line_no: int, raw: bytes, obj: Mapping[str, Any]) -> None:
@@ -197,21 +199,19 @@ class LinesDigest:
 
     def _hand_over(self) -> None:
         if self._hasher is None:
-            self._hasher = threading.Thread(target=self._hash_handed, name="lines-digest", daemon=True)
-            self._hasher.start()
-        self._handed.put(self._pending)
+            self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lines-digest")
+        while len(self._handed) >= HASH_QUEUE_DEPTH:
+            self._handed.popleft().result()
+        self._handed.append(self._hasher.submit(self._hash.update, self._pending))
         self._pending = bytearray()
-
-    def _hash_handed(self) -> None:
-        while (chunk := self._handed.get()) is not None:
-            self._hash.update(chunk)
 
     def hexdigest(self) -> str:
         """The digest of every line added (no line may be added after)."""
         if self._digest is None:
+            while self._handed:
+                self._handed.popleft().result()
             if self._hasher is not None:
-                self._handed.put(None)
-                self._hasher.join()
+                self._hasher.shutdown()
             self._hash.update(self._pending)
             self._digest = self._hash.hexdigest()
         return self._digest

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import threading
 from pathlib import Path
 
 import orjson
@@ -122,6 +124,23 @@ def test_the_lines_digest_is_the_one_batches_enqueued_before_were_named_by(
     assert fed.hexdigest() == by_line.hexdigest()
     assert (fed._hasher is not None) == (chunk_bytes == 1500)  # 40 short lines fit one 4 MB chunk
     assert fed.hexdigest() == by_line.hexdigest()  # asked again (a bake-off asks once a model)
+
+
+def test_a_digest_nobody_asks_for_leaves_no_thread_behind(monkeypatch: MonkeyPatch) -> None:
+    """Validation that refuses the file never asks for the digest: in a notebook that validates
+    again and again, each such digest's hashing thread still ends."""
+    monkeypatch.setattr(identity_module, "HASH_CHUNK_BYTES", 1500)
+    fed = LinesDigest()
+    for line_no, line in enumerate(synthetic_lines(40), start=1):
+        raw = orjson.dumps(line)
+        fed.add(line_no, raw, line)
+    hashing = [t for t in threading.enumerate() if t.name.startswith("lines-digest")]
+    assert hashing
+    del fed
+    gc.collect()
+    for thread in hashing:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in hashing)
 
 
 def test_a_local_model_is_identified_with_its_scorer_version(
