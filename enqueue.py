@@ -282,6 +282,7 @@ async def _enqueue(run: Run, conn: Connection, *, bakeoff: bool = False) -> int 
         corpus=corpus,
         job_expiry_ms=settings.job_expiry_ms,
         result_ttl_ms=settings.result_ttl_ms,
+        documents_recur=run.index is None or run.index.documents.recurring,
     )
     elapsed = time.monotonic() - started
     if fingerprint(args.dataset) != run.report.fingerprint:

@@ -27,7 +27,7 @@ never ranked without it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ __all__ = [
     "SAMPLE_REPEATS",
     "STORE_MIN_BYTES",
     "WRITE_LUA",
+    "DocumentSample",
     "DocumentWriter",
     "content_hash",
     "document_keys",
@@ -99,11 +100,50 @@ def content_hash(raw: bytes) -> str:
     return hashlib.blake2b(raw, digest_size=HASH_BYTES).hexdigest()
 
 
+class DocumentSample:
+    """The sample :class:`DocumentWriter` takes, taken by validation instead, which decodes every
+    line anyway (fed each valid line, in file order): when the run's first documents do not
+    recur, the enqueue pass starts with the store off, and no line of the sample is decoded and
+    rebuilt again for the store's sake.  Exact where the writer's flags are not (one hash per
+    document, held until the sample is full: about 4 MB), and a document repeated within a line
+    counts too, so it finds the store worth its hashing at least as often as the writer would."""
+
+    def __init__(self, sample: int = SAMPLE_DOCUMENTS) -> None:
+        self.sample = sample
+        self.checked = 0
+        self.repeats = 0
+        self._seen: set[int] = set()
+
+    def add(self, line_no: int, raw: bytes, obj: Mapping[str, Any]) -> None:
+        if self.checked >= self.sample:
+            return
+        documents: list[Any] = obj["documents"]
+        before = len(self._seen)
+        try:  # a string caches its hash; far cheaper than its JSON
+            self._seen.update(map(hash, documents))
+        except TypeError:  # object documents: hashed by their JSON
+            self._seen.update(hash(d) if isinstance(d, str) else hash(orjson.dumps(d)) for d in documents)
+        self.repeats += len(documents) - (len(self._seen) - before)
+        self.checked += len(documents)
+        if self.checked >= self.sample:
+            self._seen = set()
+
+    @property
+    def recurring(self) -> bool:
+        """Whether the store is worth its hashing; a sample not yet full (a short run) says so."""
+        return self.checked < self.sample or self.repeats >= self.checked * SAMPLE_REPEATS
+
+
 class DocumentWriter:
     """Enqueue's side: takes documents out of payloads and writes them, once per run."""
 
     def __init__(
-        self, redis: Redis, ttl_ms: int, min_bytes: int = STORE_MIN_BYTES, sample: int = SAMPLE_DOCUMENTS
+        self,
+        redis: Redis,
+        ttl_ms: int,
+        min_bytes: int = STORE_MIN_BYTES,
+        sample: int = SAMPLE_DOCUMENTS,
+        recurring: bool = True,
     ) -> None:
         self._script = redis.register_script(WRITE_LUA)
         self.ttl_ms = ttl_ms
@@ -111,8 +151,9 @@ class DocumentWriter:
         self.sample = sample
         self._checked = 0
         self._repeats = 0
-        self.active = True
-        """False once the sample found (almost) nothing recurring: every document stays inline."""
+        self.active = recurring
+        """False once the sample found (almost) nothing recurring: every document stays inline
+        (from the start when validation's :class:`DocumentSample` found so: ``recurring``)."""
         self._written: set[str] = set()
         self._met_slots = np.zeros(MET_SLOTS, dtype=np.bool_)  # pages are touched as used
 

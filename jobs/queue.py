@@ -235,8 +235,12 @@ async def enqueue_lines(  # noqa: C901 (one flat loop; its helpers share its sta
     result_ttl_ms: int,
     on_chunk: Callable[[EnqueueCounts], None] | None = None,
     store_min_bytes: int = STORE_MIN_BYTES,
+    documents_recur: bool = True,
 ) -> EnqueueCounts:
-    store = DocumentWriter(redis, document_ttl_ms(result_ttl_ms, job_expiry_ms), store_min_bytes)
+    """``documents_recur``: False when validation's sample of the documents found (almost) none
+    recurring (:class:`jobs.docstore.DocumentSample`): the document store starts off."""
+    ttl_ms = document_ttl_ms(result_ttl_ms, job_expiry_ms)
+    store = DocumentWriter(redis, ttl_ms, store_min_bytes, recurring=documents_recur)
     counts = EnqueueCounts()
     head: list[str | int] = [
         *(keys.QUEUE, keys.batch(batch), keys.batch_lines(batch)),

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from jobs.dataset import MAX_LINE_BYTES, DatasetLine, LongLine, read_lines, trusted_line
+from jobs.docstore import DocumentSample
 from jobs.validation import ValidationReport
 
 __all__ = ["VERBATIM_FIELDS", "LineIndex", "VerbatimJobs", "VerbatimLine"]
@@ -70,8 +71,12 @@ class LineIndex:
         self._ends = array("Q")
         self._members = bytearray()
         self._kinds = bytearray()
+        self.documents = DocumentSample()
+        """Whether the run's first documents recur: if not, the enqueue pass starts with the
+        document store off, and every line can go verbatim from the first."""
 
     def add(self, line_no: int, raw: bytes, obj: Mapping[str, Any]) -> None:
+        self.documents.add(line_no, raw, obj)
         self._line_nos.append(line_no)
         self._members += orjson.dumps(obj["id"])
         self._ends.append(len(self._members))

@@ -4,6 +4,7 @@ missing or altered document is a named failure, never a ranking."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,15 +13,24 @@ from arq import ArqRedis
 
 from jobs import keys
 from jobs.dataset import DatasetLine
-from jobs.docstore import STORE_MIN_BYTES, DocumentWriter, content_hash, document_keys, hydrate
+from jobs.docstore import (
+    STORE_MIN_BYTES,
+    DocumentSample,
+    DocumentWriter,
+    content_hash,
+    document_keys,
+    hydrate,
+)
 from jobs.payload import LinePayload, line_payload
 from jobs.queue import document_ttl_ms, enqueue_lines, register_batch
 from jobs.records import RecordWriter
 from jobs.serializer import deserialize
+from jobs.validation import ModelCheck, validate_file
+from jobs.verbatim import LineIndex
 from jobs.work import WorkerState, rerank_line
 from providers.errors import DocumentMissingError, InvalidRequestError
 from providers.types import RerankRequest, RerankResponse
-from tests.support import RUN, WORDS, unit_line
+from tests.support import RUN, WORDS, synthetic_lines, unit_line, write_dataset
 
 LONG = " ".join(WORDS) * 2  # 300+ bytes: stored
 HOUR_MS = 3_600_000
@@ -213,3 +223,26 @@ def test_a_run_whose_first_documents_never_recur_stops_looking(redis: ArqRedis) 
     for line in overlapping_lines(25):
         sharing.stash(line_payload("b", line, "local/bm25", "r"), {})
     assert sharing.active
+
+
+def test_validation_takes_the_sample_so_a_run_without_repeats_starts_with_the_store_off(
+    redis: ArqRedis, tmp_path: Path
+) -> None:
+    """The writer's sample, taken by validation (:class:`DocumentSample`, fed through the enqueue
+    pass's index): 200 distinct documents say the store is not worth it, shared passages say it
+    is, and a run shorter than the sample keeps it on, as the writer would."""
+    distinct, sharing, short = (DocumentSample(sample=200) for _ in range(3))
+    for n in range(25):
+        distinct.add(n + 1, b"", {"documents": [f"{n}.{k} {LONG}" for k in range(8)]})
+    for line in overlapping_lines(25):
+        sharing.add(line.line_no, b"", {"documents": line.documents})
+    short.add(1, b"", {"documents": [f"0.{k} {LONG}" for k in range(8)]})
+    assert (distinct.recurring, sharing.recurring, short.recurring) == (False, True, True)
+    off = DocumentWriter(redis, HOUR_MS, recurring=False)
+    late = unit_line(documents=[f"0.0 {LONG}", f"0.0 {LONG}"])
+    assert off.stash(late, {}) == 0 and "stored" not in late
+
+    path = write_dataset(tmp_path / "d.jsonl", synthetic_lines(7, docs_per_line=3))
+    index = LineIndex()
+    validate_file(path, ModelCheck(), lambda error: None, on_valid=index.add)
+    assert index.documents.checked == 21 and index.documents.recurring  # short of the sample
