@@ -6,7 +6,9 @@ use in the run on, by a hash of that JSON in the job payload (``stored`` lists t
 replaced) and writes ``rr:doc:{hash}`` -> the JSON, set if absent, in the same pipeline as the
 jobs and before them.  A document's first use stays inline: a run where nothing recurs stores
 nothing and costs what it did without the store; when fewer than 1% of the run's first 100,000
-documents recur, the store is off for the rest of the run (:data:`SAMPLE_REPEATS`).  Smaller
+documents recur, the store is off for the rest of the run (:data:`SAMPLE_REPEATS`; validation
+takes that sample when the lines hold their documents, and the store is then off from the
+first line: :class:`DocumentSample`).  Smaller
 documents stay inline too: a stored document costs its key and Redis's per-key overhead (about
 125 bytes, and 27 for each reference), which a short text used two or three times does not
 repay.
