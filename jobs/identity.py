@@ -33,6 +33,8 @@ from providers.deployment import Credentials, split_model_name
 from providers.registry import LOCAL_PROVIDER
 
 __all__ = [
+    "HASH_CHUNK_BYTES",
+    "HASH_QUEUE_DEPTH",
     "IDENTITY_VERSION",
     "SECRET_WORDS",
     "SHORT_CHARS",
