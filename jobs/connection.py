@@ -13,6 +13,7 @@ from redis import exceptions as redis_errors
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 from jobs.embedded import EmbeddedRedis
+from jobs.packing import pack_with_hiredis
 from jobs.redis_url import RedisUrlError, redacted, redis_settings
 from jobs.serializer import deserialize, serialize
 
@@ -102,7 +103,9 @@ async def open_pool(
     try:
         async for attempt in retrying:
             with attempt:
-                return await create_pool(settings, job_serializer=serialize, job_deserializer=deserialize)
+                pool = await create_pool(settings, job_serializer=serialize, job_deserializer=deserialize)
+                await pack_with_hiredis(pool)
+                return pool
     except (*UNREACHABLE, *REFUSED) as exc:
         raise unavailable(url, exc) from None
     raise AssertionError("unreachable: tenacity returns or re-raises")

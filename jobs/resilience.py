@@ -43,6 +43,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs import keys
 from jobs.liveness import Claim, Liveness
+from jobs.packing import pack_with_hiredis
 from jobs.runner import LeanRunner
 
 __all__ = [
@@ -145,6 +146,7 @@ class ResilientWorker(LeanRunner):
                 default_queue_name=self.queue_name,
                 expires_extra_ms=self.expires_extra_ms,
             )
+            await pack_with_hiredis(self._pool)
         self.pool.connection_pool.connection_kwargs["health_check_interval"] = HEALTH_CHECK_SECONDS
         await super().main()
 
