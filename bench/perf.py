@@ -1,6 +1,6 @@
 """Performance benchmark (issue 12): every figure with its anchor, measured in the same run.
 
-    ./rr python -m bench.perf                       # ~5 min, plus the LiteLLM venv the first time
+    ./rr python -m bench.perf                       # ~7 min, plus the LiteLLM venv the first time
     ./rr python -m bench.perf --rounds 3            # paired rounds; figures and ratios are medians
     ./rr python -m bench.perf --worker-env RR_MAX_JOBS=16 --skip-enqueue   # one lever, before/after
 
