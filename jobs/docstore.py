@@ -102,6 +102,14 @@ def content_hash(raw: bytes) -> str:
     return hashlib.blake2b(raw, digest_size=HASH_BYTES).hexdigest()
 
 
+def _hashes(documents: list[Any]) -> list[int]:
+    """One hash per document, for telling documents met before in this run apart."""
+    try:  # a string caches its hash; far cheaper than its JSON
+        return list(map(hash, documents))
+    except TypeError:  # object documents: hashed by their JSON
+        return [hash(d) if isinstance(d, str) else hash(orjson.dumps(d)) for d in documents]
+
+
 class DocumentSample:
     """The sample :class:`DocumentWriter` takes, taken by validation instead, which decodes every
     line anyway (fed each valid line, in file order): when the run's first documents do not
@@ -121,10 +129,7 @@ class DocumentSample:
             return
         documents: list[Any] = obj["documents"]
         before = len(self._seen)
-        try:  # a string caches its hash; far cheaper than its JSON
-            self._seen.update(map(hash, documents))
-        except TypeError:  # object documents: hashed by their JSON
-            self._seen.update(hash(d) if isinstance(d, str) else hash(orjson.dumps(d)) for d in documents)
+        self._seen.update(_hashes(documents))
         self.repeats += len(documents) - (len(self._seen) - before)
         self.checked += len(documents)
         if self.checked >= self.sample:
@@ -197,11 +202,7 @@ class DocumentWriter:
     def _met(self, documents: list[Any]) -> list[int]:
         """Positions of the documents met before in this run (a document used once is cheaper
         inline: it stays there), from one flag per hash slot, set at C speed for the line."""
-        try:  # a string caches its hash; far cheaper than its JSON
-            hashes = np.fromiter(map(hash, documents), dtype=np.int64, count=len(documents))
-        except TypeError:  # object documents: hashed by their JSON
-            found = (hash(d) if isinstance(d, str) else hash(orjson.dumps(d)) for d in documents)
-            hashes = np.fromiter(found, dtype=np.int64, count=len(documents))
+        hashes = np.fromiter(_hashes(documents), dtype=np.int64, count=len(documents))
         np.bitwise_and(hashes, MET_SLOTS - 1, out=hashes)  # in place: the slots
         met = self._met_slots.take(hashes)  # take and put: twice as fast as fancy indexing
         self._met_slots.put(hashes, True)
